@@ -1,0 +1,98 @@
+"""The `modeladapter` command as a newcomer meets it: the demo, the schema commands, and bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from modeladapter import migrations
+from modeladapter.fsm import Phase, fold
+from modeladapter.operator.cli import main
+from modeladapter.store import SqlEventStore, create_engine
+
+
+def read_streams(url: str) -> list[tuple[str, int, Phase | None, tuple[str, ...]]]:
+    async def read() -> list[tuple[str, int, Phase | None, tuple[str, ...]]]:
+        store = SqlEventStore(create_engine(url))
+        try:
+            states = [fold(await store.read(s.stream_id)) for s in await store.streams()]
+            return [(f"{s.namespace}/{s.name}", s.pod_switches, s.phase, s.instances) for s in states]
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+def test_the_demo_reaches_running_after_retries_and_a_pod_switch_and_logs_it_all(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path}/events.db"
+    assert main(["demo", "--database-url", url]) == 0
+    out = capsys.readouterr().out
+    assert "load attempt 5 on qwen-coder-1-5b-instruct-0 failed" in out
+    assert "Backoff -> Exhausted" in out
+    assert "switched qwen-coder-1-5b-instruct-0 -> " in out
+    assert "Bound -> Running" in out
+    ((name, switches, phase, instances),) = read_streams(url)
+    assert (name, switches, phase) == ("default/qwen-code-lora", 1, Phase.RUNNING)
+    assert len(instances) == 1 and instances[0] != "qwen-coder-1-5b-instruct-0"
+
+
+def test_each_demo_run_is_a_new_adapter_in_the_same_log(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/events.db"
+    assert main(["demo", "--database-url", url]) == 0
+    assert main(["demo", "--database-url", url]) == 0
+    assert len(read_streams(url)) == 2
+
+
+def test_db_upgrade_then_current(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path}/events.db"
+    assert main(["db", "current", "--database-url", url]) == 0
+    assert capsys.readouterr().out.strip() == "(empty database)"
+    assert main(["db", "upgrade", "--database-url", url]) == 0
+    assert capsys.readouterr().out.strip() == migrations.head_revision()
+
+
+def test_an_unsupported_database_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["db", "upgrade", "--database-url", "mysql://root@localhost/test"]) == 2
+    assert "unsupported database 'mysql'" in capsys.readouterr().err
+
+
+def test_a_database_from_a_newer_version_is_refused_and_left_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path}/events.db"
+    assert main(["db", "upgrade", "--database-url", url]) == 0
+
+    async def from_the_future() -> None:
+        engine = create_engine(url)
+        async with engine.begin() as connection:
+            await connection.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+        await engine.dispose()
+
+    asyncio.run(from_the_future())
+    capsys.readouterr()
+    assert main(["demo", "--database-url", url]) == 2
+    assert "'9999_future'" in capsys.readouterr().err
+    assert read_streams(url) == []
+
+
+def test_bad_arguments_exit_with_status_2() -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["no-such-command"])
+    assert exited.value.code == 2
+
+
+def test_the_kubectl_plugin_name_runs_the_same_command(tmp_path: Path) -> None:
+    plugin = Path(sys.executable).parent / "kubectl-modeladapter"
+    result = subprocess.run(
+        [str(plugin), "db", "upgrade", "--database-url", f"sqlite:///{tmp_path}/events.db"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == migrations.head_revision()
