@@ -12,7 +12,7 @@ and leaves the state, so pod churn does not grow it without bound.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 from modeladapter.fsm.events import (
@@ -121,15 +121,11 @@ class _MutablePlacement:
     artifact_url: str | None = None
 
     def freeze(self) -> Placement:
-        return Placement(
-            pod=self.pod,
-            state=self.state,
-            since=self.since,
-            attempts=self.attempts,
-            next_retry_at=self.next_retry_at,
-            last_error=self.last_error,
-            artifact_url=self.artifact_url,
-        )
+        return Placement(**{f.name: getattr(self, f.name) for f in fields(Placement)})
+
+    @classmethod
+    def thaw(cls, placement: Placement) -> _MutablePlacement:
+        return cls(**{f.name: getattr(placement, f.name) for f in fields(Placement)})
 
 
 # Entering these states starts a fresh count of attempts.
@@ -160,57 +156,14 @@ class _Folder:
 
     @classmethod
     def start(cls, state: AdapterState) -> _Folder:
-        return cls(
-            stream_id=state.stream_id,
-            namespace=state.namespace,
-            name=state.name,
-            version=state.version,
-            position=state.position,
-            phase=state.phase,
-            phase_since=state.phase_since,
-            phase_trigger=state.phase_trigger,
-            phase_reason=state.phase_reason,
-            phase_message=state.phase_message,
-            spec=state.spec,
-            rejection=state.rejection,
-            placements={
-                p.pod: _MutablePlacement(
-                    pod=p.pod,
-                    state=p.state,
-                    since=p.since,
-                    attempts=p.attempts,
-                    next_retry_at=p.next_retry_at,
-                    last_error=p.last_error,
-                    artifact_url=p.artifact_url,
-                )
-                for p in state.placements
-            },
-            endpoints=state.endpoints,
-            finalized=state.finalized,
-            load_failures=state.load_failures,
-            pod_switches=state.pod_switches,
-        )
+        values = {f.name: getattr(state, f.name) for f in fields(AdapterState)}
+        values["placements"] = {p.pod: _MutablePlacement.thaw(p) for p in state.placements}
+        return cls(**values)
 
     def freeze(self) -> AdapterState:
-        return AdapterState(
-            stream_id=self.stream_id,
-            namespace=self.namespace,
-            name=self.name,
-            version=self.version,
-            position=self.position,
-            phase=self.phase,
-            phase_since=self.phase_since,
-            phase_trigger=self.phase_trigger,
-            phase_reason=self.phase_reason,
-            phase_message=self.phase_message,
-            spec=self.spec,
-            rejection=self.rejection,
-            placements=tuple(p.freeze() for p in self.placements.values()),
-            endpoints=self.endpoints,
-            finalized=self.finalized,
-            load_failures=self.load_failures,
-            pod_switches=self.pod_switches,
-        )
+        values = {f.name: getattr(self, f.name) for f in fields(AdapterState)}
+        values["placements"] = tuple(p.freeze() for p in self.placements.values())
+        return AdapterState(**values)
 
     def record(self, event: RecordedEvent) -> None:
         if self.stream_id is None:
