@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-MAPPED = ("fsm", "adapters", "store", "migrations", "operator")
+MAPPED = ("fsm", "adapters", "store", "migrations", "operator", "sandbox")
 REINSTALL = "pip install -e '.[dev]'"
 
 
