@@ -155,7 +155,7 @@ def decide(state: AdapterState, trigger: Trigger, facts: Facts) -> list[AdapterE
         decision = Decision(adapter=state, facts=facts, placement=placement)
         known = trigger in _PLACEMENT_TRIGGERS
     if not known:
-        raise TransitionRejected(name, current, trigger, pod=pod)
+        raise TransitionRejected(name, str(current), trigger, pod=pod)
     machine.add_model(decision, initial=str(current))
     try:
         accepted = decision.trigger(trigger.value)
@@ -164,7 +164,7 @@ def decide(state: AdapterState, trigger: Trigger, facts: Facts) -> list[AdapterE
     finally:
         machine.remove_model(decision)
     if not accepted:
-        raise TransitionRejected(name, current, trigger, pod=pod)
+        raise TransitionRejected(name, str(current), trigger, pod=pod)
     return decision.emitted
 
 

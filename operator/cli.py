@@ -14,7 +14,10 @@ from collections.abc import Sequence
 
 from modeladapter import migrations
 from modeladapter.operator.demo import run_demo
+from sqlalchemy.exc import DBAPIError
+
 from modeladapter.store import DEFAULT_DATABASE_URL, SchemaTooNew, UnsupportedDatabase, create_engine
+from modeladapter.store.engine import redact_url
 
 USAGE_ERROR = 2
 
@@ -63,8 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UnsupportedDatabase, SchemaTooNew) as error:
         print(f"modeladapter: {error}", file=sys.stderr)
         return USAGE_ERROR
-    except OSError as error:
-        print(f"modeladapter: cannot open the event log {url}: {error}", file=sys.stderr)
+    except (OSError, DBAPIError) as error:
+        detail = error.orig if isinstance(error, DBAPIError) else error
+        print(f"modeladapter: cannot use the event log {redact_url(url)}: {detail}", file=sys.stderr)
         return USAGE_ERROR
 
 

@@ -37,7 +37,7 @@ def normalize_url(url: str | URL) -> URL:
     try:
         parsed = make_url(url) if isinstance(url, str) else url
     except ArgumentError as error:
-        raise UnsupportedDatabase(f"not a database URL: {url!s}: {error}") from None
+        raise UnsupportedDatabase(f"not a database URL: {error}") from None
     if parsed.drivername in _SQLITE_DRIVERS:
         return parsed.set(drivername="sqlite+aiosqlite")
     if parsed.drivername in _POSTGRES_DRIVERS:
@@ -46,6 +46,14 @@ def normalize_url(url: str | URL) -> URL:
         f"unsupported database {parsed.drivername!r} in {parsed.render_as_string(hide_password=True)}; "
         "use sqlite:///PATH or postgresql://USER@HOST/DB"
     )
+
+
+def redact_url(url: str | URL) -> str:
+    """The URL as it may be printed or logged: any password is masked."""
+    try:
+        return (make_url(url) if isinstance(url, str) else url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
 
 
 def is_memory_sqlite(url: URL) -> bool:

@@ -33,8 +33,11 @@ from modeladapter.store.engine import IMMEDIATE
 from modeladapter.store.errors import ConcurrencyConflict, DuplicateEvent, StoreError, StreamIdentityMismatch
 from modeladapter.store.schema import UTCDateTime, events, streams
 
-# Arbitrary but fixed: the key of the PostgreSQL advisory lock that serialises appends.
-_APPEND_LOCK_KEY: Final = 0x6D6F64656C616461  # "modelada"
+_WRITER_STOPPED = StoreError("the event writer stopped; this batch may or may not have been written")
+
+# Arbitrary but fixed: the key of the PostgreSQL advisory lock that serialises appends. Another process that
+# must keep appends out for a moment (a consistent backup, a test) can take it too.
+APPEND_LOCK_KEY: Final = 0x6D6F64656C616461  # "modelada"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +84,8 @@ class SqlEventStore:
     async def close(self) -> None:
         """Wait for submitted appends to finish, then release the database connections."""
         if self._writer is not None:
-            await asyncio.shield(self._writer)
+            # wait() rather than await: a writer cancelled at shutdown has already failed its callers.
+            await asyncio.wait([self._writer])
         await self.engine.dispose()
 
     # --- writing --------------------------------------------------------------------------------------------
@@ -115,20 +119,30 @@ class SqlEventStore:
         return await done
 
     async def _write_pending(self) -> None:
-        while self._pending:
-            group, self._pending = self._pending[: self.MAX_GROUP], self._pending[self.MAX_GROUP :]
-            try:
-                await self._commit_group(group)
-            except Exception as error:
-                if len(group) == 1:
-                    _settle(group[0], error=await self._explain(group[0], error))
-                    continue
-                # One bad batch must not sink the others: retry each on its own to isolate it.
-                for request in group:
-                    try:
-                        await self._commit_group([request])
-                    except Exception as single_error:
-                        _settle(request, error=await self._explain(request, single_error))
+        group: list[_AppendRequest] = []
+        try:
+            while self._pending:
+                group, self._pending = self._pending[: self.MAX_GROUP], self._pending[self.MAX_GROUP :]
+                # Shielded: if the writer is cancelled, its callers hear so at once (below) while the
+                # transaction finishes or rolls back on its own; waiting on a busy database could take long.
+                try:
+                    await asyncio.shield(self._commit_group(group))
+                except Exception as error:
+                    if len(group) == 1:
+                        _settle(group[0], error=await self._explain(group[0], error))
+                        continue
+                    # One bad batch must not sink the others: retry each on its own to isolate it.
+                    for request in group:
+                        try:
+                            await asyncio.shield(self._commit_group([request]))
+                        except Exception as single_error:
+                            _settle(request, error=await self._explain(request, single_error))
+        except BaseException:
+            # Cancelled (shutdown) mid-write: nobody may be left waiting forever.
+            for request in [*group, *self._pending]:
+                _settle(request, error=_WRITER_STOPPED)
+            self._pending = []
+            raise
 
     async def _commit_group(self, group: list[_AppendRequest]) -> None:
         """Write every acceptable batch of `group` in one transaction; settle each request."""
@@ -138,7 +152,7 @@ class SqlEventStore:
                 connection = await connection.execution_options(**{IMMEDIATE: True})
             async with connection.begin():
                 if not self._sqlite:
-                    await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK_KEY})
+                    await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK_KEY})
                 known = await self._stream_versions(connection, {r.stream_id for r in group})
                 accepted, rejected = self._arbitrate(group, known)
                 if accepted:

@@ -82,6 +82,22 @@ def test_a_database_from_a_newer_version_is_refused_and_left_alone(
     assert read_streams(url) == []
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("postgresql://modeladapter:s3cret@127.0.0.1:1/test", id="nothing-listening"),
+        pytest.param("postgresql://no_such_role:s3cret@127.0.0.1:5432/test", id="unknown-role"),
+    ],
+)
+def test_an_unusable_database_is_a_clear_error_that_never_prints_the_password(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "current", "--database-url", url]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("modeladapter: cannot use the event log postgresql://")
+    assert "s3cret" not in err and "***" in err
+
+
 def test_bad_arguments_exit_with_status_2() -> None:
     with pytest.raises(SystemExit) as exited:
         main(["no-such-command"])

@@ -25,8 +25,10 @@ from modeladapter.fsm.events import (
     stamp,
 )
 from modeladapter.fsm.phases import Phase
-from modeladapter.store import ConcurrencyConflict, CorruptEvent, SqlEventStore, StreamIdentityMismatch
+from modeladapter.store import ConcurrencyConflict, CorruptEvent, SqlEventStore, StoreError, StreamIdentityMismatch
 from modeladapter.store.codec import Codec
+from modeladapter.store.engine import IMMEDIATE
+from modeladapter.store.eventstore import APPEND_LOCK_KEY
 from modeladapter.store.errors import DuplicateEvent
 
 NS, NAME = "default", "qwen-code-lora"
@@ -263,6 +265,31 @@ class TestAllOrNothing:
         await store.append(stream, batch(epoch, spec()), expected_version=0, namespace=NS, name=NAME)
         with pytest.raises(ConcurrencyConflict):
             await store.append(stream, [], expected_version=0, namespace=NS, name=NAME)
+
+
+class TestShutdown:
+    async def test_a_writer_stopped_mid_commit_fails_its_callers_instead_of_stranding_them(
+        self, database: FreshDatabase, store: SqlEventStore, epoch: datetime
+    ) -> None:
+        """At shutdown the event loop cancels every task, the group-commit writer included."""
+        blocker = database.engine()
+        async with blocker.connect() as holder:
+            # Another writer holds the append lock, so our commit waits inside the writer task.
+            if store.engine.dialect.name == "postgresql":
+                await holder.execute(text("SELECT pg_advisory_lock(:key)"), {"key": APPEND_LOCK_KEY})
+            else:
+                holder = await holder.execution_options(**{IMMEDIATE: True})
+                await holder.begin()
+            waiting = asyncio.create_task(
+                store.append(new_stream(), batch(epoch, spec()), expected_version=0, namespace=NS, name=NAME)
+            )
+            await asyncio.sleep(0.3)
+            assert store._writer is not None and not waiting.done()
+            store._writer.cancel()
+            with pytest.raises(StoreError, match="may or may not have been written"):
+                await asyncio.wait_for(waiting, timeout=10)
+            await holder.rollback()
+        await blocker.dispose()
 
 
 class TestBadInput:
