@@ -1,0 +1,265 @@
+"""A ModelAdapter's spec, read out of the raw object and checked: a typed `AdapterSpec`, or the first problem.
+
+The CRD's schema rejects wrong types at the API server; what it cannot express is checked here, and a
+problem names the field and the rule, so that the status condition can say exactly what to fix:
+
+* `spec.artifactURL` — one of `huggingface://org/repo`, `hf://org/repo`, `s3://`, `gcs://`, `gs://`, `tos://`
+  with a bucket, or an absolute path;
+* `spec.podSelector` — must select something (an empty selector would match every pod in the namespace);
+  expressions use `In`/`NotIn` with values or `Exists`/`DoesNotExist` without;
+* `spec.replicas` — omitted (every healthy matching pod) or at least 1;
+* `spec.schedulerName` — a known policy (`modeladapter.fsm.scheduling`);
+* `metadata.name` — usable as the engine's LoRA name: the AIBrix runtime, the strictest engine, accepts
+  1 to 100 characters of letters, digits, `-` and `_`, starting with a letter or digit;
+* `spec.apiKeySecretRef`, `spec.credentialsSecretRef` — a Secret name in the adapter's own namespace.
+
+Pure: no I/O, no Kubernetes client. Secrets are resolved later, by the operator, and never stored here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal, NoReturn
+
+from modeladapter.fsm.scheduling import SchedulingPolicy, UnknownPolicy, parse_policy
+
+ARTIFACT_SCHEMES: Final = ("huggingface://", "hf://", "s3://", "gcs://", "gs://", "tos://")
+OBJECT_STORE_SCHEMES: Final = ("s3://", "gcs://", "gs://", "tos://")
+LORA_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
+# DNS-1123 subdomain: what Kubernetes accepts as a Secret name.
+SECRET_NAME: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+SELECTOR_OPERATORS: Final = ("In", "NotIn", "Exists", "DoesNotExist")
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    key: str
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: tuple[str, ...] = ()
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        match self.operator:
+            case "In":
+                return labels.get(self.key) in self.values
+            case "NotIn":
+                return labels.get(self.key) not in self.values
+            case "Exists":
+                return self.key in labels
+            case "DoesNotExist":
+                return self.key not in labels
+
+    def render(self) -> str:
+        match self.operator:
+            case "In":
+                return f"{self.key} in ({','.join(self.values)})"
+            case "NotIn":
+                return f"{self.key} notin ({','.join(self.values)})"
+            case "Exists":
+                return self.key
+            case "DoesNotExist":
+                return f"!{self.key}"
+
+
+@dataclass(frozen=True, slots=True)
+class LabelSelector:
+    """`matchLabels` and `matchExpressions`, both honoured (AIBrix ignores the expressions)."""
+
+    match_labels: tuple[tuple[str, str], ...] = ()
+    match_expressions: tuple[Requirement, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.match_labels and not self.match_expressions
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return all(labels.get(key) == value for key, value in self.match_labels) and all(
+            requirement.matches(labels) for requirement in self.match_expressions
+        )
+
+    def render(self) -> str:
+        """The `labelSelector` query string form, e.g. `app=vllm,tier in (a,b),!canary`."""
+        parts = [f"{key}={value}" for key, value in self.match_labels]
+        parts += [requirement.render() for requirement in self.match_expressions]
+        return ",".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class SecretKeyRef:
+    name: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterSpec:
+    lora_name: str
+    artifact_url: str
+    pod_selector: LabelSelector
+    replicas: int | None
+    """None: every healthy matching pod."""
+    scheduler_name: str
+    scheduler: SchedulingPolicy
+    base_model: str | None = None
+    credentials_secret: str | None = None
+    api_key_secret: SecretKeyRef | None = None
+    has_inline_api_key: bool = False
+    """`additionalConfig["api-key"]` is set (the AIBrix way; `apiKeySecretRef` is preferred)."""
+
+    @property
+    def needs_runtime_sidecar(self) -> bool:
+        """Object-store artifacts can only be downloaded by the AIBrix runtime sidecar."""
+        return self.artifact_url.startswith(OBJECT_STORE_SCHEMES)
+
+
+@dataclass(frozen=True, slots=True)
+class SpecProblem:
+    """Why a spec cannot be acted on: the field's path and the rule it breaks."""
+
+    field: str
+    rule: str
+    value: str = ""
+
+    @property
+    def message(self) -> str:
+        shown = f" (got {self.value})" if self.value else ""
+        return f"{self.field}: {self.rule}{shown}"
+
+
+class _Invalid(Exception):
+    def __init__(self, problem: SpecProblem) -> None:
+        self.problem = problem
+
+
+def parse_spec(raw: Mapping[str, Any]) -> AdapterSpec | SpecProblem:
+    """Read a ModelAdapter object (as the API returns it); the first problem found wins."""
+    try:
+        return _parse(raw)
+    except _Invalid as invalid:
+        return invalid.problem
+
+
+def _parse(raw: Mapping[str, Any]) -> AdapterSpec:
+    metadata = _mapping(raw.get("metadata"), "metadata")
+    spec = _mapping(raw.get("spec"), "spec")
+    name = metadata.get("name")
+    if not isinstance(name, str) or not LORA_NAME.match(name):
+        _fail(
+            "metadata.name",
+            "must be usable as the engine's LoRA name: 1 to 100 letters, digits, '-' or '_', "
+            "starting with a letter or digit",
+            name,
+        )
+    artifact_url = spec.get("artifactURL")
+    if not isinstance(artifact_url, str) or not artifact_url:
+        _fail("spec.artifactURL", "is required")
+    _check_artifact_url(artifact_url)
+    replicas = spec.get("replicas")
+    if replicas is not None and (isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1):
+        _fail("spec.replicas", "must be at least 1, or omitted to use every healthy matching pod", replicas)
+    scheduler_name = spec.get("schedulerName") or "default"
+    if not isinstance(scheduler_name, str):
+        _fail("spec.schedulerName", "must be a string", scheduler_name)
+    try:
+        scheduler = parse_policy(scheduler_name)
+    except UnknownPolicy as unknown:
+        _fail("spec.schedulerName", str(unknown))
+    base_model = spec.get("baseModel")
+    if base_model is not None and not isinstance(base_model, str):
+        _fail("spec.baseModel", "must be a string", base_model)
+    additional = spec.get("additionalConfig") or {}
+    if not isinstance(additional, Mapping) or not all(isinstance(v, str) for v in additional.values()):
+        _fail("spec.additionalConfig", "must map strings to strings")
+    return AdapterSpec(
+        lora_name=name,
+        artifact_url=artifact_url,
+        pod_selector=_selector(spec.get("podSelector")),
+        replicas=replicas,
+        scheduler_name=scheduler_name,
+        scheduler=scheduler,
+        base_model=base_model,
+        credentials_secret=_secret_name(spec.get("credentialsSecretRef"), "spec.credentialsSecretRef"),
+        api_key_secret=_secret_key_ref(spec.get("apiKeySecretRef")),
+        has_inline_api_key=bool(additional.get("api-key")),
+    )
+
+
+def _check_artifact_url(url: str) -> None:
+    if url.startswith("/"):
+        if "\x00" in url or "/../" in f"{url}/":
+            _fail("spec.artifactURL", "an absolute path must not contain '..' or NUL", url)
+        return
+    scheme = next((s for s in ARTIFACT_SCHEMES if url.startswith(s)), None)
+    if scheme is None:
+        supported = ", ".join([*ARTIFACT_SCHEMES, "/absolute/path"])
+        _fail("spec.artifactURL", f"unsupported scheme; use one of {supported}", url)
+    rest = url.removeprefix(scheme)
+    if scheme in ("huggingface://", "hf://"):
+        parts = rest.strip("/").split("/")
+        if len(parts) != 2 or not all(parts):
+            _fail("spec.artifactURL", f"a Hugging Face artifact is {scheme}ORG/REPO", url)
+    elif not rest.split("/", 1)[0]:
+        _fail("spec.artifactURL", f"{scheme} needs a bucket: {scheme}BUCKET/PATH", url)
+
+
+def _selector(raw: Any) -> LabelSelector:
+    if raw is None:
+        _fail("spec.podSelector", "is required")
+    selector = _mapping(raw, "spec.podSelector")
+    labels = selector.get("matchLabels") or {}
+    if not isinstance(labels, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        _fail("spec.podSelector.matchLabels", "must map label keys to string values")
+    expressions = selector.get("matchExpressions") or []
+    if not isinstance(expressions, list):
+        _fail("spec.podSelector.matchExpressions", "must be a list")
+    requirements = tuple(_requirement(e, f"spec.podSelector.matchExpressions[{i}]") for i, e in enumerate(expressions))
+    parsed = LabelSelector(match_labels=tuple(sorted(labels.items())), match_expressions=requirements)
+    if parsed.empty:
+        _fail("spec.podSelector", "must not be empty: an empty selector would match every pod in the namespace")
+    return parsed
+
+
+def _requirement(raw: Any, path: str) -> Requirement:
+    expression = _mapping(raw, path)
+    key, operator, values = expression.get("key"), expression.get("operator"), expression.get("values") or []
+    if not isinstance(key, str) or not key:
+        _fail(f"{path}.key", "is required")
+    if operator not in SELECTOR_OPERATORS:
+        _fail(f"{path}.operator", f"must be one of {', '.join(SELECTOR_OPERATORS)}", operator)
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        _fail(f"{path}.values", "must be a list of strings")
+    if operator in ("In", "NotIn") and not values:
+        _fail(f"{path}.values", f"must not be empty for operator {operator}")
+    if operator in ("Exists", "DoesNotExist") and values:
+        _fail(f"{path}.values", f"must be empty for operator {operator}")
+    return Requirement(key=key, operator=operator, values=tuple(values))
+
+
+def _secret_name(raw: Any, path: str) -> str | None:
+    if raw is None:
+        return None
+    name = _mapping(raw, path).get("name")
+    if not isinstance(name, str) or not SECRET_NAME.match(name) or len(name) > 253:
+        _fail(f"{path}.name", "must name a Secret in the adapter's namespace", name)
+    return name
+
+
+def _secret_key_ref(raw: Any) -> SecretKeyRef | None:
+    name = _secret_name(raw, "spec.apiKeySecretRef")
+    if name is None:
+        return None
+    key = _mapping(raw, "spec.apiKeySecretRef").get("key") or "api-key"
+    if not isinstance(key, str) or not re.fullmatch(r"[-._a-zA-Z0-9]+", key):
+        _fail("spec.apiKeySecretRef.key", "must be a Secret data key", key)
+    return SecretKeyRef(name=name, key=key)
+
+
+def _mapping(raw: Any, path: str) -> Mapping[str, Any]:
+    if not isinstance(raw, Mapping):
+        _fail(path, "must be an object")
+    return raw
+
+
+def _fail(field: str, rule: str, value: object = None) -> NoReturn:
+    shown = "" if value is None else (repr(value) if not isinstance(value, str) else value)
+    raise _Invalid(SpecProblem(field=field, rule=rule, value=shown[:200]))
