@@ -1,0 +1,67 @@
+"""vLLM's runtime LoRA API, called directly on the engine port (vLLM 0.32/0.33; `lora-serving-landscape.md` §1).
+
+* load: `POST /v1/load_lora_adapter {"lora_name", "lora_path"[, "load_inplace": true]}` -> 200 plain text
+  `Success: LoRA adapter '<name>' added successfully.`; 400 "has already been loaded" is success only when
+  `/v1/models` shows the same `root`; 404 "No adapter found"; 500 rank/bias; 401 without the right key.
+* unload: `POST /v1/unload_lora_adapter {"lora_name"}` -> 200; 404 "cannot be found" counts as unloaded.
+* list and verify: `GET /v1/models`, adapters have `root` = their `lora_path` and `parent` = the base model.
+"""
+
+from __future__ import annotations
+
+from modeladapter.adapters.answers import interpret_failure, unexpected
+from modeladapter.adapters.artifacts import lora_path_for_engine, same_path
+from modeladapter.adapters.base import HttpEngineClient, LoadRequest, check_name
+from modeladapter.adapters.outcomes import (
+    AdapterAlreadyLoaded,
+    AdapterNotLoaded,
+    AlreadyLoadedWithOtherPath,
+    LoadOutcome,
+    LoadResult,
+    UnloadOutcome,
+    UnloadResult,
+)
+
+LOAD_PATH = "/v1/load_lora_adapter"
+UNLOAD_PATH = "/v1/unload_lora_adapter"
+
+
+class VllmClient(HttpEngineClient):
+    async def load(self, request: LoadRequest, *, replace: bool = False) -> LoadResult:
+        """Load `request` under its name; with `replace`, swap the weights of an adapter of that name in place
+        (vLLM's `load_inplace`; use a new path, since vLLM keys its prefix cache on name and path)."""
+        name = check_name(request.name)
+        lora_path = lora_path_for_engine(request.artifact_url)
+        await self.check_base_model(request)
+        body: dict[str, object] = {"lora_name": name, "lora_path": lora_path}
+        if replace:
+            body["load_inplace"] = True
+        answer = await self.call("POST", LOAD_PATH, operation="load", body=body)
+        if answer.status == 200:
+            return LoadResult(name, lora_path, LoadOutcome.LOADED, answer.text)
+        failure = interpret_failure(answer.status, answer.text, operation="load")
+        if not isinstance(failure, AdapterAlreadyLoaded):
+            raise unexpected(failure)
+        served = (await self.list_models()).find(name)
+        if served is not None and same_path(served.root, lora_path):
+            return LoadResult(name, lora_path, LoadOutcome.ALREADY_LOADED, failure.engine_message)
+        loaded = served.root if served is not None else None
+        raise AlreadyLoadedWithOtherPath(
+            f"load: {self.target} already serves an adapter named {name!r} from {loaded!r}, not {lora_path!r}"
+            if served is not None
+            else f"load: {self.target} says {name!r} is loaded but does not list it (it is being unloaded)",
+            loaded_path=loaded,
+            wanted_path=lora_path,
+            status=answer.status,
+            engine_message=failure.engine_message,
+        )
+
+    async def unload(self, name: str) -> UnloadResult:
+        check_name(name)
+        answer = await self.call("POST", UNLOAD_PATH, operation="unload", body={"lora_name": name})
+        if answer.status == 200:
+            return UnloadResult(name, UnloadOutcome.UNLOADED)
+        failure = interpret_failure(answer.status, answer.text, operation="unload")
+        if isinstance(failure, AdapterNotLoaded) and answer.status == 404:
+            return UnloadResult(name, UnloadOutcome.NOT_LOADED)
+        raise unexpected(failure)

@@ -1,0 +1,495 @@
+"""A simulated inference engine: vLLM 0.32's HTTP API (or SGLang's) on aiohttp, with its state in memory and
+faults on demand.
+
+    engine = SimulatedEngine("127.0.0.2", 8000, api_key="k", max_lora_rank=8)
+    await engine.start()                                   # inside a running event loop
+    engine.inject(Fault(status=503), route="load")         # the next load answers 503
+    await engine.restart()                                 # forget every adapter, like a container restart
+    engine.adapters                                        # {name: LoadedAdapter} as /v1/models lists them
+    await engine.stop()
+
+The vLLM flavor answers with vLLM's exact status codes, content types and messages (`vllm_texts`): plain-text
+`Success: ...` without a content type on load and unload, the nested JSON error envelope, `{"error":
+"Unauthorized"}` with `--api-key` on `/v1/*`, and `/v1/models` cards with `root` and `parent`. Like vLLM, it
+loads a `lora_path` only if that directory holds a PEFT `adapter_config.json`, checks rank and bias against
+`max_lora_rank`, and keeps listing what it loaded until it is unloaded.
+
+Beyond vLLM, for tests: `max_adapters` with `on_capacity="reject"` (a 500 from the worker) or `"evict-lru"`
+(the least recently used adapter disappears from `/v1/models`, as after an engine-side eviction); `evict(name)`;
+`refuse_connections()` / `accept_connections()` (the listening socket closes: connection refused); `restart()`;
+per-request or per-pod `Fault`s (delay, any status, a dropped connection). Real vLLM 0.32 never refuses a load
+for capacity: it evicts inside the worker and keeps listing the adapter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final, Literal
+
+from aiohttp import web
+
+from modeladapter.sandbox.engine import vllm_texts as texts
+from modeladapter.sandbox.engine.adapter_files import BrokenAdapterConfig, read_peft_adapter
+from modeladapter.sandbox.engine.faults import Fault, FaultPlan, Route
+
+OMIT_CONTENT_TYPE: Final = web.ResponseKey("omit_content_type", bool)
+MAX_CALLS_KEPT: Final = 1000
+
+
+class EngineFlavor(StrEnum):
+    VLLM = "vllm"
+    SGLANG = "sglang"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedAdapter:
+    name: str
+    path: str
+    """The `lora_path` as it was given (vLLM lists it as `root`)."""
+    int_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    body: str
+    content_type: str | None
+    """None: no Content-Type header at all (vLLM's plain-text successes have none)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    method: str
+    path: str
+    status: int | None
+    """None when the connection was dropped without an answer."""
+
+
+class SimulatedEngine:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        *,
+        flavor: EngineFlavor | str = EngineFlavor.VLLM,
+        api_key: str | None = None,
+        served_model_name: str = "tiny",
+        model_path: str | None = None,
+        max_model_len: int = 256,
+        max_lora_rank: int = 16,
+        max_adapters: int | None = None,
+        on_capacity: Literal["reject", "evict-lru"] = "reject",
+        hub: Mapping[str, str | os.PathLike[str]] | None = None,
+    ) -> None:
+        if max_adapters is not None and max_adapters < 1:
+            raise ValueError("max_adapters must be at least 1, or None for no limit")
+        if on_capacity not in ("reject", "evict-lru"):
+            raise ValueError("on_capacity is 'reject' or 'evict-lru'")
+        self.host = host
+        self.port = port
+        self.flavor = EngineFlavor(flavor)
+        self.api_key = api_key
+        self.served_model_name = served_model_name
+        self.model_path = model_path or f"/models/{served_model_name}"
+        self.max_model_len = max_model_len
+        self.max_lora_rank = max_lora_rank
+        self.max_adapters = max_adapters
+        self.on_capacity = on_capacity
+        self.hub = {repo: str(path) for repo, path in (hub or {}).items()}
+        """Hugging Face repository ids this engine can "download" (to local adapter directories); vLLM on this
+        machine is offline, so any other repository id is not found."""
+        self.faults = FaultPlan()
+        self.calls: list[Call] = []
+        self._adapters: dict[str, LoadedAdapter] = {}
+        self._last_used: dict[str, float] = {}
+        self._next_int_id = 1
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self.restarts = 0
+
+    def __repr__(self) -> str:
+        return f"<SimulatedEngine {self.flavor} {self.base_url} adapters={sorted(self._adapters)}>"
+
+    # --- the in-process API ------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def adapters(self) -> dict[str, LoadedAdapter]:
+        """The adapters the engine serves now, in the order `/v1/models` lists them."""
+        return dict(self._adapters)
+
+    @property
+    def running(self) -> bool:
+        return self._site is not None
+
+    async def start(self) -> SimulatedEngine:
+        if self._runner is not None:
+            raise RuntimeError(f"{self!r} is already started")
+        app = web.Application(middlewares=[self._middleware])
+        app.on_response_prepare.append(_look_like_uvicorn)
+        self._routes(app)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.25)
+        await runner.setup()
+        self._runner = runner
+        try:
+            await self.accept_connections()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def stop(self) -> None:
+        runner, self._runner, self._site = self._runner, None, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def refuse_connections(self) -> None:
+        """Close the listening socket: new connections are refused until `accept_connections()`."""
+        site, self._site = self._site, None
+        if site is not None:
+            await site.stop()
+
+    async def accept_connections(self) -> None:
+        if self._runner is None:
+            raise RuntimeError(f"{self!r} is not started")
+        if self._site is not None:
+            return
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        self._site = site
+        if self.port == 0:  # an ephemeral port: keep it, so a restart comes back on the same address
+            self.port = int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+
+    async def restart(self, *, downtime: float = 0.0) -> None:
+        """Like a container restart: connections are refused for `downtime` seconds and every adapter is gone."""
+        await self.refuse_connections()
+        self.forget_everything()
+        if downtime:
+            await asyncio.sleep(downtime)
+        await self.accept_connections()
+        self.restarts += 1
+
+    def forget_everything(self) -> None:
+        self._adapters.clear()
+        self._last_used.clear()
+
+    def inject(self, fault: Fault, *, route: Route | str = Route.ANY, times: int | None = 1) -> None:
+        """Apply `fault` to the next `times` requests to `route` (None: every request until `clear_faults`)."""
+        self.faults.add(fault, route=route, times=times)
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    def evict(self, name: str) -> bool:
+        """Drop an adapter as if the engine lost it; True if it was loaded."""
+        self._last_used.pop(name, None)
+        return self._adapters.pop(name, None) is not None
+
+    # --- the engine's behaviour, without HTTP (also used by the runtime sidecar) ---------------------------
+
+    def load(self, name: str, lora_path: str, *, load_inplace: bool = False) -> Reply:
+        if self.flavor is EngineFlavor.SGLANG:
+            return self._sglang_load(name, lora_path)
+        if not name or not lora_path:
+            return _vllm_error(texts.BOTH_REQUIRED, "InvalidUserInput", 400)
+        if name == self.served_model_name:
+            return _vllm_error(texts.conflicts_with_base(name), "InvalidUserInput", 400)
+        if name in self._adapters and not load_inplace:
+            return _vllm_error(texts.already_loaded(name), "InvalidUserInput", 400)
+        problem = self._check_files(name, lora_path)
+        if problem is not None:
+            return problem
+        if name not in self._adapters and not self._make_room():
+            return _vllm_error(
+                texts.add_lora_failed(f"No free LoRA slot: {self.max_adapters} adapters are loaded (simulated)"),
+                "InternalServerError",
+                500,
+            )
+        previous = self._adapters.get(name)
+        int_id = previous.int_id if previous is not None else self._take_int_id()
+        self._adapters[name] = LoadedAdapter(name, lora_path, int_id)
+        self._touch(name)
+        return Reply(200, texts.loaded_text(name), None)
+
+    def unload(self, name: str) -> Reply:
+        if self.flavor is EngineFlavor.SGLANG:
+            return self._sglang_unload(name)
+        if not name:
+            return _vllm_error(texts.UNLOAD_NAME_REQUIRED, "InvalidUserInput", 400)
+        if name not in self._adapters:
+            return _vllm_error(texts.cannot_be_found(name), "NotFoundError", 404)
+        del self._adapters[name]
+        self._last_used.pop(name, None)
+        return Reply(200, texts.unloaded_text(name), None)
+
+    def models(self) -> Reply:
+        created = int(time.time())
+        salt = f"{self.host}:{self.port}:{self.restarts}"
+        cards = [
+            texts.model_card(model_id=self.served_model_name, root=self.model_path, parent=None,
+                             max_model_len=self.max_model_len, created=created, salt=salt)
+        ]  # fmt: skip
+        cards += [
+            texts.model_card(model_id=a.name, root=a.path, parent=self.served_model_name, max_model_len=None,
+                             created=created, salt=salt)
+            for a in self._adapters.values()
+        ]  # fmt: skip
+        return Reply(200, texts.dumps({"object": "list", "data": cards}), texts.JSON)
+
+    def complete(self, model: str, prompt: str, max_tokens: int) -> Reply:
+        if model == self.served_model_name:
+            weights = self.model_path
+        elif model in self._adapters:
+            weights = self._adapters[model].path
+            self._touch(model)
+        else:
+            message = texts.model_does_not_exist(model, [self.served_model_name])
+            return Reply(404, texts.error_body(message, "NotFoundError", 404, "model"), texts.JSON)
+        text = texts.completion_text(weights, prompt, max_tokens)
+        body = texts.completion_body(model=model, text=text, prompt_tokens=max(1, len(prompt.split())),
+                                     completion_tokens=max_tokens, created=int(time.time()))  # fmt: skip
+        return Reply(200, body, texts.JSON)
+
+    def _check_files(self, name: str, lora_path: str) -> Reply | None:
+        directory = self._resolve(lora_path)
+        try:
+            adapter = read_peft_adapter(directory) if directory is not None else None
+        except BrokenAdapterConfig as error:
+            return _vllm_error(texts.add_lora_failed(str(error)), "InternalServerError", 500)
+        if adapter is None:
+            return _vllm_error(texts.no_adapter_found(name, lora_path), "NotFoundError", 404)
+        problems = texts.peft_problems(rank=adapter.rank, max_lora_rank=self.max_lora_rank, bias=adapter.bias)
+        if problems is not None:
+            return _vllm_error(texts.add_lora_failed(problems), "InternalServerError", 500)
+        return None
+
+    def _resolve(self, lora_path: str) -> str | None:
+        """vLLM's `get_adapter_absolute_path`: a local path if there is one, else a hub download."""
+        expanded = os.path.expanduser(lora_path)
+        if os.path.isabs(expanded) or os.path.exists(expanded):
+            return os.path.abspath(expanded)
+        return self.hub.get(lora_path)
+
+    def _make_room(self) -> bool:
+        if self.max_adapters is None or len(self._adapters) < self.max_adapters:
+            return True
+        if self.on_capacity == "reject":
+            return False
+        oldest = min(self._adapters, key=lambda n: self._last_used.get(n, 0.0))
+        self.evict(oldest)
+        return True
+
+    def _touch(self, name: str) -> None:
+        self._last_used[name] = time.monotonic()
+
+    def _take_int_id(self) -> int:
+        self._next_int_id += 1
+        return self._next_int_id - 1
+
+    # --- SGLang's answers ----------------------------------------------------------------------------------
+
+    def _sglang_load(self, name: str, lora_path: str) -> Reply:
+        if name in self._adapters:
+            return self._sglang_reply(False, f"Failed to load LoRA adapter {name} because it is already loaded")
+        directory = self._resolve(lora_path)
+        try:
+            adapter = read_peft_adapter(directory) if directory is not None else None
+        except BrokenAdapterConfig as error:
+            return self._sglang_reply(False, str(error))
+        if adapter is None:
+            return self._sglang_reply(False, f"Can't find 'adapter_config.json' at '{lora_path}'")
+        if adapter.rank > self.max_lora_rank:
+            return self._sglang_reply(
+                False,
+                f"LoRA adapter {name} with rank {adapter.rank} is incompatible with the current LoRA memory pool "
+                "configuration. Please ensure that the LoRA adapter's rank is within the configured "
+                "`--max-lora-rank` and that the target modules are included in `--lora-target-modules`.",
+            )
+        if not self._make_room():
+            return self._sglang_reply(False, f"Failed to load LoRA adapter {name}: no free LoRA slot (simulated)")
+        self._adapters[name] = LoadedAdapter(name, lora_path, self._take_int_id())
+        self._touch(name)
+        return self._sglang_reply(True, None)
+
+    def _sglang_unload(self, name: str) -> Reply:
+        if name not in self._adapters:
+            keys = ", ".join(repr(n) for n in self._adapters)
+            return self._sglang_reply(False, f"LoRA with name {name} does not exist. Loaded LoRAs: dict_keys([{keys}])")
+        del self._adapters[name]
+        self._last_used.pop(name, None)
+        return self._sglang_reply(True, None)
+
+    def _sglang_reply(self, success: bool, error: str | None) -> Reply:
+        loaded = {a.name: a.path for a in self._adapters.values()}
+        body = texts.dumps({"success": success, "error_message": error, "loaded_adapters": loaded})
+        return Reply(200 if success else 400, body, texts.JSON)
+
+    # --- HTTP ----------------------------------------------------------------------------------------------
+
+    def _routes(self, app: web.Application) -> None:
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/ping", self._health)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/completions", self._completions)
+        if self.flavor is EngineFlavor.SGLANG:
+            app.router.add_post("/load_lora_adapter", self._load)
+            app.router.add_post("/unload_lora_adapter", self._unload)
+        else:
+            app.router.add_post("/v1/load_lora_adapter", self._load)
+            app.router.add_post("/v1/unload_lora_adapter", self._unload)
+
+    @web.middleware
+    async def _middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        fault = self.faults.take(_route_of(request.path))
+        if fault is not None and fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault is not None and fault.drop:
+            self._record(request, None)
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=500)  # never written: the connection is gone
+        if fault is not None and fault.status is not None:
+            body, content_type = fault.answer()
+            return self._respond(request, Reply(fault.status, body, content_type))
+        if self.api_key is not None and request.path.startswith("/v1") and request.method != "OPTIONS":
+            if request.headers.get("Authorization", "") != f"Bearer {self.api_key}":
+                return self._respond(request, Reply(401, texts.UNAUTHORIZED_BODY, texts.JSON))
+        try:
+            response = await handler(request)
+        except web.HTTPMethodNotAllowed as error:
+            response = self._respond(request, Reply(405, texts.dumps({"detail": "Method Not Allowed"}), texts.JSON))
+            response.headers["Allow"] = ", ".join(sorted(error.allowed_methods))
+            return response
+        except web.HTTPNotFound:
+            return self._respond(request, Reply(404, texts.dumps({"detail": "Not Found"}), texts.JSON))
+        self._record(request, response.status)
+        return response
+
+    def _respond(self, request: web.Request, reply: Reply) -> web.Response:
+        self._record(request, reply.status)
+        return to_response(reply)
+
+    def _record(self, request: web.Request, status: int | None) -> None:
+        self.calls.append(Call(request.method, request.path, status))
+        del self.calls[:-MAX_CALLS_KEPT]
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return to_response(Reply(200, "", None))
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return to_response(self.models())
+
+    async def _load(self, request: web.Request) -> web.Response:
+        body, problem = await _json_body(request)
+        if problem is not None:
+            return to_response(problem)
+        assert body is not None
+        errors = _field_errors(body, required=("lora_name", "lora_path"), strings=("lora_name", "lora_path"),
+                               booleans=("load_inplace", "is_3d_lora_weight"))  # fmt: skip
+        if errors:
+            return to_response(Reply(400, texts.validation_body(errors), texts.JSON))
+        return to_response(self.load(str(body["lora_name"]), str(body["lora_path"]),
+                                     load_inplace=bool(texts.lax_bool(body.get("load_inplace", False)))))  # fmt: skip
+
+    async def _unload(self, request: web.Request) -> web.Response:
+        body, problem = await _json_body(request)
+        if problem is not None:
+            return to_response(problem)
+        assert body is not None
+        errors = _field_errors(body, required=("lora_name",), strings=("lora_name",), booleans=())
+        if errors:
+            return to_response(Reply(400, texts.validation_body(errors), texts.JSON))
+        return to_response(self.unload(str(body["lora_name"])))
+
+    async def _completions(self, request: web.Request) -> web.Response:
+        body, problem = await _json_body(request)
+        if problem is not None:
+            return to_response(problem)
+        assert body is not None
+        errors = _field_errors(body, required=("prompt",), strings=("prompt",), booleans=())
+        if errors:
+            return to_response(Reply(400, texts.validation_body(errors), texts.JSON))
+        model = body.get("model") or self.served_model_name
+        max_tokens = body.get("max_tokens", 16)
+        if not isinstance(model, str) or not isinstance(max_tokens, int) or max_tokens < 1:
+            return to_response(_vllm_error("max_tokens must be at least 1 and model a string", "BadRequestError",
+                                           400))  # fmt: skip
+        return to_response(self.complete(model, str(body["prompt"]), min(max_tokens, self.max_model_len)))
+
+
+def to_response(reply: Reply) -> web.Response:
+    if reply.content_type is None:
+        response = web.Response(status=reply.status, body=reply.body.encode())
+        response[OMIT_CONTENT_TYPE] = True
+        return response
+    media_type, _, _ = reply.content_type.partition(";")
+    return web.Response(status=reply.status, body=reply.body.encode(), content_type=media_type,
+                        charset="utf-8" if media_type == "text/plain" else None)  # fmt: skip
+
+
+async def _look_like_uvicorn(request: web.Request, response: web.StreamResponse) -> None:
+    # vLLM's plain-text successes carry no Content-Type; aiohttp insists on one for a body, so take it out
+    # here, after aiohttp has prepared the headers and before they are written.
+    if response.get(OMIT_CONTENT_TYPE):
+        response.headers.popall("Content-Type", None)
+    response.headers["Server"] = "uvicorn"
+    response.headers["Vary"] = "Origin"  # vLLM's CORS middleware
+
+
+def _vllm_error(message: str, error_type: str, status: int) -> Reply:
+    return Reply(status, texts.error_body(message, error_type, status), texts.JSON)
+
+
+def _route_of(path: str) -> Route:
+    if path.endswith("/models"):
+        return Route.MODELS
+    if path.endswith("unload_lora_adapter"):
+        return Route.UNLOAD
+    if path.endswith("load_lora_adapter"):
+        return Route.LOAD
+    if path.endswith("/completions"):
+        return Route.COMPLETIONS
+    if path in ("/health", "/ping"):
+        return Route.HEALTH
+    return Route.ANY
+
+
+async def _json_body(request: web.Request) -> tuple[dict[str, object] | None, Reply | None]:
+    """vLLM's `validate_json_request` and FastAPI's body parsing: (the JSON object, None) or (None, the 400)."""
+    media_type = request.headers.get("Content-Type", "").lower().split(";", 1)[0].strip()
+    if media_type != "application/json":
+        return None, Reply(400, texts.validation_body([texts.UNSUPPORTED_MEDIA_TYPE]), texts.JSON)
+    raw = await request.text()
+    try:
+        document = json.loads(raw)
+    except json.JSONDecodeError as error:
+        return None, Reply(400, texts.validation_body([texts.invalid_json(error.pos, error.msg)]), texts.JSON)
+    if not isinstance(document, dict):
+        return None, Reply(400, texts.validation_body([texts.not_an_object(document)]), texts.JSON)
+    return document, None
+
+
+def _field_errors(
+    body: dict[str, object], *, required: tuple[str, ...], strings: tuple[str, ...], booleans: tuple[str, ...]
+) -> list[dict[str, object]]:
+    errors: list[dict[str, object]] = []
+    for field in dict.fromkeys((*required, *strings, *booleans)):
+        if field not in body:
+            if field in required:
+                errors.append(texts.missing_field(field, body))
+        elif field in strings and not isinstance(body[field], str):
+            errors.append(texts.not_a_string(field, body[field]))
+        elif field in booleans and texts.lax_bool(body[field]) is None:
+            errors.append(texts.not_a_bool(field, body[field]))
+    return errors
