@@ -59,6 +59,17 @@ def test_every_mapped_folder_is_declared_and_visible_to_mypy() -> None:
         assert link.is_symlink() and link.resolve() == (REPO / folder).resolve(), f"{link} must link to {folder}/"
 
 
+def test_every_package_is_listed_so_that_a_wheel_holds_it_all() -> None:
+    """setuptools' `packages` is explicit with `package-dir`; a subpackage left out would be missing from a wheel."""
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = set()
+    for folder in MAPPED:
+        for directory in [REPO / folder, *(p for p in (REPO / folder).rglob("*") if p.is_dir())]:
+            if "__pycache__" not in directory.parts and any(directory.glob("*.py")):
+                found.add(".".join(["modeladapter", folder, *directory.relative_to(REPO / folder).parts]))
+    assert found == listed, f"missing from pyproject: {sorted(found - listed)}; listed but absent: {sorted(listed - found)}"
+
+
 @pytest.mark.parametrize("folder", MAPPED)
 def test_every_module_is_importable_under_the_namespace_from_this_checkout(folder: str) -> None:
     for path in sorted((REPO / folder).rglob("*.py")):
