@@ -413,12 +413,7 @@ class ApiServer:
         if method == "DELETE":
             if target.subresource:
                 raise errors.method_not_allowed()
-            raw = await self._read_body(request)
-            try:
-                body = json.loads(raw) if raw.strip() else {}
-            except ValueError as error:
-                raise errors.bad_request(f"json parse error: {error}") from None
-            options = DeleteOptions.parse(body, query)
+            options = await self._delete_options(request, query)
             obj, deleted = store.delete(resource, namespace, target.name, options, dry_run=dry_run)
             if deleted and resource.delete_returns_status:
                 return self._respond(self._success_status(resource, obj), rendering)
@@ -477,15 +472,19 @@ class ApiServer:
                     "metadata": metadata, "items": page.items}
         return self._respond(body, rendering)
 
-    async def _delete_collection(self, request: web.Request, target: Target, query: dict[str, str],
-                                 rendering: Rendering) -> web.Response:
-        labels, fields = self._selectors(target, query)
+    async def _delete_options(self, request: web.Request, query: dict[str, str]) -> DeleteOptions:
+        """DeleteOptions from the body (optional JSON) and the query string."""
         raw = await self._read_body(request)
         try:
             body = json.loads(raw) if raw.strip() else {}
         except ValueError as error:
             raise errors.bad_request(f"json parse error: {error}") from None
-        options = DeleteOptions.parse(body, query)
+        return DeleteOptions.parse(body, query)
+
+    async def _delete_collection(self, request: web.Request, target: Target, query: dict[str, str],
+                                 rendering: Rendering) -> web.Response:
+        labels, fields = self._selectors(target, query)
+        options = await self._delete_options(request, query)
         namespace = target.namespace if target.resource.namespaced else None
         page = self.store.list_objects(target.resource, namespace, labels, fields)
         deleted = []
