@@ -66,7 +66,7 @@ def pod_lost(d: Decision) -> list[AdapterEvent]:
     return [PodLost(pod=d.pod, reason=d.facts.reason)]
 
 
-def pod_lost_while_unloading(d: Decision) -> list[AdapterEvent]:
+def pod_gone(d: Decision) -> list[AdapterEvent]:
     return [PodLost(pod=d.pod, reason=d.facts.reason), Unloaded(pod=d.pod, outcome="pod-gone")]
 
 

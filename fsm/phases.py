@@ -71,6 +71,7 @@ class PlacementTrigger(StrEnum):
     RECONSIDER = "reconsider"
     ADAPTER_MISSING = "adapter_missing"
     POD_LOST = "pod_lost"
+    POD_GONE = "pod_gone"
     RELOAD = "reload"
     UNLOAD = "unload"
     UNLOAD_SUCCEEDED = "unload_succeeded"

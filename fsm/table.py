@@ -11,6 +11,12 @@ The phase machine emits only `PhaseChanged`; its triggers are situations of the 
 facts behind them are recorded by whoever observed them. The placement machine's edges name the facts
 they record (`emit`), e.g. `LoadFailed` with the backoff's retry time.
 
+A pod that is *lost* (not Ready, terminating, the engine lost the adapter) may come back; a pod that is
+*gone* (deleted) takes the adapter with it, which counts as unloaded. Retiring any placement that may hold
+the adapter goes through a real unload call (`Unloading`): a load that timed out may still have landed, and a
+deleted ModelAdapter must leave no copy on any live pod. Only an `Assigned` placement, never tried, is
+dropped without a call.
+
 `docs/state-machines.md` is rendered from these tables (`python -m modeladapter.fsm.diagram`); a test fails
 when it drifts.
 """
@@ -82,30 +88,36 @@ PLACEMENT_TABLE: Final[tuple[Edge, ...]] = (
     Edge(U.ASSIGN,           NEW,          S.ASSIGNED,                                    emit=emit.pod_selected),
     Edge(U.START_LOAD,       S.ASSIGNED,   S.LOADING,                                     emit=emit.load_started),
     Edge(U.POD_LOST,         S.ASSIGNED,   S.LOST,                                        emit=emit.pod_lost),
+    Edge(U.POD_GONE,         S.ASSIGNED,   S.UNLOADED,                                    emit=emit.pod_gone),
     Edge(U.UNLOAD,           S.ASSIGNED,   S.UNLOADED,                                    emit=emit.nothing_to_unload),
     Edge(U.LOAD_SUCCEEDED,   S.LOADING,    S.LOADED,                                      emit=emit.load_succeeded),
     Edge(U.LOAD_FAILED,      S.LOADING,    S.BACKOFF,    guard.retriable,                 emit.load_failed_will_retry),
     Edge(U.LOAD_FAILED,      S.LOADING,    S.EXHAUSTED,                                   emit=emit.load_failed_for_good),
     Edge(U.POD_LOST,         S.LOADING,    S.LOST,                                        emit=emit.pod_lost),
+    Edge(U.POD_GONE,         S.LOADING,    S.UNLOADED,                                    emit=emit.pod_gone),
     Edge(U.UNLOAD,           S.LOADING,    S.UNLOADING,                                   emit=emit.unload_started),
     Edge(U.RETRY_DUE,        S.BACKOFF,    S.LOADING,    guard.attempts_left,             emit.load_started),
     Edge(U.RETRY_DUE,        S.BACKOFF,    S.EXHAUSTED,                                   emit=emit.retries_exhausted),
     Edge(U.POD_LOST,         S.BACKOFF,    S.LOST,                                        emit=emit.pod_lost),
-    Edge(U.UNLOAD,           S.BACKOFF,    S.UNLOADED,                                    emit=emit.nothing_to_unload),
+    Edge(U.POD_GONE,         S.BACKOFF,    S.UNLOADED,                                    emit=emit.pod_gone),
+    Edge(U.UNLOAD,           S.BACKOFF,    S.UNLOADING,                                   emit=emit.unload_started),
     Edge(U.ADAPTER_MISSING,  S.LOADED,     S.LOST,                                        emit=emit.adapter_missing),
     Edge(U.POD_LOST,         S.LOADED,     S.LOST,                                        emit=emit.pod_lost),
+    Edge(U.POD_GONE,         S.LOADED,     S.UNLOADED,                                    emit=emit.pod_gone),
     Edge(U.RELOAD,           S.LOADED,     S.LOADING,                                     emit=emit.load_started),
     Edge(U.UNLOAD,           S.LOADED,     S.UNLOADING,                                   emit=emit.unload_started),
     Edge(U.RECONSIDER,       S.EXHAUSTED,  S.ASSIGNED),                                   # rested: fresh attempts
     Edge(U.POD_LOST,         S.EXHAUSTED,  S.LOST,                                        emit=emit.pod_lost),
-    Edge(U.UNLOAD,           S.EXHAUSTED,  S.UNLOADED,                                    emit=emit.nothing_to_unload),
+    Edge(U.POD_GONE,         S.EXHAUSTED,  S.UNLOADED,                                    emit=emit.pod_gone),
+    Edge(U.UNLOAD,           S.EXHAUSTED,  S.UNLOADING,                                   emit=emit.unload_started),
     Edge(U.RELOAD,           S.LOST,       S.LOADING,                                     emit=emit.load_started),
     Edge(U.ASSIGN,           S.LOST,       S.ASSIGNED,                                    emit=emit.pod_selected),
-    Edge(U.UNLOAD,           S.LOST,       S.UNLOADED,                                    emit=emit.nothing_to_unload),
+    Edge(U.POD_GONE,         S.LOST,       S.UNLOADED,                                    emit=emit.pod_gone),
+    Edge(U.UNLOAD,           S.LOST,       S.UNLOADING,                                   emit=emit.unload_started),
     Edge(U.UNLOAD_SUCCEEDED, S.UNLOADING,  S.UNLOADED,                                    emit=emit.unloaded),
     Edge(U.UNLOAD_FAILED,    S.UNLOADING,  S.UNLOADED,   guard.unload_deadline_passed,    emit.unload_abandoned),
     Edge(U.UNLOAD_FAILED,    S.UNLOADING,  S.UNLOADING,                                   emit=emit.unload_failed),
-    Edge(U.POD_LOST,         S.UNLOADING,  S.UNLOADED,                                    emit=emit.pod_lost_while_unloading),
+    Edge(U.POD_GONE,         S.UNLOADING,  S.UNLOADED,                                    emit=emit.pod_gone),
 )
 
 PHASE_STATES: Final[tuple[str, ...]] = (NEW, *Phase)

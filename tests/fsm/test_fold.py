@@ -200,8 +200,8 @@ class TestWhatTheFoldKnows:
         payloads = run(
             [
                 (PlacementTrigger.ASSIGN, Facts(now=epoch, pod="pod-a")),
-                (PlacementTrigger.POD_LOST, Facts(now=epoch, pod="pod-a", reason="pod deleted")),
-                (PlacementTrigger.UNLOAD, Facts(now=epoch, pod="pod-a")),
+                (PlacementTrigger.START_LOAD, Facts(now=epoch, pod="pod-a")),
+                (PlacementTrigger.POD_GONE, Facts(now=epoch, pod="pod-a", reason="pod deleted")),
             ],
             epoch,
         )
