@@ -1,0 +1,142 @@
+"""The operator's picture of the cluster: ModelAdapters and pods, kept current by informers, and who to wake.
+
+Two `Informer`s (ModelAdapters, Pods) keep caches the reconciler reads instead of asking the API server on
+every pass. Their change handlers route work: a ModelAdapter change enqueues that adapter; a pod change
+enqueues only the adapters in the pod's namespace whose selector matches the pod before or after the change,
+or that have a placement on it. The placement index (which adapters sit on which pod) is what the
+scheduling policies count; the reconciler updates it from the folded state after every pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from modeladapter.fsm.state import AdapterState
+from modeladapter.operator.kube import MODELADAPTERS, PODS, Kube, Raw
+from modeladapter.operator.spec import AdapterSpec, LabelSelector, parse_spec
+from modeladapter.operator.watching import Informer
+
+Enqueue = Callable[[str], None]
+
+
+def uid_of(obj: Raw) -> str:
+    return str((obj.get("metadata") or {}).get("uid", ""))
+
+
+def labels_of(obj: Raw | None) -> dict[str, str]:
+    return dict(((obj or {}).get("metadata") or {}).get("labels") or {})
+
+
+class ClusterView:
+    def __init__(self, kube: Kube, enqueue: Enqueue, *, namespace: str | None = None) -> None:
+        self.enqueue = enqueue
+        self.adapters = Informer(kube, MODELADAPTERS, self._adapter_changed, namespace=namespace)
+        self.pods = Informer(kube, PODS, self._pod_changed, namespace=namespace)
+        self._by_uid: dict[str, Raw] = {}
+        self._selectors: dict[str, tuple[str, LabelSelector | None]] = {}
+        self._placed: dict[str, tuple[str, frozenset[str]]] = {}
+        """uid -> (namespace, pods holding or about to hold that adapter): what scheduling counts."""
+        self._touched: dict[str, tuple[str, frozenset[str]]] = {}
+        """uid -> (namespace, every pod with a placement of that adapter, in any state): who to wake."""
+
+    async def run(self) -> None:
+        await asyncio.gather(self.adapters.run(), self.pods.run())
+
+    async def wait_synced(self) -> None:
+        await asyncio.gather(self.adapters.synced.wait(), self.pods.synced.wait())
+
+    @property
+    def synced(self) -> bool:
+        return self.adapters.synced.is_set() and self.pods.synced.is_set()
+
+    # --- reading -----------------------------------------------------------------------------------------
+
+    def adapter(self, uid: str) -> Raw | None:
+        return self._by_uid.get(uid)
+
+    def adapter_uids(self) -> list[str]:
+        return list(self._by_uid)
+
+    def pod(self, namespace: str, name: str) -> Raw | None:
+        return self.pods.cache.get((namespace, name))
+
+    def pods_in(self, namespace: str) -> list[Raw]:
+        return [pod for (ns, _), pod in self.pods.cache.items() if ns == namespace]
+
+    def load_of(self, namespace: str, pod: str, *, excluding: str = "") -> int:
+        """How many adapters (other than `excluding`) hold, or are being loaded onto, this pod."""
+        return sum(
+            1 for uid, (ns, pods) in self._placed.items() if uid != excluding and ns == namespace and pod in pods
+        )
+
+    # --- the placement index -----------------------------------------------------------------------------
+
+    def record_placements(self, uid: str, state: AdapterState) -> None:
+        if state.namespace is None or state.finalized:
+            self.forget(uid)
+            return
+        self._placed[uid] = (state.namespace, frozenset(state.selected_pods))
+        self._touched[uid] = (state.namespace, frozenset(p.pod for p in state.placements))
+
+    def forget(self, uid: str) -> None:
+        self._placed.pop(uid, None)
+        self._touched.pop(uid, None)
+
+    def seed_placements_from_status(self) -> None:
+        """Before every adapter has been reconciled once, count what their statuses say is placed."""
+        for uid, adapter in self._by_uid.items():
+            if uid in self._placed:
+                continue
+            status = adapter.get("status") or {}
+            pods = {str(p.get("pod")) for p in status.get("placements") or [] if isinstance(p, dict)}
+            pods |= {str(p) for p in status.get("instances") or []}
+            self._placed[uid] = (str(adapter["metadata"].get("namespace", "")), frozenset(pods))
+
+    # --- routing -----------------------------------------------------------------------------------------
+
+    def _adapter_changed(self, old: Raw | None, new: Raw | None) -> None:
+        current = new or old
+        assert current is not None
+        uid = uid_of(current)
+        if new is None:
+            self._by_uid.pop(uid, None)
+            self._selectors.pop(uid, None)
+        else:
+            self._by_uid[uid] = new
+        self.enqueue(uid)
+
+    def _pod_changed(self, old: Raw | None, new: Raw | None) -> None:
+        current = new or old
+        assert current is not None
+        metadata = current.get("metadata") or {}
+        namespace, name = str(metadata.get("namespace", "")), str(metadata.get("name", ""))
+        before, after = labels_of(old), labels_of(new)
+        for uid in self._interested(namespace, name, (before, after)):
+            self.enqueue(uid)
+
+    def _interested(self, namespace: str, pod: str, label_sets: Iterable[dict[str, str]]) -> list[str]:
+        label_sets = list(label_sets)
+        interested = []
+        for uid, adapter in self._by_uid.items():
+            if (adapter.get("metadata") or {}).get("namespace") != namespace:
+                continue
+            touched = self._touched.get(uid)
+            if touched is not None and pod in touched[1]:
+                interested.append(uid)
+                continue
+            selector = self._selector(uid, adapter)
+            if selector is not None and any(labels and selector.matches(labels) for labels in label_sets):
+                interested.append(uid)
+        return interested
+
+    def _selector(self, uid: str, adapter: Raw) -> LabelSelector | None:
+        version = str((adapter.get("metadata") or {}).get("resourceVersion", ""))
+        cached = self._selectors.get(uid)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        parsed: Any = parse_spec(adapter)
+        selector = parsed.pod_selector if isinstance(parsed, AdapterSpec) else None
+        self._selectors[uid] = (version, selector)
+        return selector

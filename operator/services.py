@@ -1,0 +1,124 @@
+"""Service discovery: a headless Service and an EndpointSlice named like the adapter, listing its instances.
+
+The gateway routes a request whose model is the adapter's name to the Service of that name (AIBrix's
+design): no selector, port `http` (the engine port, 8000 unless the adapter's `model.aibrix.ai/port` label
+says otherwise), and an IPv4 EndpointSlice (`discovery.k8s.io/v1`) labelled `kubernetes.io/service-name`
+with exactly the pods whose engine serves the adapter. Both carry a controller owner reference to the
+ModelAdapter, so deleting it garbage-collects them. `desired_service` and `desired_endpoint_slice` are pure;
+`ensure_service` writes only what differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from modeladapter.operator.kube import ENDPOINTSLICES, MODELADAPTERS, SERVICES, Kube, NotFound, Raw
+
+ADAPTER_LABEL: Final = "adapter.model.aibrix.ai/name"
+MODEL_LABEL: Final = "model.aibrix.ai/name"
+SERVICE_NAME_LABEL: Final = "kubernetes.io/service-name"
+MANAGED_BY_LABEL: Final = "endpointslice.kubernetes.io/managed-by"
+MANAGED_BY: Final = "modeladapter.model.aibrix.ai"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    pod: str
+    ip: str
+    uid: str
+
+
+def owner_reference(adapter: Mapping[str, Any]) -> Raw:
+    metadata = adapter["metadata"]
+    return {
+        "apiVersion": MODELADAPTERS.api_version,
+        "kind": MODELADAPTERS.kind,
+        "name": metadata["name"],
+        "uid": metadata["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def desired_service(adapter: Mapping[str, Any], *, port: int) -> Raw:
+    metadata = adapter["metadata"]
+    labels = {ADAPTER_LABEL: metadata["name"]}
+    base_model = (adapter.get("spec") or {}).get("baseModel")
+    if isinstance(base_model, str) and base_model:
+        labels[MODEL_LABEL] = base_model
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": metadata["name"],
+            "namespace": metadata["namespace"],
+            "labels": labels,
+            "ownerReferences": [owner_reference(adapter)],
+        },
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "ports": [{"name": "http", "port": port, "targetPort": port, "protocol": "TCP"}],
+        },
+    }
+
+
+def desired_endpoint_slice(adapter: Mapping[str, Any], endpoints: Sequence[Endpoint], *, port: int) -> Raw:
+    metadata = adapter["metadata"]
+    return {
+        "apiVersion": ENDPOINTSLICES.api_version,
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": metadata["name"],
+            "namespace": metadata["namespace"],
+            "labels": {SERVICE_NAME_LABEL: metadata["name"], MANAGED_BY_LABEL: MANAGED_BY},
+            "ownerReferences": [owner_reference(adapter)],
+        },
+        "addressType": "IPv4",
+        "endpoints": [
+            {
+                "addresses": [e.ip],
+                "conditions": {"ready": True},
+                "targetRef": {"kind": "Pod", "namespace": metadata["namespace"], "name": e.pod, "uid": e.uid},
+            }
+            for e in sorted(endpoints, key=lambda e: (e.ip, e.pod))
+        ],
+        "ports": [{"name": "http", "protocol": "TCP", "port": port}],
+    }
+
+
+async def ensure_service(kube: Kube, adapter: Mapping[str, Any], endpoints: Sequence[Endpoint], *, port: int) -> None:
+    """Create or correct the Service and the EndpointSlice. Raises `KubeError` if the API refuses."""
+    namespace, name = adapter["metadata"]["namespace"], adapter["metadata"]["name"]
+    service = desired_service(adapter, port=port)
+    try:
+        current = await kube.get(SERVICES, namespace, name)
+    except NotFound:
+        await kube.create(SERVICES, namespace, service)
+    else:
+        if (current.get("spec") or {}).get("ports") != service["spec"]["ports"] or _labels_differ(current, service):
+            await kube.patch(
+                SERVICES,
+                namespace,
+                name,
+                {"metadata": {"labels": service["metadata"]["labels"]}, "spec": {"ports": service["spec"]["ports"]}},
+            )
+    slice_ = desired_endpoint_slice(adapter, endpoints, port=port)
+    try:
+        current = await kube.get(ENDPOINTSLICES, namespace, name)
+    except NotFound:
+        await kube.create(ENDPOINTSLICES, namespace, slice_)
+        return
+    if _addresses(current) != _addresses(slice_) or current.get("ports") != slice_["ports"]:
+        await kube.patch(ENDPOINTSLICES, namespace, name, {"endpoints": slice_["endpoints"], "ports": slice_["ports"]})
+
+
+def _addresses(endpoint_slice: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    return sorted(tuple(e.get("addresses") or []) for e in endpoint_slice.get("endpoints") or [])
+
+
+def _labels_differ(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    have = (current.get("metadata") or {}).get("labels") or {}
+    return any(have.get(k) != v for k, v in wanted["metadata"]["labels"].items())

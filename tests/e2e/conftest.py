@@ -1,0 +1,220 @@
+"""An in-process cluster for end-to-end tests: the API emulator, pods with simulated vLLM engines, the operator.
+
+`sandbox` gives each test a fresh emulator with the ModelAdapter CRD, three pods labelled like the seed
+documentation's base model (`qwen-coder-1-5b-instruct`, IPs 127.0.0.2-4, each served by a simulated vLLM on
+port 8000), a SQLite event log, and the operator running in the background with a 50 ms backoff base (the
+documented shape, scaled down) and no stability wait unless a test asks for one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from kubernetes_asyncio import client, config
+
+from modeladapter import migrations
+from modeladapter.adapters.connections import EngineConnections
+from modeladapter.fsm.backoff import BackoffPolicy
+from modeladapter.fsm.state import AdapterState, fold
+from modeladapter.operator.controlling import Controller
+from modeladapter.operator.kube import ENDPOINTSLICES, MODELADAPTERS, SERVICES, Kube, NotFound, Raw
+from modeladapter.operator.manifests import modeladapter_crd
+from modeladapter.operator.reconciling import ReconcileSettings, Reconciler
+from modeladapter.operator.recording import EventRecorder
+from modeladapter.sandbox.apiserver import ApiServer
+from modeladapter.sandbox.engine.adapter_files import write_peft_adapter
+from modeladapter.sandbox.engine.fleet import EngineFleet
+from modeladapter.sandbox.engine.server import SimulatedEngine
+from modeladapter.sandbox.pods import SimulatedKubelet
+from modeladapter.store import SqlEventStore, create_engine
+
+T = TypeVar("T")
+BASE_MODEL = "qwen-coder-1-5b-instruct"
+POD_LABELS = {"model.aibrix.ai/name": BASE_MODEL, "adapter.model.aibrix.ai/enabled": "true"}
+ARTIFACT = "huggingface://ai-blond/Qwen-Qwen2.5-Coder-1.5B-Instruct-lora"
+FAST = ReconcileSettings(
+    stability_window=timedelta(0),
+    backoff=BackoffPolicy.scaled(0.05),
+    verify_interval=timedelta(seconds=0.3),
+    unload_timeout=timedelta(seconds=3),
+    secret_retry=timedelta(seconds=0.2),
+)
+
+
+def adapter_manifest(name: str = "qwen-code-lora", **spec: Any) -> Raw:
+    body: Raw = {
+        "baseModel": BASE_MODEL,
+        "podSelector": {"matchLabels": dict(POD_LABELS)},
+        "artifactURL": ARTIFACT,
+        "schedulerName": "default",
+    }
+    body.update(spec)
+    return {
+        "apiVersion": "model.aibrix.ai/v1alpha1",
+        "kind": "ModelAdapter",
+        "metadata": {"name": name, "namespace": "default", "labels": {"model.aibrix.ai/name": name, "model.aibrix.ai/port": "8000"}},
+        "spec": {k: v for k, v in body.items() if v is not None},
+    }
+
+
+@dataclass
+class RunningOperator:
+    controller: Controller
+    task: asyncio.Task[None]
+    kube: Kube
+    store: SqlEventStore
+    engines: EngineConnections
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        await self.engines.aclose()
+        await self.store.close()
+        await self.kube.close()
+
+
+@dataclass
+class Sandbox:
+    server: ApiServer
+    api: client.ApiClient
+    kube: Kube
+    kubelet: SimulatedKubelet
+    fleet: EngineFleet
+    database_url: str
+    kubeconfig: Path
+    store: SqlEventStore
+    operators: list[RunningOperator] = field(default_factory=list)
+    namespace: str = "default"
+
+    # --- the world -------------------------------------------------------------------------------------
+
+    async def add_pods(self, count: int, *, labels: dict[str, str] | None = None, ready_since: datetime | None = None, prefix: str = "qwen-coder-1-5b-instruct") -> list[str]:
+        names = []
+        existing = {p["metadata"]["name"] for p in self.server.objects("v1", "Pod", self.namespace)}
+        index = 0
+        while len(names) < count:
+            name = f"{prefix}-{index}"
+            index += 1
+            if name in existing:
+                continue
+            await self.kubelet.create_pod(
+                name, self.namespace, labels=labels or POD_LABELS, since=ready_since or datetime.now(UTC) - timedelta(minutes=5)
+            )
+            names.append(name)
+        return names
+
+    def pod_ip(self, pod: str) -> str:
+        found = self.server.get("v1", "Pod", self.namespace, pod)
+        assert found is not None, pod
+        return str(found["status"]["podIP"])
+
+    def engine(self, pod: str) -> SimulatedEngine:
+        return self.fleet.by_ip[self.pod_ip(pod)]
+
+    async def apply(self, manifest: Raw) -> Raw:
+        name = manifest["metadata"]["name"]
+        try:
+            current = await self.kube.get(MODELADAPTERS, self.namespace, name)
+        except NotFound:
+            return await self.kube.create(MODELADAPTERS, self.namespace, manifest)
+        return await self.kube.patch(MODELADAPTERS, self.namespace, name, {"spec": manifest["spec"], "metadata": {"labels": manifest["metadata"].get("labels")}})
+
+    async def adapter(self, name: str = "qwen-code-lora") -> Raw:
+        return await self.kube.get(MODELADAPTERS, self.namespace, name)
+
+    async def status(self, name: str = "qwen-code-lora") -> Raw:
+        return (await self.adapter(name)).get("status") or {}
+
+    async def delete(self, name: str = "qwen-code-lora") -> None:
+        await self.kube.delete(MODELADAPTERS, self.namespace, name)
+
+    async def service_and_slice(self, name: str = "qwen-code-lora") -> tuple[Raw, Raw]:
+        return await self.kube.get(SERVICES, self.namespace, name), await self.kube.get(ENDPOINTSLICES, self.namespace, name)
+
+    async def events(self, name: str = "qwen-code-lora") -> list[Raw]:
+        return [e for e in self.server.objects("v1", "Event", self.namespace) if (e.get("involvedObject") or {}).get("name") == name]
+
+    async def state(self, name: str = "qwen-code-lora") -> AdapterState:
+        uid = (await self.adapter(name))["metadata"]["uid"]
+        return fold(await self.store.read(uid))
+
+    # --- waiting ---------------------------------------------------------------------------------------
+
+    async def eventually(self, check: Callable[[], Awaitable[T | None]], *, timeout: float = 10.0, what: str = "") -> T:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            try:
+                last = await check()
+            except NotFound as missing:
+                last = missing
+            else:
+                if last:
+                    return last
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what or check}; last seen: {last!r}")
+
+    async def phase(self, phase: str, name: str = "qwen-code-lora", *, timeout: float = 10.0) -> Raw:
+        async def reached() -> Raw | None:
+            status = await self.status(name)
+            return status if status.get("phase") == phase else None
+
+        return await self.eventually(reached, timeout=timeout, what=f"{name} to be {phase}")
+
+    # --- the operator ----------------------------------------------------------------------------------
+
+    async def start_operator(self, settings: ReconcileSettings = FAST) -> RunningOperator:
+        cfg = client.Configuration()
+        await config.load_kube_config(config_file=str(self.kubeconfig), client_configuration=cfg)
+        kube = Kube(client.ApiClient(cfg))
+        engine = create_engine(self.database_url)
+        await migrations.upgrade(engine)
+        store = SqlEventStore(engine)
+        engines = EngineConnections(connect_timeout=2.0, total_timeout=5.0)
+
+        def reconciler(cluster: Any) -> Reconciler:
+            return Reconciler(kube=kube, store=store, engines=engines, cluster=cluster, recorder=EventRecorder(kube), settings=settings)
+
+        controller = Controller(kube=kube, store=store, make_reconciler=reconciler, concurrency=4)
+        controller.may_act.set()
+        running = RunningOperator(controller, asyncio.create_task(controller.run()), kube, store, engines)
+        self.operators.append(running)
+        return running
+
+
+@pytest.fixture
+async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
+    async with ApiServer() as server:
+        server.seed(modeladapter_crd())
+        kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
+        cfg = client.Configuration()
+        await config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
+        hub = {ARTIFACT.removeprefix("huggingface://"): write_peft_adapter(tmp_path / "hub" / "qwen-code-lora")}
+        async with client.ApiClient(cfg) as api, EngineFleet(3, hub=hub) as fleet:
+            database_url = f"sqlite:///{tmp_path}/events.db"
+            engine = create_engine(database_url)
+            await migrations.upgrade(engine)
+            store = SqlEventStore(engine)
+            box = Sandbox(
+                server=server,
+                api=api,
+                kube=Kube(api),
+                kubelet=SimulatedKubelet(api),
+                fleet=fleet,
+                database_url=database_url,
+                kubeconfig=kubeconfig,
+                store=store,
+            )
+            try:
+                yield box
+            finally:
+                for running in box.operators:
+                    await running.stop()
+                await store.close()
