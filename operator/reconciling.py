@@ -366,8 +366,7 @@ class Reconciler:
             self._walk(step, _Target(Phase.FAILED, "SecretNotFound", secret_problem.message, PhaseTrigger.SPEC_INVALID))
             await self._finish(step, adapter, candidates=0, desired=0)
             return self.settings.secret_retry.total_seconds()
-        leaving = PhaseTrigger.SPEC_CHANGED if step.state.phase_reason == "InvalidSpec" else PhaseTrigger.RETRY_DUE
-
+        failed_for = step.state.phase_reason if step.state.phase is Phase.FAILED else None
         pods = self._pods(namespace)
         matching = {name: pod for name, pod in pods.items() if spec.pod_selector.matches(pod.labels)}
         healthy = {name: pod for name, pod in matching.items() if self._health(pod, step.now).healthy}
@@ -375,14 +374,29 @@ class Reconciler:
 
         self._retire_lost_pods(step, pods, matching, healthy)
         await self._verify(step, adapter, spec, healthy, api_key)
-        desired, blocked = self._schedule(step, adapter, spec, healthy, schedulable)
-        self._refresh_stale(step, spec, healthy)
+        tried = {p.pod for p in step.state.placements}
+        desired, blocked = 0, ""
 
         def target(service_ready: bool | None) -> _Target:
+            if failed_for == "InvalidSpec":
+                leaving = PhaseTrigger.SPEC_CHANGED
+            elif any(p.pod not in tried for p in step.state.placements):
+                leaving = PhaseTrigger.PODS_CHANGED
+            else:
+                leaving = PhaseTrigger.RETRY_DUE
             return self._target(step, adapter, service_ready=service_ready, blocked=blocked, leaving=leaving)
 
-        self._walk(step, target(None))
-        await self._load_all(step, adapter, spec, healthy, api_key, credentials)
+        # A pod that refuses the adapter for good is switched away from in the same pass, until every
+        # candidate was tried: one round per pod at most.
+        for _ in range(len(schedulable) + 1):
+            desired, blocked = self._schedule(step, adapter, spec, healthy, schedulable)
+            self._refresh_stale(step, spec, healthy)
+            self._walk(step, target(None))
+            exhausted_before = sum(1 for p in step.state.placements if p.state is S.EXHAUSTED)
+            await self._load_all(step, adapter, spec, healthy, api_key, credentials)
+            untried = set(schedulable) - {p.pod for p in step.state.placements}
+            if sum(1 for p in step.state.placements if p.state is S.EXHAUSTED) == exhausted_before or not untried:
+                break
         await self._unload_all(step, adapter, pods, deadline=step.now + self.settings.unload_timeout, api_key=api_key)
         self._walk(step, target(None))
         service_ready = await self._bind_service(step, adapter, pods)

@@ -1,8 +1,8 @@
 """An in-process cluster for end-to-end tests: the API emulator, pods with simulated vLLM engines, the operator.
 
-`sandbox` gives each test a fresh emulator with the ModelAdapter CRD, three pods labelled like the seed
-documentation's base model (`qwen-coder-1-5b-instruct`, IPs 127.0.0.2-4, each served by a simulated vLLM on
-port 8000), a SQLite event log, and the operator running in the background with a 50 ms backoff base (the
+`sandbox` gives each test a fresh emulator with the ModelAdapter CRD, room for pods labelled like the seed
+documentation's base model (`qwen-coder-1-5b-instruct`; they get IPs from 127.0.0.2 up, where six simulated
+vLLM engines listen on port 8000), a SQLite event log, and the operator running in the background with a 50 ms backoff base (the
 documented shape, scaled down) and no stability wait unless a test asks for one.
 """
 
@@ -197,7 +197,7 @@ async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
         cfg = client.Configuration()
         await config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
         hub = {ARTIFACT.removeprefix("huggingface://"): write_peft_adapter(tmp_path / "hub" / "qwen-code-lora")}
-        async with client.ApiClient(cfg) as api, EngineFleet(3, hub=hub) as fleet:
+        async with client.ApiClient(cfg) as api, EngineFleet(6, hub=hub) as fleet:
             database_url = f"sqlite:///{tmp_path}/events.db"
             engine = create_engine(database_url)
             await migrations.upgrade(engine)
