@@ -1,6 +1,7 @@
 """The `modeladapter` command (also `kubectl modeladapter`).
 
-Subcommands so far: `demo` (the state machines and the event log, scripted) and `db upgrade` / `db current`.
+Subcommands so far: `run` (the operator), `manifests` (the CRD, RBAC and Deployment for `kubectl apply -f -`),
+`demo` (the state machines and the event log, scripted) and `db upgrade` / `db current`.
 Bad input ends with a one-line message on stderr and exit status 2; nothing is written in that case.
 """
 
@@ -16,6 +17,15 @@ from modeladapter import migrations
 from modeladapter.operator.demo import run_demo
 from sqlalchemy.exc import DBAPIError
 
+from modeladapter.operator.manifests import (
+    DEFAULT_NAMESPACE,
+    PARTS,
+    ManifestError,
+    operator_manifests,
+    render_manifests,
+)
+from modeladapter.operator.logs import configure_logging
+from modeladapter.operator.settings import SettingsError, add_run_arguments, settings_from
 from modeladapter.store import DEFAULT_DATABASE_URL, SchemaTooNew, UnsupportedDatabase, create_engine
 from modeladapter.store.engine import redact_url
 
@@ -36,6 +46,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--database-url",
         help=f"event log (env MODELADAPTER_DATABASE_URL; default {DEFAULT_DATABASE_URL})",
     )
+    run = commands.add_parser(
+        "run",
+        help="run the operator",
+        description="Run the operator. Every flag can also be set through the environment variable shown; "
+        "a flag wins over its variable.",
+    )
+    add_run_arguments(run)
+    manifests = commands.add_parser(
+        "manifests",
+        help="print the CRD, RBAC and Deployment as YAML for `kubectl apply -f -`",
+        description="Print the operator's Kubernetes manifests: modeladapter manifests | kubectl apply -f -",
+    )
+    manifests.add_argument("--only", choices=PARTS, help="print one part only (default: all)")
+    manifests.add_argument(
+        "--namespace", default=DEFAULT_NAMESPACE, help=f"the operator's namespace (default {DEFAULT_NAMESPACE})"
+    )
+    manifests.add_argument("--image", help="the operator image (default modeladapter:<version>)")
     commands.add_parser(
         "demo", parents=[database], help="walk one adapter through retries, a pod switch and Running (scripted)"
     )
@@ -56,8 +83,42 @@ async def _db(command: str, url: str) -> int:
         await engine.dispose()
 
 
+def _run(args: argparse.Namespace) -> int:
+    try:
+        settings = settings_from(args, os.environ)
+    except SettingsError as error:
+        print(f"modeladapter run: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    try:
+        # The reconcile core; imported here so that the other commands never load it.
+        from modeladapter.operator.running import run_operator  # type: ignore[import-not-found, unused-ignore]
+    except ImportError as error:
+        print(f"modeladapter run: the operator is not available in this installation ({error})", file=sys.stderr)
+        return USAGE_ERROR
+    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    try:
+        outcome: object = asyncio.run(run_operator(settings))
+    except KeyboardInterrupt:
+        return 130
+    return outcome if isinstance(outcome, int) else 0
+
+
+def _manifests(args: argparse.Namespace) -> int:
+    try:
+        documents = operator_manifests(only=args.only, namespace=args.namespace, image=args.image)
+    except ManifestError as error:
+        print(f"modeladapter manifests: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    sys.stdout.write(render_manifests(documents))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "run":
+        return _run(args)
+    if args.command == "manifests":
+        return _manifests(args)
     url = _database_url(args)
     try:
         if args.command == "demo":

@@ -1,0 +1,152 @@
+"""The operator's Prometheus metrics, on a registry of their own, behind small methods the reconcile core calls.
+
+Each `OperatorMetrics` owns a `CollectorRegistry`: nothing goes to prometheus-client's global registry, so
+tests, and two operators in one process (leader-election tests), each count their own. `ProbeServer`
+(`modeladapter.operator.probes`) serves `metrics.registry` at `/metrics`.
+
+| metric | type | labels | what |
+|---|---|---|---|
+| `modeladapter_adapters` | gauge | `phase` | ModelAdapters in each phase (every phase, 0 included) |
+| `modeladapter_phase_transitions_total` | counter | `from_phase`, `to_phase` | phase changes (`None` = a new adapter) |
+| `modeladapter_load_duration_seconds` | histogram | | one load request to an engine, whatever its outcome |
+| `modeladapter_load_retries_total` | counter | | failed loads that will be retried on the same pod |
+| `modeladapter_pod_switches_total` | counter | | placements moved to another pod after exhausting retries |
+| `modeladapter_reconcile_duration_seconds` | histogram | | one reconcile of one adapter |
+| `modeladapter_event_append_duration_seconds` | histogram | | one `append` to the event log |
+| `modeladapter_reconcile_errors_total` | counter | `reason` | reconciles that ended in an error, by a CamelCase reason |
+
+The process's own `process_*`, `python_gc_*` and `python_info` metrics are on the registry too.
+
+Label values must stay few: `reason` is a CamelCase word such as `ApiServerUnavailable`, never a message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from modeladapter.fsm.phases import Phase
+
+NO_PHASE: Final = "None"
+"""The `from_phase` label of an adapter's first phase (the event log's `from_phase: null`)."""
+
+LOAD_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+"""1 ms (a local engine answering at once) to 300 s (a large adapter pulled from object storage)."""
+
+RECONCILE_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+"""A reconcile with nothing to do takes milliseconds; one that waits on engine calls may take tens of seconds."""
+
+APPEND_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+"""A SQLite append takes about a millisecond; seconds mean lock contention or a slow database."""
+
+
+class OperatorMetrics:
+    """The metrics of one operator process. Every method is cheap and safe to call from any task."""
+
+    def __init__(self, *, process_metrics: bool = True) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        """The registry `/metrics` serves; only this object's metrics are on it."""
+        if process_metrics:
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
+            GCCollector(registry=self.registry)
+
+        self._adapters = Gauge(
+            "modeladapter_adapters", "ModelAdapters by status phase.", ["phase"], registry=self.registry
+        )
+        self._transitions = Counter(
+            "modeladapter_phase_transitions_total",
+            "ModelAdapter phase changes, by the phase left and the phase entered.",
+            ["from_phase", "to_phase"],
+            registry=self.registry,
+        )
+        self._load_duration = Histogram(
+            "modeladapter_load_duration_seconds",
+            "Duration of one load request to an inference engine, successful or not.",
+            buckets=LOAD_BUCKETS,
+            registry=self.registry,
+        )
+        self._load_retries = Counter(
+            "modeladapter_load_retries_total",
+            "Failed loads that will be retried on the same pod after a backoff.",
+            registry=self.registry,
+        )
+        self._pod_switches = Counter(
+            "modeladapter_pod_switches_total",
+            "Placements moved to another pod after the retries on a pod ran out.",
+            registry=self.registry,
+        )
+        self._reconcile_duration = Histogram(
+            "modeladapter_reconcile_duration_seconds",
+            "Duration of one reconcile of one ModelAdapter.",
+            buckets=RECONCILE_BUCKETS,
+            registry=self.registry,
+        )
+        self._append_duration = Histogram(
+            "modeladapter_event_append_duration_seconds",
+            "Duration of one append of facts and decisions to the event log.",
+            buckets=APPEND_BUCKETS,
+            registry=self.registry,
+        )
+        self._reconcile_errors = Counter(
+            "modeladapter_reconcile_errors_total",
+            "Reconciles that ended in an error, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        # Every phase is present from the start, so a dashboard shows 0 rather than no data.
+        self.set_phase_counts({})
+
+    # --- adapters and phases -------------------------------------------------------------------------------
+
+    def set_phase_counts(self, counts: Mapping[Phase, int]) -> None:
+        """How many ModelAdapters are in each phase now; a phase left out is set to 0."""
+        unknown = set(counts) - set(Phase)
+        if unknown:
+            raise ValueError(f"not ModelAdapter phases: {sorted(map(str, unknown))}")
+        for phase in Phase:
+            self._adapters.labels(phase=phase.value).set(counts.get(phase, 0))
+
+    def phase_changed(self, from_phase: Phase | None, to_phase: Phase) -> None:
+        """An adapter changed phase (`from_phase` None: its first phase). Call once per recorded PhaseChanged."""
+        source = NO_PHASE if from_phase is None else Phase(from_phase).value
+        self._transitions.labels(from_phase=source, to_phase=Phase(to_phase).value).inc()
+
+    # --- loads ---------------------------------------------------------------------------------------------
+
+    def observe_load(self, seconds: float) -> None:
+        """One load request to an engine took this long (successful or not)."""
+        self._load_duration.observe(seconds)
+
+    def load_retried(self) -> None:
+        """A load failed and will be retried on the same pod after its backoff."""
+        self._load_retries.inc()
+
+    def pod_switched(self) -> None:
+        """A placement gave up on a pod and moved to another."""
+        self._pod_switches.inc()
+
+    # --- reconciles and the event log ----------------------------------------------------------------------
+
+    def observe_reconcile(self, seconds: float) -> None:
+        """One reconcile of one adapter took this long (whatever its outcome)."""
+        self._reconcile_duration.observe(seconds)
+
+    def reconcile_failed(self, reason: str) -> None:
+        """A reconcile ended in an error; `reason` is a short CamelCase word (few distinct values)."""
+        self._reconcile_errors.labels(reason=reason).inc()
+
+    def observe_event_append(self, seconds: float) -> None:
+        """One append to the event log took this long."""
+        self._append_duration.observe(seconds)
+
+    # --- exposition ----------------------------------------------------------------------------------------
+
+    def exposition(self) -> bytes:
+        """The registry in Prometheus' text format (what `/metrics` serves to a plain scraper)."""
+        return generate_latest(self.registry)

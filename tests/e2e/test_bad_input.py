@@ -1,0 +1,89 @@
+"""Bad specs fail with a condition naming the field and the rule; the operator keeps serving everyone else."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from modeladapter.operator.kube import MODELADAPTERS, SECRETS, KubeError
+from tests.e2e.conftest import Sandbox, adapter_manifest
+
+
+async def ready_condition(sandbox: Sandbox, name: str) -> dict[str, str]:
+    status = await sandbox.phase("Failed", name)
+    return {c["type"]: c for c in status["conditions"]}["Ready"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        pytest.param({"artifactURL": "ftp://models/sql-lora"}, "spec.artifactURL", id="unknown-scheme"),
+        pytest.param({"podSelector": {}}, "spec.podSelector", id="empty-selector"),
+        pytest.param({"schedulerName": "leastLatency"}, "spec.schedulerName", id="unknown-scheduler"),
+    ],
+)
+async def test_an_invalid_spec_fails_naming_the_field_while_others_keep_running(
+    sandbox: Sandbox, spec: dict[str, object], field: str
+) -> None:
+    await sandbox.add_pods(2)
+    await sandbox.start_operator()
+    await sandbox.apply(adapter_manifest("broken", **spec))
+    await sandbox.apply(adapter_manifest("healthy", replicas=1))
+    ready = await ready_condition(sandbox, "broken")
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert ready["message"].startswith(f"{field}: ")
+    await sandbox.phase("Running", "healthy")
+
+
+async def test_a_name_that_cannot_be_a_lora_name_fails_on_metadata_name(sandbox: Sandbox) -> None:
+    await sandbox.add_pods(1)
+    await sandbox.start_operator()
+    await sandbox.apply(adapter_manifest("qwen.code.lora"))
+    ready = await ready_condition(sandbox, "qwen.code.lora")
+    assert ready["message"].startswith("metadata.name: ")
+
+
+async def test_fixing_an_invalid_spec_starts_over_and_reaches_running(sandbox: Sandbox) -> None:
+    await sandbox.add_pods(1)
+    await sandbox.start_operator()
+    await sandbox.apply(adapter_manifest(artifactURL="ftp://nowhere/x"))
+    await sandbox.phase("Failed")
+    await sandbox.apply(adapter_manifest())
+    status = await sandbox.phase("Running")
+    assert status["observedGeneration"] == 2
+
+
+@pytest.mark.parametrize("replicas", [0, -1])
+async def test_zero_or_negative_replicas_are_refused_by_the_crd_schema(sandbox: Sandbox, replicas: int) -> None:
+    with pytest.raises(KubeError) as refused:
+        await sandbox.kube.create(MODELADAPTERS, "default", adapter_manifest(replicas=replicas))
+    assert refused.value.status == 422 and "spec.replicas" in refused.value.message
+
+
+async def test_a_missing_secret_is_reported_and_retried_until_it_appears(sandbox: Sandbox) -> None:
+    pods = await sandbox.add_pods(1)
+    for pod in pods:
+        sandbox.engine(pod).api_key = "engine-key"
+    await sandbox.start_operator()
+    await sandbox.apply(adapter_manifest(apiKeySecretRef={"name": "engine-key", "key": "token"}))
+    ready = await ready_condition(sandbox, "qwen-code-lora")
+    assert (ready["reason"], ready["message"]) == ("SecretNotFound", "spec.apiKeySecretRef.name: Secret default/engine-key not found")
+    await sandbox.kube.create(
+        SECRETS,
+        "default",
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "engine-key"}, "data": {"token": base64.b64encode(b"engine-key").decode()}},
+    )
+    await sandbox.phase("Running", timeout=10)
+
+
+async def test_an_engine_answering_garbage_is_an_error_not_a_crash(sandbox: Sandbox) -> None:
+    from modeladapter.sandbox.engine.faults import Fault
+
+    pods = await sandbox.add_pods(2)
+    await sandbox.start_operator()
+    sandbox.engine(pods[0]).inject(Fault(status=200, body="<html>proxy error</html>"), route="models", times=None)
+    sandbox.engine(pods[1]).inject(Fault(status=200, body="<html>proxy error</html>"), route="models", times=None)
+    await sandbox.apply(adapter_manifest("other", replicas=1))
+    await sandbox.phase("Running", "other")
+    assert sandbox.operators[0].controller.errors == 0
