@@ -89,18 +89,14 @@ def _run(args: argparse.Namespace) -> int:
     except SettingsError as error:
         print(f"modeladapter run: {error}", file=sys.stderr)
         return USAGE_ERROR
-    try:
-        # The reconcile core; imported here so that the other commands never load it.
-        from modeladapter.operator.running import run_operator  # type: ignore[import-not-found, unused-ignore]
-    except ImportError as error:
-        print(f"modeladapter run: the operator is not available in this installation ({error})", file=sys.stderr)
-        return USAGE_ERROR
+    # Imported here so that the read-only commands never load the reconcile core.
+    from modeladapter.operator.running import run_operator
+
     configure_logging(level=settings.log_level, fmt=settings.log_format)
     try:
-        outcome: object = asyncio.run(run_operator(settings))
+        return asyncio.run(run_operator(settings))
     except KeyboardInterrupt:
         return 130
-    return outcome if isinstance(outcome, int) else 0
 
 
 def _manifests(args: argparse.Namespace) -> int:

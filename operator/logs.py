@@ -209,6 +209,9 @@ def make_handler(*, fmt: LogFormat, stream: TextIO | None = None) -> logging.Han
     return handler
 
 
+NOISY_LOGGERS: Final = ("httpx", "httpcore", "alembic", "aiohttp.access")
+
+
 def configure_logging(*, level: str, fmt: LogFormat, stream: TextIO | None = None) -> logging.Handler:
     """Send every log record at `level` or above to `stream` (stderr) as `fmt` lines; returns the handler.
 
@@ -222,4 +225,8 @@ def configure_logging(*, level: str, fmt: LogFormat, stream: TextIO | None = Non
     handler = make_handler(fmt=fmt, stream=stream)
     root.addHandler(handler)
     root.setLevel(level)
+    # These libraries log every request (httpx) or every migration step (alembic) at INFO: at the
+    # operator's INFO that drowns what it decides. Their warnings and errors still come through.
+    for chatty in NOISY_LOGGERS:
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     return handler

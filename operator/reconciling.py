@@ -33,6 +33,7 @@ import base64
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -44,7 +45,18 @@ from modeladapter.adapters.connections import EngineConnections
 from modeladapter.adapters.outcomes import EngineError, Verification
 from modeladapter.adapters.selection import select_engine
 from modeladapter.fsm.backoff import BackoffPolicy
-from modeladapter.fsm.events import AdapterEvent, Finalized, ServiceBound, SpecObserved, SpecRejected, stamp
+from modeladapter.fsm.events import (
+    AdapterEvent,
+    Finalized,
+    LoadFailed,
+    LoadSucceeded,
+    PhaseChanged,
+    PodSwitched,
+    ServiceBound,
+    SpecObserved,
+    SpecRejected,
+    stamp,
+)
 from modeladapter.fsm.facts import Facts
 from modeladapter.fsm.health import PodHealth, assess_pod, stable_since
 from modeladapter.fsm.machine import TransitionRejected, decide
@@ -54,7 +66,9 @@ from modeladapter.fsm.scheduling import Candidate, choose_pods
 from modeladapter.fsm.state import AdapterState, Placement, advance, fold
 from modeladapter.fsm.table import PHASE_TABLE
 from modeladapter.operator.cluster import ClusterView
-from modeladapter.operator.kube import MODELADAPTERS, SECRETS, Kube, KubeError, NotFound
+from modeladapter.operator.kube import MODELADAPTERS, SECRETS, Kube, KubeError, NotFound, Raw
+from modeladapter.operator.logs import log_context
+from modeladapter.operator.metrics import OperatorMetrics
 from modeladapter.operator.pods import ObservedPod, observe_pod
 from modeladapter.operator.recording import EventRecorder, events_for
 from modeladapter.operator.services import Endpoint, ensure_service
@@ -91,6 +105,7 @@ class _Pass:
     backoff: BackoffPolicy
     namespace: str
     name: str
+    reconcile_id: str
     state: AdapterState = field(init=False)
     payloads: list[AdapterEvent] = field(default_factory=list)
     appended: list[AdapterEvent] = field(default_factory=list)
@@ -165,7 +180,7 @@ class Reconciler:
         recorder: EventRecorder,
         settings: ReconcileSettings = ReconcileSettings(),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        observe: Callable[[AdapterState, list[AdapterEvent], float], None] | None = None,
+        metrics: OperatorMetrics | None = None,
     ) -> None:
         self.kube = kube
         self.store = store
@@ -174,9 +189,10 @@ class Reconciler:
         self.recorder = recorder
         self.settings = settings
         self.clock = clock
-        self.observe = observe
-        """Called after every reconcile with the final state, what was appended, and the seconds it took."""
+        self.metrics = metrics
         self.states = StateCache(store)
+        self.phases: dict[str, Phase] = {}
+        """The phase of every adapter this operator has reconciled, for the phase gauge."""
         self._verified: dict[tuple[str, str], float] = {}
         """(uid, pod) -> monotonic time the engine last confirmed the adapter; empty after a restart."""
 
@@ -190,7 +206,13 @@ class Reconciler:
         metadata = (adapter or {}).get("metadata") or {}
         namespace = str(metadata.get("namespace") or base.namespace or "")
         name = str(metadata.get("name") or base.name or "")
-        step = _Pass(base, self.clock(), self.settings.backoff, namespace, name)
+        step = _Pass(base, self.clock(), self.settings.backoff, namespace, name, uuid.uuid4().hex[:16])
+        with log_context(adapter=f"{namespace}/{name}", uid=uid, reconcile_id=step.reconcile_id):
+            requeue = await self._reconcile(uid, adapter, step)
+        self._measure(uid, step, time.perf_counter() - started)
+        return requeue
+
+    async def _reconcile(self, uid: str, adapter: Raw | None, step: _Pass) -> float | None:
         if adapter is None:
             requeue = await self._orphaned(uid, step) if step.base.version and not step.base.finalized else None
             if step.state.finalized or not step.base.version:
@@ -207,9 +229,29 @@ class Reconciler:
                 requeue = 1.0
             else:
                 requeue = await self._converge(step, adapter, spec)
-        if self.observe is not None:
-            self.observe(step.state, step.appended, time.perf_counter() - started)
         return requeue
+
+    def _measure(self, uid: str, step: _Pass, seconds: float) -> None:
+        if step.state.finalized:
+            self.phases.pop(uid, None)
+        elif step.state.phase is not None:
+            self.phases[uid] = step.state.phase
+        if self.metrics is None:
+            return
+        self.metrics.observe_reconcile(seconds)
+        for payload in step.appended:
+            match payload:
+                case PhaseChanged() if payload.from_phase is not payload.to_phase:
+                    self.metrics.phase_changed(payload.from_phase, payload.to_phase)
+                case LoadSucceeded() if payload.duration_ms:
+                    self.metrics.observe_load(payload.duration_ms / 1000)
+                case LoadFailed() if payload.retry_at is not None:
+                    self.metrics.load_retried()
+                case PodSwitched():
+                    self.metrics.pod_switched()
+                case _:
+                    pass
+        self.metrics.set_phase_counts(Counter(self.phases.values()))
 
     # --- 1. the spec -------------------------------------------------------------------------------------
 
@@ -713,10 +755,11 @@ class Reconciler:
         metadata = adapter["metadata"]
         uid = str(metadata["uid"])
         payloads = list(step.payloads)
+        began = time.perf_counter()
         try:
             recorded = await self.store.append(
                 uid,
-                stamp(payloads, at=step.now, reconcile_id=uuid.uuid4().hex[:16], observed_generation=_generation(adapter)),
+                stamp(payloads, at=step.now, reconcile_id=step.reconcile_id, observed_generation=_generation(adapter)),
                 expected_version=step.base.version,
                 namespace=str(metadata["namespace"]),
                 name=str(metadata["name"]),
@@ -725,6 +768,8 @@ class Reconciler:
             log.warning("%s; the next reconcile reads the log again", conflict)
             self.states.drop(uid)
             return False
+        if self.metrics is not None:
+            self.metrics.observe_event_append(time.perf_counter() - began)
         step.base = step.state = fold(recorded, step.base)
         self.states.put(uid, step.base)
         step.payloads.clear()

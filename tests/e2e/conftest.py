@@ -9,6 +9,10 @@ documented shape, scaled down) and no stability wait unless a test asks for one.
 from __future__ import annotations
 
 import asyncio
+import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -80,6 +84,47 @@ class RunningOperator:
         await self.kube.close()
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class OperatorProcess:
+    process: subprocess.Popen[bytes]
+    probe_port: int
+    log_file: Path
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup at all, as when a node dies or the OOM killer strikes."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    async def terminate(self, *, timeout: float = 20.0) -> int:
+        """SIGTERM, then wait without blocking the loop (the emulator it talks to runs in this loop)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while (code := self.process.poll()) is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the operator did not stop within {timeout}s of SIGTERM")
+            await asyncio.sleep(0.05)
+        return code
+
+    async def metric(self, name: str) -> float:
+        """The sum of a Prometheus metric's samples (0 if absent) from the process's /metrics."""
+        import httpx
+
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(f"http://127.0.0.1:{self.probe_port}/metrics", timeout=5)).text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + " ") or line.startswith(name + "{"))
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace")
+
+
 @dataclass
 class Sandbox:
     server: ApiServer
@@ -91,6 +136,7 @@ class Sandbox:
     kubeconfig: Path
     store: SqlEventStore
     operators: list[RunningOperator] = field(default_factory=list)
+    processes: list[OperatorProcess] = field(default_factory=list)
     namespace: str = "default"
 
     # --- the world -------------------------------------------------------------------------------------
@@ -170,6 +216,30 @@ class Sandbox:
 
     # --- the operator ----------------------------------------------------------------------------------
 
+    def spawn_operator(self, *arguments: str, identity: str = "operator-a", probe_port: int | None = None) -> OperatorProcess:
+        """`modeladapter run` as a real process (so that it can be SIGKILLed), with fast test timings."""
+        port = probe_port or free_port()
+        command = [
+            str(Path(sys.executable).parent / "modeladapter"), "run",
+            "--kubeconfig", str(self.kubeconfig),
+            "--database-url", self.database_url,
+            "--stability-window", "0",
+            "--backoff-base", "0.05",
+            "--verify-interval", "0.3",
+            "--probe-address", f"127.0.0.1:{port}",
+            "--identity", identity,
+            "--lease-namespace", "default",
+            "--lease-duration", "3", "--renew-deadline", "2", "--retry-period", "0.5",
+            "--log-format", "json",
+            *arguments,
+        ]
+        log_file = self.kubeconfig.parent / f"{identity}.log"
+        handle = log_file.open("ab")
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+        running = OperatorProcess(process, port, log_file)
+        self.processes.append(running)
+        return running
+
     async def start_operator(self, settings: ReconcileSettings = FAST) -> RunningOperator:
         cfg = client.Configuration()
         await config.load_kube_config(config_file=str(self.kubeconfig), client_configuration=cfg)
@@ -217,4 +287,6 @@ async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
             finally:
                 for running in box.operators:
                     await running.stop()
+                for process in box.processes:
+                    process.kill()
                 await store.close()

@@ -192,7 +192,7 @@ def test_settings_built_in_code_are_checked_too() -> None:
 
 @pytest.fixture
 def operator_entry_point(monkeypatch: pytest.MonkeyPatch) -> list[OperatorSettings]:
-    """Stands in for `modeladapter.operator.running` (the reconcile core): records what it is started with."""
+    """Stands in for `modeladapter.operator.running` (the operator process): records what it is started with."""
     started: list[OperatorSettings] = []
 
     async def run_operator(settings: OperatorSettings) -> int:
@@ -236,16 +236,6 @@ def test_run_with_a_bad_value_is_a_one_line_usage_error(
     err = capsys.readouterr().err
     assert err == "modeladapter run: --stability-window / MODELADAPTER_STABILITY_WINDOW: must not be negative, got -5\n"
     assert operator_entry_point == []
-
-
-def test_run_without_the_reconcile_core_says_so_and_exits_2(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setitem(sys.modules, "modeladapter.operator.running", None)  # makes the import fail
-    assert main(["run"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("modeladapter run: the operator is not available in this installation (")
-    assert err.count("\n") == 1
 
 
 def test_the_backoff_base_is_at_most_the_longest_wait_and_gives_the_retry_policy() -> None:

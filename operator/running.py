@@ -1,0 +1,206 @@
+"""`modeladapter run`: the operator process, from settings to a clean exit.
+
+Start-up: connect to the API server; open the event log and migrate it (a database that is not reachable yet
+is retried, with the reason logged and `/readyz` failing, never a crash; one migrated by a newer version is
+a configuration error, exit 2); serve `/metrics`, `/healthz` and `/readyz`; start the informers. Then either
+campaign for the leader Lease (`--leader-election`, the default) and act only while leading, or act at once.
+
+Losing the Lease ends the process with status 1, before another replica can take over; Kubernetes restarts it
+and it campaigns again. SIGTERM and SIGINT stop it cleanly: workers are cancelled (a reconcile in flight
+stops at its next await; everything it appended stays, and the next leader folds the log), the Lease is
+released so a standby takes over at once, connections are closed, and the exit status is 0.
+
+`Operator` is the same thing as an object, so that tests and `modeladapter sandbox` can run it in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from datetime import timedelta
+from typing import Final
+
+from modeladapter import migrations
+from modeladapter.adapters.connections import EngineConnections
+from modeladapter.operator.cluster import ClusterView
+from modeladapter.operator.controlling import Controller
+from modeladapter.operator.kube import Kube
+from modeladapter.operator.leadership import LeaderElector
+from modeladapter.operator.metrics import OperatorMetrics
+from modeladapter.operator.probes import CheckResult, ProbeServer
+from modeladapter.operator.reconciling import ReconcileSettings, Reconciler
+from modeladapter.operator.recording import EventRecorder
+from modeladapter.operator.settings import OperatorSettings
+from modeladapter.store import SchemaTooNew, SqlEventStore, create_engine
+from modeladapter.store.engine import redact_url
+
+log = logging.getLogger(__name__)
+
+LEADERSHIP_LOST: Final = 1
+CONFIGURATION_ERROR: Final = 2
+DATABASE_RETRY_CAP: Final = 30.0
+
+
+class Operator:
+    def __init__(self, settings: OperatorSettings, *, probes: bool = True) -> None:
+        self.settings = settings
+        self.metrics = OperatorMetrics()
+        self.serve_probes = probes
+        self.controller: Controller | None = None
+        self.elector: LeaderElector | None = None
+        self.database_ready = False
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Ask for a clean stop (what SIGTERM does)."""
+        self._stopping.set()
+
+    def healthy(self) -> bool | CheckResult:
+        if self.controller is not None and self.controller.errors and not self.controller.reconciles:
+            return CheckResult.failing("every reconcile so far has failed")
+        return True
+
+    def ready(self) -> bool | CheckResult:
+        if not self.database_ready:
+            return CheckResult.failing("the event log is not reachable yet")
+        if self.controller is None or not self.controller.ready:
+            return CheckResult.failing("the caches are not synced yet")
+        return True
+
+    async def run(self) -> int:
+        settings = self.settings
+        probes = ProbeServer(settings.probe_address, metrics=self.metrics, is_healthy=self.healthy, is_ready=self.ready)
+        if self.serve_probes:
+            await probes.start()
+        kube = await Kube.connect(str(settings.kubeconfig) if settings.kubeconfig else None)
+        engine = create_engine(settings.database_url)
+        engines = EngineConnections()
+        store = SqlEventStore(engine)
+        try:
+            try:
+                await self._migrate(engine)
+            except SchemaTooNew as error:
+                log.error("%s", error)
+                return CONFIGURATION_ERROR
+            if self._stopping.is_set():
+                return 0
+            reconcile_settings = ReconcileSettings(
+                stability_window=timedelta(seconds=settings.stability_window),
+                backoff=settings.backoff_policy,
+                verify_interval=timedelta(seconds=settings.verify_interval),
+                runtime_sidecar=settings.enable_runtime_sidecar,
+            )
+            recorder = EventRecorder(kube, reporting_instance=settings.identity)
+
+            def reconciler(cluster: ClusterView) -> Reconciler:
+                return Reconciler(
+                    kube=kube,
+                    store=store,
+                    engines=engines,
+                    cluster=cluster,
+                    recorder=recorder,
+                    settings=reconcile_settings,
+                    metrics=self.metrics,
+                )
+
+            self.controller = Controller(
+                kube=kube,
+                store=store,
+                make_reconciler=reconciler,
+                namespace=settings.namespace,
+                concurrency=settings.concurrency,
+            )
+            return await self._operate(kube)
+        finally:
+            if self.elector is not None:
+                await self.elector.release()
+            await engines.aclose()
+            await store.close()
+            await kube.close()
+            if self.serve_probes:
+                await probes.stop()
+
+    async def _migrate(self, engine: object) -> None:
+        """Migrate the event log, waiting for the database as long as it takes (or until told to stop)."""
+        from sqlalchemy.ext.asyncio import AsyncEngine
+
+        assert isinstance(engine, AsyncEngine)
+        delay = 1.0
+        while not self._stopping.is_set():
+            try:
+                await migrations.upgrade(engine)
+            except SchemaTooNew:
+                raise
+            except Exception as error:  # any failure to reach or migrate the database is retried
+                log.warning(
+                    "event log %s not usable yet (%s: %s); retrying in %.0fs",
+                    redact_url(self.settings.database_url), type(error).__name__, error, delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, DATABASE_RETRY_CAP)
+            else:
+                self.database_ready = True
+                return
+
+    async def _operate(self, kube: Kube) -> int:
+        assert self.controller is not None
+        settings = self.settings
+        controller = self.controller
+        work = asyncio.create_task(controller.run(), name="controller")
+        stopping = asyncio.create_task(self._stopping.wait(), name="stop-signal")
+        tasks: list[asyncio.Task[object]] = [work, stopping]
+        lost: asyncio.Task[bool] | None = None
+        if settings.leader_election:
+            self.elector = LeaderElector(
+                kube,
+                namespace=settings.lease_namespace,
+                name=settings.lease_name,
+                identity=settings.identity,
+                lease_duration=settings.lease_duration,
+                renew_deadline=settings.renew_deadline,
+                retry_period=settings.retry_period,
+            )
+            lost = asyncio.create_task(self.elector.lost.wait(), name="leadership-lost")
+            tasks += [
+                asyncio.create_task(self.elector.run(), name="leader-election"),
+                asyncio.create_task(self._follow_leadership(self.elector), name="leadership"),
+                lost,
+            ]
+        else:
+            controller.may_act.set()
+        try:
+            done, _ = await asyncio.wait({work, stopping, *([lost] if lost else [])}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            controller.may_act.clear()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if lost is not None and lost in done:
+            log.error("leadership lost; stopping so that only one replica acts")
+            return LEADERSHIP_LOST
+        if work in done and not work.cancelled() and work.exception() is not None:
+            log.error("the controller stopped: %r", work.exception())
+            return LEADERSHIP_LOST
+        return 0
+
+    async def _follow_leadership(self, elector: LeaderElector) -> None:
+        assert self.controller is not None
+        await elector.leading.wait()
+        self.controller.may_act.set()
+
+
+async def run_operator(settings: OperatorSettings) -> int:
+    """The `modeladapter run` entry point: run until SIGTERM/SIGINT, or until leadership is lost."""
+    operator = Operator(settings)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, operator.stop)
+    log.info(
+        "modeladapter operator %s starting (namespace %s, event log %s, leader election %s)",
+        settings.identity,
+        settings.namespace or "all",
+        redact_url(settings.database_url),
+        "on" if settings.leader_election else "off",
+    )
+    return await operator.run()

@@ -1,0 +1,129 @@
+"""The operator can be killed at any instant: a new one folds the log and carries on; two never act at once."""
+
+from __future__ import annotations
+
+import asyncio
+
+from modeladapter.fsm.events import LoadFailed, PhaseChanged
+from modeladapter.operator.kube import LEASES
+from modeladapter.sandbox.engine.faults import Fault
+from tests.e2e.conftest import Sandbox, adapter_manifest
+
+LOAD = "/v1/load_lora_adapter"
+
+
+def loads(sandbox: Sandbox, pod: str) -> int:
+    return sum(1 for call in sandbox.engine(pod).calls if call.path == LOAD)
+
+
+async def test_retries_survive_a_kill_the_next_operator_continues_the_count(sandbox: Sandbox) -> None:
+    (pod,) = await sandbox.add_pods(1)
+    sandbox.engine(pod).inject(Fault(status=503), route="load", times=None)
+    first = sandbox.spawn_operator("--backoff-base", "0.4", "--no-leader-election")
+    await sandbox.apply(adapter_manifest(replicas=1))
+
+    async def failed_twice() -> bool:
+        state = await sandbox.state()
+        return any(p.attempts >= 2 for p in state.placements)
+
+    await sandbox.eventually(failed_twice, timeout=20, what="two failed attempts")
+    first.kill()
+    sandbox.engine(pod).clear_faults()
+    sandbox.spawn_operator("--backoff-base", "0.4", "--no-leader-election", identity="operator-b")
+    await sandbox.phase("Running", timeout=20)
+    uid = (await sandbox.state()).stream_id
+    assert uid is not None
+    attempts = [e.payload.attempt for e in await sandbox.store.read(uid) if isinstance(e.payload, LoadFailed)]
+    assert attempts == list(range(1, len(attempts) + 1)) and len(attempts) >= 2, "the count went on across the kill"
+    assert loads(sandbox, pod) == len(attempts) + 1, "one load call per attempt, none repeated"
+
+
+async def test_after_a_kill_the_next_operator_verifies_instead_of_reloading(sandbox: Sandbox) -> None:
+    pods = await sandbox.add_pods(2)
+    first = sandbox.spawn_operator("--no-leader-election")
+    await sandbox.apply(adapter_manifest())
+    await sandbox.eventually(lambda: _ready(sandbox, 2), timeout=20, what="two instances")
+    first.kill()
+    before = {pod: loads(sandbox, pod) for pod in pods}
+    uid = (await sandbox.state()).stream_id
+    assert uid is not None
+    phases_before = [e for e in await sandbox.store.read(uid) if isinstance(e.payload, PhaseChanged)]
+    second = sandbox.spawn_operator("--no-leader-election", identity="operator-b")
+    await sandbox.eventually(lambda: _metric_at_least(second, "modeladapter_reconcile_duration_seconds_count", 2), timeout=20, what="reconciles")
+    models_calls = sum(1 for call in sandbox.engine(pods[0]).calls if call.path == "/v1/models")
+    await asyncio.sleep(1.0)
+    assert {pod: loads(sandbox, pod) for pod in pods} == before, "nothing was loaded twice"
+    assert sum(1 for call in sandbox.engine(pods[0]).calls if call.path == "/v1/models") > models_calls, "it re-verified"
+    assert [e for e in await sandbox.store.read(uid) if isinstance(e.payload, PhaseChanged)] == phases_before
+    assert (await sandbox.status())["phase"] == "Running"
+
+
+async def test_a_deletion_interrupted_by_a_kill_still_unloads_everywhere(sandbox: Sandbox) -> None:
+    pods = await sandbox.add_pods(2)
+    first = sandbox.spawn_operator("--no-leader-election")
+    await sandbox.apply(adapter_manifest())
+    await sandbox.eventually(lambda: _ready(sandbox, 2), timeout=20, what="two instances")
+    first.kill()
+    await sandbox.delete()
+    sandbox.spawn_operator("--no-leader-election", identity="operator-b")
+    await sandbox.eventually(lambda: _gone(sandbox), timeout=20, what="deletion")
+    assert all("qwen-code-lora" not in sandbox.engine(pod).adapters for pod in pods)
+
+
+async def test_two_operators_never_act_at_once_and_the_standby_takes_over(sandbox: Sandbox) -> None:
+    await sandbox.add_pods(2)
+    a = sandbox.spawn_operator(identity="operator-a")
+    b = sandbox.spawn_operator(identity="operator-b")
+    await sandbox.apply(adapter_manifest("first", replicas=1))
+    await sandbox.phase("Running", "first", timeout=20)
+    lease = await sandbox.kube.get(LEASES, "default", "modeladapter-operator")
+    leader, standby = (a, b) if lease["spec"]["holderIdentity"] == "operator-a" else (b, a)
+    assert await standby.metric("modeladapter_reconcile_duration_seconds_count") == 0
+    assert await leader.metric("modeladapter_reconcile_duration_seconds_count") > 0
+    leader.kill()
+    await sandbox.apply(adapter_manifest("second", replicas=1))
+    await sandbox.phase("Running", "second", timeout=20)
+    lease = await sandbox.kube.get(LEASES, "default", "modeladapter-operator")
+    assert lease["spec"]["holderIdentity"] == ("operator-b" if leader is a else "operator-a")
+    assert lease["spec"]["leaseTransitions"] >= 1
+
+
+async def test_a_clean_stop_hands_the_lease_over_at_once(sandbox: Sandbox) -> None:
+    await sandbox.add_pods(1)
+    a = sandbox.spawn_operator(identity="operator-a")
+    await sandbox.apply(adapter_manifest(replicas=1))
+    await sandbox.phase("Running", timeout=20)
+    b = sandbox.spawn_operator(identity="operator-b")
+    await asyncio.sleep(1.0)
+    assert await a.terminate() == 0
+    lease = await sandbox.kube.get(LEASES, "default", "modeladapter-operator")
+    assert lease["spec"]["holderIdentity"] in ("", "operator-b")
+    await sandbox.eventually(lambda: _holder(sandbox, "operator-b"), timeout=10, what="operator-b to lead")
+    del b
+
+
+async def _ready(sandbox: Sandbox, replicas: int) -> bool:
+    status = await sandbox.status()
+    return status.get("readyReplicas") == replicas and status.get("phase") == "Running"
+
+
+async def _metric_at_least(process: object, name: str, value: float) -> bool:
+    try:
+        return await process.metric(name) >= value  # type: ignore[attr-defined, no-any-return]
+    except Exception:
+        return False
+
+
+async def _gone(sandbox: Sandbox) -> bool:
+    from modeladapter.operator.kube import NotFound
+
+    try:
+        await sandbox.adapter()
+    except NotFound:
+        return True
+    return False
+
+
+async def _holder(sandbox: Sandbox, identity: str) -> bool:
+    lease = await sandbox.kube.get(LEASES, "default", "modeladapter-operator")
+    return bool(lease["spec"].get("holderIdentity") == identity)
