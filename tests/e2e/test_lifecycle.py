@@ -32,3 +32,21 @@ async def test_the_phase_sequence_pending_scheduled_loading_bound_running(sandbo
     service, endpoint_slice = await sandbox.service_and_slice()
     assert service["spec"]["clusterIP"] == "None"
     assert [e["addresses"] for e in endpoint_slice["endpoints"]] == [[sandbox.pod_ip(instance)]]
+
+
+async def test_waiting_phases_say_why_in_their_conditions(sandbox: Sandbox) -> None:
+    """Pending without pods explains itself (AIBrix leaves it unexplained, its issue #1885)."""
+    await sandbox.start_operator()
+    await sandbox.apply(adapter_manifest(replicas=1))
+    status = await sandbox.phase("Pending")
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Initialized"]["message"] == "Starting reconciliation"
+    scheduled = conditions["Scheduled"]
+    assert (scheduled["status"], scheduled["reason"]) == ("False", "NoCandidatePods")
+    assert "model.aibrix.ai/name=qwen-coder-1-5b-instruct" in scheduled["message"]
+    assert "Ready" not in conditions
+    (pod,) = await sandbox.add_pods(1)
+    running = await sandbox.phase("Running")
+    assert running["instances"] == [pod]
+    history = await phase_history(sandbox.store, namespace="default", name="qwen-code-lora")
+    assert [t.trigger for t in history][-4:] == ["pods_selected", "load_started", "load_verified", "service_bound"]

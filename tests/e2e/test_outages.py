@@ -1,0 +1,127 @@
+"""An API server that goes away and an event log that is not there yet are waited out, never a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+
+from sqlalchemy import text
+
+from modeladapter.operator.probes import CheckResult
+from modeladapter.operator.running import Operator
+from modeladapter.operator.settings import OperatorSettings
+from modeladapter.store import create_engine
+from tests.conftest import POSTGRES_URL
+from tests.e2e.conftest import Sandbox, adapter_manifest, free_port
+
+
+async def test_an_api_server_outage_is_survived(sandbox: Sandbox) -> None:
+    await sandbox.add_pods(2)
+    running = await sandbox.start_operator()
+    await sandbox.apply(adapter_manifest("before", replicas=1))
+    await sandbox.phase("Running", "before")
+    await sandbox.server.stop()
+    await asyncio.sleep(2.0)
+    assert not running.task.done(), "the operator must not die with the API server"
+    await sandbox.server.start()
+    await sandbox.apply(adapter_manifest("after", replicas=1))
+    await sandbox.phase("Running", "after", timeout=20)
+    assert (await sandbox.status("before"))["phase"] == "Running"
+
+
+@contextlib.asynccontextmanager
+async def tcp_proxy(listen_port: int, target_port: int) -> AsyncIterator[None]:
+    """Forward 127.0.0.1:listen_port to 127.0.0.1:target_port (a database that comes into reach)."""
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def handle(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", target_port)
+        await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer))
+
+    server = await asyncio.start_server(handle, "127.0.0.1", listen_port)
+    try:
+        yield
+    finally:
+        server.close()
+
+
+async def test_an_unreachable_event_log_is_waited_for_and_reported_not_ready(sandbox: Sandbox) -> None:
+    database = f"ma_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_URL, connect_args={})
+    async with admin.connect() as connection:
+        connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await connection.execute(text(f'CREATE DATABASE "{database}"'))
+    port = free_port()
+    await sandbox.add_pods(1)
+    settings = OperatorSettings(
+        kubeconfig=sandbox.kubeconfig,
+        database_url=f"postgresql://postgres@127.0.0.1:{port}/{database}",
+        leader_election=False,
+        stability_window=0.0,
+        backoff_base=0.05,
+        verify_interval=0.3,
+        probe_address="127.0.0.1:0",
+    )
+    operator = Operator(settings, probes=False)
+    task = asyncio.create_task(operator.run())
+    try:
+        await sandbox.apply(adapter_manifest(replicas=1))
+        await asyncio.sleep(1.5)
+        assert not task.done(), "nothing to crash about: the database may come"
+        verdict = operator.ready()
+        assert isinstance(verdict, CheckResult) and "event log" in verdict.reason
+        async with tcp_proxy(port, 5432):
+            await sandbox.phase("Running", timeout=30)
+            assert operator.ready() is True
+            operator.stop()
+            assert await asyncio.wait_for(task, 20) == 0
+    finally:
+        if not task.done():
+            task.cancel()
+        async with admin.connect() as connection:
+            connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+async def test_the_running_operator_exposes_its_work_as_metrics(sandbox: Sandbox) -> None:
+    await sandbox.add_pods(2)
+    settings = OperatorSettings(
+        kubeconfig=sandbox.kubeconfig,
+        database_url=sandbox.database_url,
+        leader_election=False,
+        stability_window=0.0,
+        backoff_base=0.05,
+        verify_interval=0.3,
+        probe_address="127.0.0.1:0",
+    )
+    operator = Operator(settings, probes=False)
+    task = asyncio.create_task(operator.run())
+    try:
+        await sandbox.apply(adapter_manifest(replicas=1))
+        await sandbox.phase("Running")
+        await sandbox.eventually(lambda: _ready(operator), what="readiness")
+        text = operator.metrics.exposition().decode()
+        assert 'modeladapter_adapters{phase="Running"} 1.0' in text
+        assert 'modeladapter_phase_transitions_total{from_phase="Bound",to_phase="Running"} 1.0' in text
+        for family in ("modeladapter_load_duration_seconds_count", "modeladapter_reconcile_duration_seconds_count", "modeladapter_event_append_duration_seconds_count"):
+            sample = next(line for line in text.splitlines() if line.startswith(family))
+            assert float(sample.rsplit(" ", 1)[1]) >= 1, sample
+    finally:
+        operator.stop()
+        await asyncio.wait_for(task, 20)
+
+
+async def _ready(operator: Operator) -> bool:
+    return operator.ready() is True

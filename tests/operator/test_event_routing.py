@@ -1,0 +1,71 @@
+"""A pod change wakes only the adapters it concerns: those whose selector matches it, or that sit on it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from modeladapter.fsm.events import PlacementChanged
+from modeladapter.fsm.phases import PlacementState
+from modeladapter.fsm.state import AdapterState, advance
+from modeladapter.operator.cluster import ClusterView
+from modeladapter.operator.kube import Kube
+
+
+NOW = datetime(2026, 11, 26, tzinfo=UTC)
+
+
+def adapter(uid: str, namespace: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {
+        "metadata": {"uid": uid, "name": uid, "namespace": namespace, "resourceVersion": "1"},
+        "spec": {"podSelector": {"matchLabels": labels}, "artifactURL": "hf://org/repo"},
+    }
+
+
+def pod(name: str, namespace: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": namespace, "labels": labels, "resourceVersion": "1"}}
+
+
+def view() -> tuple[ClusterView, list[str]]:
+    woken: list[str] = []
+    cluster = ClusterView(cast(Kube, None), woken.append)
+    cluster._adapter_changed(None, adapter("llama", "team-a", {"model": "llama"}))
+    cluster._adapter_changed(None, adapter("qwen", "team-a", {"model": "qwen"}))
+    cluster._adapter_changed(None, adapter("llama-elsewhere", "team-b", {"model": "llama"}))
+    woken.clear()
+    return cluster, woken
+
+
+def test_a_pod_wakes_the_adapters_whose_selector_matches_it_in_its_namespace() -> None:
+    cluster, woken = view()
+    cluster._pod_changed(None, pod("p", "team-a", {"model": "llama"}))
+    assert woken == ["llama"]
+
+
+def test_a_pod_that_leaves_a_selector_wakes_the_adapter_it_left() -> None:
+    cluster, woken = view()
+    cluster._pod_changed(pod("p", "team-a", {"model": "llama"}), pod("p", "team-a", {"model": "other"}))
+    assert woken == ["llama"]
+
+
+def test_an_unrelated_pod_wakes_nobody() -> None:
+    cluster, woken = view()
+    cluster._pod_changed(None, pod("p", "team-a", {"model": "mistral"}))
+    assert woken == []
+
+
+def test_a_pod_an_adapter_sits_on_wakes_it_even_without_a_selector_match() -> None:
+    cluster, woken = view()
+    state = advance(AdapterState(namespace="team-a", name="qwen"), [PlacementChanged(pod="p", from_state=None, to_state=PlacementState.LOADED, trigger="assign")], at=NOW)
+    cluster.record_placements("qwen", state)
+    cluster._pod_changed(pod("p", "team-a", {"model": "mistral"}), None)
+    assert woken == ["qwen"]
+
+
+def test_placements_count_towards_a_pods_load_for_every_other_adapter() -> None:
+    cluster, _ = view()
+    state = advance(AdapterState(namespace="team-a", name="qwen"), [PlacementChanged(pod="p", from_state=None, to_state=PlacementState.LOADED, trigger="assign")], at=NOW)
+    cluster.record_placements("qwen", state)
+    assert cluster.load_of("team-a", "p") == 1
+    assert cluster.load_of("team-a", "p", excluding="qwen") == 0
+    assert cluster.load_of("team-b", "p") == 0
