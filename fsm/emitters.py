@@ -71,7 +71,7 @@ def pod_gone(d: Decision) -> list[AdapterEvent]:
 
 
 def unload_started(d: Decision) -> list[AdapterEvent]:
-    return [UnloadStarted(pod=d.pod)]
+    return [UnloadStarted(pod=d.pod, deadline=d.facts.unload_deadline)]
 
 
 def nothing_to_unload(d: Decision) -> list[AdapterEvent]:
@@ -83,7 +83,8 @@ def unloaded(d: Decision) -> list[AdapterEvent]:
 
 
 def unload_failed(d: Decision) -> list[AdapterEvent]:
-    return [UnloadFailed(pod=d.pod, error=d.facts.error, abandoned=False)]
+    retry_at = d.facts.now + d.facts.backoff.base
+    return [UnloadFailed(pod=d.pod, error=d.facts.error, abandoned=False, retry_at=retry_at)]
 
 
 def unload_abandoned(d: Decision) -> list[AdapterEvent]:

@@ -134,9 +134,12 @@ class PodLost(_Payload):
 
 
 class UnloadStarted(_Payload):
+    """Unloading began; after `deadline` a failing unload is abandoned (deletion must end in bounded time)."""
+
     type: Literal["UnloadStarted"] = "UnloadStarted"
     schema_version: Literal[1] = 1
     pod: str
+    deadline: AwareDatetime | None = None
 
 
 class Unloaded(_Payload):
@@ -149,11 +152,14 @@ class Unloaded(_Payload):
 
 
 class UnloadFailed(_Payload):
+    """An unload call failed; it is tried again at `retry_at`, unless it was abandoned."""
+
     type: Literal["UnloadFailed"] = "UnloadFailed"
     schema_version: Literal[1] = 1
     pod: str
     error: str
     abandoned: bool
+    retry_at: AwareDatetime | None = None
 
 
 # --- facts about the adapter as a whole -----------------------------------------------------------------------

@@ -40,7 +40,7 @@ class Facts:
     replaces: str | None = None
     """The pod this assignment switches away from."""
     unload_deadline: datetime | None = None
-    """After this instant a failing unload is abandoned (deletion must finish in bounded time)."""
+    """When unloading starts: after this instant a failing unload is abandoned (recorded in the log)."""
     backoff: BackoffPolicy = DEFAULT_BACKOFF
 
 

@@ -24,6 +24,11 @@ def attempts_left(d: Decision) -> bool:
 
 
 def unload_deadline_passed(d: Decision) -> bool:
-    """Deletion has waited long enough for this pod; it must not block the finalizer any longer."""
-    deadline = d.facts.unload_deadline
+    """The unload has been tried long enough on this pod; it must not block the finalizer any longer.
+
+    The deadline set when unloading began (in the log) wins over one the caller passes now, so that a
+    deadline cannot keep moving.
+    """
+    recorded = d.placement.unload_deadline if d.placement is not None else None
+    deadline = recorded or d.facts.unload_deadline
     return deadline is not None and d.facts.now >= deadline

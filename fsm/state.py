@@ -32,6 +32,7 @@ from modeladapter.fsm.events import (
     SpecObserved,
     SpecRejected,
     UnloadFailed,
+    UnloadStarted,
 )
 from modeladapter.fsm.phases import ACTIVE_PLACEMENT_STATES, Phase, PlacementState
 
@@ -50,10 +51,12 @@ class Placement:
     attempts: int = 0
     """Load attempts since the placement was (re)assigned, last held the adapter, or was lost."""
     next_retry_at: datetime | None = None
-    """Backoff: the next attempt is due. Exhausted: the pod may be reconsidered."""
+    """Backoff: the next attempt is due. Exhausted: the pod may be reconsidered. Unloading: the next try."""
     last_error: str | None = None
     artifact_url: str | None = None
     """The artifact of the latest load attempt on this pod."""
+    unload_deadline: datetime | None = None
+    """Unloading: a failing unload is abandoned after this instant."""
 
     @property
     def active(self) -> bool:
@@ -119,6 +122,7 @@ class _MutablePlacement:
     next_retry_at: datetime | None = None
     last_error: str | None = None
     artifact_url: str | None = None
+    unload_deadline: datetime | None = None
 
     def freeze(self) -> Placement:
         return Placement(**{f.name: getattr(self, f.name) for f in fields(Placement)})
@@ -209,8 +213,14 @@ class _Folder:
             case AdapterMissing() | PodLost():
                 if (placement_or_none := self.placements.get(payload.pod)) is not None:
                     placement_or_none.last_error = payload.reason
+            case UnloadStarted():
+                placement = self._existing(payload.pod)
+                placement.unload_deadline = payload.deadline
+                placement.next_retry_at = None
             case UnloadFailed():
-                self._existing(payload.pod).last_error = payload.error
+                placement = self._existing(payload.pod)
+                placement.last_error = payload.error
+                placement.next_retry_at = payload.retry_at
             case PodSwitched():
                 self.pod_switches += 1
             case ServiceBound():
@@ -218,8 +228,7 @@ class _Folder:
             case Finalized():
                 self.finalized = True
             case _:
-                # PodSelected, UnloadStarted and Unloaded are facts whose effect on state the matching
-                # PlacementChanged carries.
+                # PodSelected and Unloaded are facts whose effect on state the matching PlacementChanged carries.
                 pass
 
     def _placement_changed(self, payload: PlacementChanged, at: datetime) -> None:
@@ -231,6 +240,8 @@ class _Folder:
             placement = self.placements[payload.pod] = _MutablePlacement(
                 pod=payload.pod, state=payload.to_state, since=at
             )
+        if placement.state is payload.to_state and payload.from_state is not None:
+            return  # a reflexive edge (another failed unload): the placement has been in this state since before
         placement.state = payload.to_state
         placement.since = at
         if payload.to_state in _RESETS_ATTEMPTS:

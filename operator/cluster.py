@@ -21,6 +21,17 @@ from modeladapter.operator.watching import Informer
 Enqueue = Callable[[str], None]
 
 
+def _worth_a_reconcile(old: Raw, new: Raw) -> bool:
+    """A change of the spec (generation), labels, finalizers or deletion; not status or annotations only.
+
+    The operator writes status and retry annotations itself; waking up for its own writes would loop.
+    """
+    before, after = old.get("metadata") or {}, new.get("metadata") or {}
+    return any(
+        before.get(field) != after.get(field) for field in ("generation", "labels", "finalizers", "deletionTimestamp")
+    )
+
+
 def uid_of(obj: Raw) -> str:
     return str((obj.get("metadata") or {}).get("uid", ""))
 
@@ -73,12 +84,13 @@ class ClusterView:
 
     # --- the placement index -----------------------------------------------------------------------------
 
-    def record_placements(self, uid: str, state: AdapterState) -> None:
-        if state.namespace is None or state.finalized:
+    def record_placements(self, uid: str, namespace: str, state: AdapterState) -> None:
+        """What `state` says the adapter holds; a state not yet appended has no namespace, so it is passed."""
+        if state.finalized:
             self.forget(uid)
             return
-        self._placed[uid] = (state.namespace, frozenset(state.selected_pods))
-        self._touched[uid] = (state.namespace, frozenset(p.pod for p in state.placements))
+        self._placed[uid] = (namespace, frozenset(state.selected_pods))
+        self._touched[uid] = (namespace, frozenset(p.pod for p in state.placements))
 
     def forget(self, uid: str) -> None:
         self._placed.pop(uid, None)
@@ -97,6 +109,11 @@ class ClusterView:
     # --- routing -----------------------------------------------------------------------------------------
 
     def _adapter_changed(self, old: Raw | None, new: Raw | None) -> None:
+        if old is not None and new is not None and uid_of(old) != uid_of(new):
+            # Deleted and re-created under the same name while the watch was away (a relist saw only the end).
+            self._adapter_changed(old, None)
+            self._adapter_changed(None, new)
+            return
         current = new or old
         assert current is not None
         uid = uid_of(current)
@@ -105,6 +122,8 @@ class ClusterView:
             self._selectors.pop(uid, None)
         else:
             self._by_uid[uid] = new
+            if old is not None and not _worth_a_reconcile(old, new):
+                return  # our own status or annotation write coming back: nothing to act on
         self.enqueue(uid)
 
     def _pod_changed(self, old: Raw | None, new: Raw | None) -> None:

@@ -42,6 +42,7 @@ class Controller:
         resync: float = SAFETY_RESYNC_SECONDS,
     ) -> None:
         self.store = store
+        self.namespace = namespace
         self.queue: WorkQueue[str] = WorkQueue()
         self.cluster = ClusterView(kube, self.queue.add, namespace=namespace)
         self.reconciler = make_reconciler(self.cluster)
@@ -71,8 +72,17 @@ class Controller:
     async def _enqueue_everything(self) -> None:
         for uid in self.cluster.adapter_uids():
             self.queue.add(uid)
+        delay = ERROR_BACKOFF_START
+        while True:
+            try:
+                streams = await self.store.streams(namespace=self.namespace)
+                break
+            except Exception as error:  # the event log may blink; this is worth waiting for, not dying of
+                log.warning("could not list the event log's streams (%s); again in %.1fs", error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, ERROR_BACKOFF_CAP)
         live = set(self.cluster.adapter_uids())
-        for stream in await self.store.streams():
+        for stream in streams:
             if stream.finalized_at is None and stream.stream_id not in live:
                 self.queue.add(stream.stream_id)  # deleted while we were away: clean up
 

@@ -64,10 +64,16 @@ class LeaderElector:
     async def run(self) -> None:
         """Campaign until elected, then renew until the lease is lost (which returns)."""
         while True:
+            # One attempt may not outlast the time left to renew: a hanging API server must cost the lease
+            # on time, not after the HTTP client's own, longer, timeout.
+            budget = self.retry_period
+            if self.leading.is_set():
+                budget = max(min(self.renew_deadline - (self.monotonic() - self._last_renewed), self.renew_deadline), 0.01)
             try:
-                acquired = await self._try_acquire_or_renew()
-            except KubeError as error:
-                log.warning("lease %s/%s: %s", self.namespace, self.name, error)
+                async with asyncio.timeout(budget):
+                    acquired = await self._try_acquire_or_renew()
+            except (KubeError, TimeoutError) as error:
+                log.warning("lease %s/%s: %s", self.namespace, self.name, error or "no answer in time")
                 acquired = False
             now = self.monotonic()
             if acquired:

@@ -219,7 +219,7 @@ class Reconciler:
                 self.cluster.forget(uid)
         else:
             spec = parse_spec(adapter)
-            self._observe_spec(step, adapter, spec)
+            fresh_spec = self._observe_spec(step, adapter, spec)
             if adapter["metadata"].get("deletionTimestamp"):
                 requeue = await self._terminate(step, adapter, spec)
             elif isinstance(spec, SpecProblem):
@@ -228,7 +228,7 @@ class Reconciler:
                 await self._finish(step, adapter, candidates=0, desired=0)
                 requeue = 1.0
             else:
-                requeue = await self._converge(step, adapter, spec)
+                requeue = await self._converge(step, adapter, spec, fresh_spec=fresh_spec)
         return requeue
 
     def _measure(self, uid: str, step: _Pass, seconds: float) -> None:
@@ -255,10 +255,11 @@ class Reconciler:
 
     # --- 1. the spec -------------------------------------------------------------------------------------
 
-    def _observe_spec(self, step: _Pass, adapter: Mapping[str, Any], spec: AdapterSpec | SpecProblem) -> None:
+    def _observe_spec(self, step: _Pass, adapter: Mapping[str, Any], spec: AdapterSpec | SpecProblem) -> bool:
+        """Record a generation not seen before; True if this pass saw it first."""
         generation = _generation(adapter)
         if step.state.version and step.state.generation == generation:
-            return
+            return False
         raw_spec = adapter.get("spec") or {}
         replicas = raw_spec.get("replicas")
         step.record(
@@ -275,12 +276,14 @@ class Reconciler:
             step.record(SpecRejected(generation=generation, field=spec.field, rule=spec.rule, message=spec.message))
         if step.state.phase is None:
             step.decide(PhaseTrigger.CREATED)
+        return True
 
     async def _reject(self, step: _Pass, adapter: Mapping[str, Any], problem: SpecProblem) -> float | None:
         """The spec cannot be acted on: say so, naming the field; what is loaded stays until it changes."""
+        await self._keep_truthful(step, adapter)
         self._walk(step, _Target(Phase.FAILED, "InvalidSpec", problem.message, PhaseTrigger.SPEC_INVALID))
         await self._finish(step, adapter, candidates=0, desired=0)
-        return None
+        return self._next_look(step, {}, True)
 
     async def _secrets(self, spec: AdapterSpec, adapter: Mapping[str, Any]) -> tuple[str | None, dict[str, str], SpecProblem | None]:
         """The engine API key and the artifact credentials, read fresh (never stored, never logged)."""
@@ -329,14 +332,18 @@ class Reconciler:
             return None
         self._walk(step, _Target(Phase.TERMINATING, "Terminating", "unloading from every pod"))
         deadline = (_parse_time(metadata.get("deletionTimestamp")) or step.now) + self.settings.unload_timeout
-        api_key = None
+        api_key: str | None = None
+        secrets: tuple[str, ...] = ()
         if isinstance(spec, AdapterSpec):
-            api_key, _, _ = await self._secrets(spec, adapter)
-        await self._retire_everything(step, adapter, deadline=deadline, api_key=api_key)
+            api_key, credentials, _ = await self._secrets(spec, adapter)
+            secrets = _sensitive(api_key, credentials, adapter)
+        if not await self._retire_everything(step, adapter, deadline=deadline, api_key=api_key, secrets=secrets):
+            return 0.0
         if step.state.placements:
             await self._finish(step, adapter, candidates=0, desired=0)
-            return 1.0
-        step.record(Finalized())
+            return self._next_look(step, {}, True) or 1.0
+        if not step.state.finalized:
+            step.record(Finalized())
         # The log says Finalized before the finalizer goes: a crash in between finds a finalized stream and
         # only has to remove the finalizer.
         if not await self._save(step, adapter):
@@ -354,32 +361,52 @@ class Reconciler:
         except KubeError as error:
             log.warning("could not remove the finalizer of %s/%s: %s", namespace, metadata.get("name"), error)
             return 1.0
+        self._forget(uid)
+        return None
+
+    def _forget(self, uid: str) -> None:
+        """An adapter is gone for good: drop what this process kept about it."""
         self.cluster.forget(uid)
         self.recorder.forget(uid)
-        return None
+        self.states.drop(uid)
+        self.phases.pop(uid, None)
+        for key in [k for k in self._verified if k[0] == uid]:
+            del self._verified[key]
 
     async def _orphaned(self, uid: str, step: _Pass) -> float | None:
         """The object vanished without our finalizer running (it was forced off): clean up what we can."""
         state = step.state
         assert state.namespace is not None and state.name is not None
         adapter = {"metadata": {"namespace": state.namespace, "name": state.name, "uid": uid}}
-        await self._retire_everything(step, adapter, deadline=step.now + self.settings.unload_timeout, api_key=None)
+        deadline = step.now + self.settings.unload_timeout
+        if not await self._retire_everything(step, adapter, deadline=deadline, api_key=None, secrets=()):
+            return 0.0
         if not step.state.placements:
             step.record(Finalized())
         await self._save(step, adapter)
-        return None if step.state.finalized else 1.0
+        if step.state.finalized:
+            self._forget(uid)
+            return None
+        return self._next_look(step, {}, True) or 1.0
 
     async def _retire_everything(
-        self, step: _Pass, adapter: Mapping[str, Any], *, deadline: datetime, api_key: str | None
-    ) -> None:
+        self,
+        step: _Pass,
+        adapter: Mapping[str, Any],
+        *,
+        deadline: datetime,
+        api_key: str | None,
+        secrets: tuple[str, ...],
+    ) -> bool:
+        """Unload the adapter from every pod; False if the write-ahead append lost a race."""
         namespace = str(adapter["metadata"]["namespace"])
         pods = self._pods(namespace)
         for placement in list(step.state.placements):
             if placement.pod not in pods:
                 step.decide(U.POD_GONE, pod=placement.pod, reason="pod deleted")
             elif placement.state is not S.UNLOADING:
-                step.decide(U.UNLOAD, pod=placement.pod)
-        await self._unload_all(step, adapter, pods, deadline=deadline, api_key=api_key)
+                step.decide(U.UNLOAD, pod=placement.pod, unload_deadline=deadline)
+        return await self._unload_all(step, adapter, pods, api_key=api_key, secrets=secrets)
 
     async def _ensure_finalizer(self, adapter: Mapping[str, Any]) -> bool:
         metadata = adapter["metadata"]
@@ -400,14 +427,18 @@ class Reconciler:
 
     # --- 3 to 8: converging on the spec -------------------------------------------------------------------
 
-    async def _converge(self, step: _Pass, adapter: Mapping[str, Any], spec: AdapterSpec) -> float | None:
+    async def _converge(
+        self, step: _Pass, adapter: Mapping[str, Any], spec: AdapterSpec, *, fresh_spec: bool
+    ) -> float | None:
         metadata = adapter["metadata"]
         namespace, uid = str(metadata["namespace"]), str(metadata["uid"])
         api_key, credentials, secret_problem = await self._secrets(spec, adapter)
         if secret_problem is not None:
+            await self._keep_truthful(step, adapter)
             self._walk(step, _Target(Phase.FAILED, "SecretNotFound", secret_problem.message, PhaseTrigger.SPEC_INVALID))
             await self._finish(step, adapter, candidates=0, desired=0)
             return self.settings.secret_retry.total_seconds()
+        secrets = _sensitive(api_key, credentials, adapter)
         failed_for = step.state.phase_reason if step.state.phase is Phase.FAILED else None
         pods = self._pods(namespace)
         matching = {name: pod for name, pod in pods.items() if spec.pod_selector.matches(pod.labels)}
@@ -420,7 +451,7 @@ class Reconciler:
         desired, blocked = 0, ""
 
         def target(service_ready: bool | None) -> _Target:
-            if failed_for == "InvalidSpec":
+            if failed_for in ("InvalidSpec", "SecretNotFound") and fresh_spec:
                 leaving = PhaseTrigger.SPEC_CHANGED
             elif any(p.pod not in tried for p in step.state.placements):
                 leaving = PhaseTrigger.PODS_CHANGED
@@ -430,23 +461,40 @@ class Reconciler:
 
         # A pod that refuses the adapter for good is switched away from in the same pass, until every
         # candidate was tried: one round per pod at most.
-        for _ in range(len(schedulable) + 1):
-            desired, blocked = self._schedule(step, adapter, spec, healthy, schedulable)
+        for round_ in range(len(schedulable) + 1):
+            desired, blocked = self._schedule(step, adapter, spec, healthy, schedulable, fresh_spec=fresh_spec and round_ == 0)
             self._refresh_stale(step, spec, healthy)
             self._walk(step, target(None))
             exhausted_before = sum(1 for p in step.state.placements if p.state is S.EXHAUSTED)
-            await self._load_all(step, adapter, spec, healthy, api_key, credentials)
+            # Write ahead: the log knows which loads are about to start before the engines do, so a crash
+            # in between leaves placements a restart can check and clean up, never a copy nobody knows of.
+            if step.loading and not await self._save(step, adapter):
+                return 0.0
+            await self._load_all(step, adapter, spec, healthy, api_key, credentials, secrets)
             untried = set(schedulable) - {p.pod for p in step.state.placements}
             if sum(1 for p in step.state.placements if p.state is S.EXHAUSTED) == exhausted_before or not untried:
                 break
-        await self._unload_all(step, adapter, pods, deadline=step.now + self.settings.unload_timeout, api_key=api_key)
+        if not await self._unload_all(step, adapter, pods, api_key=api_key, secrets=secrets):
+            return 0.0
         self._walk(step, target(None))
         service_ready = await self._bind_service(step, adapter, pods)
         self._walk(step, target(service_ready))
         if not await self._finish(step, adapter, candidates=len(healthy), desired=desired):
             return 0.0
-        self.cluster.record_placements(uid, step.state)
+        self.cluster.record_placements(uid, namespace, step.state)
         return self._next_look(step, matching, service_ready)
+
+    async def _keep_truthful(self, step: _Pass, adapter: Mapping[str, Any]) -> None:
+        """On a failure path too, pods that are gone or unhealthy leave the instances and the EndpointSlice."""
+        pods = self._pods(str(adapter["metadata"]["namespace"]))
+        for placement in list(step.state.placements):
+            pod = pods.get(placement.pod)
+            if pod is None:
+                step.decide(U.POD_GONE, pod=placement.pod, reason="pod deleted")
+            elif placement.active and not self._health(pod, step.now).healthy:
+                step.decide(U.POD_LOST, pod=placement.pod, reason=self._health(pod, step.now).reason)
+        if step.state.endpoints is not None:
+            await self._bind_service(step, adapter, pods)
 
     def _retire_lost_pods(
         self,
@@ -464,9 +512,12 @@ class Reconciler:
                 self._verified.pop((uid, placement.pod), None)
             elif placement.pod not in matching:
                 if placement.state is not S.UNLOADING:
-                    step.decide(U.UNLOAD, pod=placement.pod)
+                    self._unload(step, placement.pod)
             elif placement.pod not in healthy and placement.active:
                 step.decide(U.POD_LOST, pod=placement.pod, reason=self._health(pod, step.now).reason)
+
+    def _unload(self, step: _Pass, pod: str) -> None:
+        step.decide(U.UNLOAD, pod=pod, unload_deadline=step.now + self.settings.unload_timeout)
 
     async def _verify(
         self, step: _Pass, adapter: Mapping[str, Any], spec: AdapterSpec, healthy: Mapping[str, ObservedPod], api_key: str | None
@@ -475,19 +526,27 @@ class Reconciler:
         settle loads a restart interrupted (the engine knows whether they landed)."""
         uid = str(adapter["metadata"]["uid"])
         due = time.monotonic() - self.settings.verify_interval.total_seconds()
-        checks: list[tuple[Placement, Awaitable[Verification]]] = []
-        for placement in step.state.placements:
-            pod = healthy.get(placement.pod)
-            stale = self._verified.get((uid, placement.pod), float("-inf")) < due
-            if pod is not None and (placement.state is S.LOADING or (placement.state is S.LOADED and stale)):
-                client = self._client(adapter, pod, api_key)
-                checks.append((placement, client.verify(spec.lora_name, placement.artifact_url or spec.artifact_url)))
-        if not checks:
+        checking = [
+            placement
+            for placement in step.state.placements
+            if placement.pod in healthy
+            and (
+                placement.state is S.LOADING
+                or (placement.state is S.LOADED and self._verified.get((uid, placement.pod), float("-inf")) < due)
+            )
+        ]
+        if not checking:
             return
-        results = await asyncio.gather(*(check for _, check in checks), return_exceptions=True)
-        for (placement, _), result in zip(checks, results, strict=True):
-            if isinstance(result, BaseException) and not isinstance(result, Exception):
-                raise result
+
+        async def check(placement: Placement) -> Verification | EngineError:
+            try:
+                client = self._client(adapter, healthy[placement.pod], api_key)
+                return await client.verify(spec.lora_name, placement.artifact_url or spec.artifact_url)
+            except EngineError as error:
+                return error
+
+        results = await asyncio.gather(*(check(p) for p in checking))
+        for placement, result in zip(checking, results, strict=True):
             if result is Verification.LOADED:
                 self._verified[(uid, placement.pod)] = time.monotonic()
                 if placement.state is S.LOADING:
@@ -496,7 +555,7 @@ class Reconciler:
                 step.decide(U.LOAD_FAILED, pod=placement.pod, error="the operator restarted during the load", retriable=True)
             elif result is Verification.OTHER_PATH:
                 step.decide(U.ADAPTER_MISSING, pod=placement.pod, reason="the engine serves another artifact under this name")
-            elif isinstance(result, Exception):
+            elif isinstance(result, EngineError):
                 step.decide(U.ADAPTER_MISSING, pod=placement.pod, reason=f"engine unreachable: {result}")
             else:
                 step.decide(U.ADAPTER_MISSING, pod=placement.pod, reason="not listed by the engine's /v1/models (evicted, or the engine restarted)")
@@ -508,14 +567,23 @@ class Reconciler:
         spec: AdapterSpec,
         healthy: Mapping[str, ObservedPod],
         schedulable: Mapping[str, ObservedPod],
+        *,
+        fresh_spec: bool,
     ) -> tuple[int, str]:
         """Retry what is due, repair lost placements, place missing replicas, trim surplus ones.
 
+        Synchronous on purpose: between reading the pods' load and recording the new placements in the shared
+        index no other reconcile can run, so concurrent adapters cannot overfill a pod with a capacity.
         Returns the desired replica count and, when nothing could be placed, why (`Reason: message`).
         """
         metadata = adapter["metadata"]
         namespace, uid = str(metadata["namespace"]), str(metadata["uid"])
         now = step.now
+
+        def has_room(pod: str) -> bool:
+            capacity = healthy[pod].view.capacity if pod in healthy else None
+            return capacity is None or self.cluster.load_of(namespace, pod, excluding=uid) < capacity
+
         for placement in list(step.state.placements):
             due = placement.next_retry_at is not None and placement.next_retry_at <= now
             if placement.state is S.BACKOFF and due and placement.pod in healthy:
@@ -528,16 +596,17 @@ class Reconciler:
 
         # Repair first: a healthy pod that lost the adapter (eviction, engine restart) gets it back.
         for placement in list(step.state.placements):
-            if placement.state is S.LOST and placement.pod in healthy and missing() > 0:
+            if placement.state is S.LOST and placement.pod in healthy and missing() > 0 and has_room(placement.pod):
                 step.decide(U.RELOAD, pod=placement.pod, artifact_url=spec.artifact_url)
-        # Exhausted pods that rested get fresh attempts if still needed; otherwise they are let go.
+        # Exhausted pods get fresh attempts once they rested, or at once for a new spec (it may be the fix);
+        # pods no longer needed are let go.
         for placement in list(step.state.placements):
             rested = placement.next_retry_at is not None and placement.next_retry_at <= now
-            if placement.state is S.EXHAUSTED and rested:
-                if missing() > 0 and placement.pod in schedulable:
+            if placement.state is S.EXHAUSTED and (rested or fresh_spec):
+                if missing() > 0 and placement.pod in schedulable and has_room(placement.pod):
                     step.decide(U.RECONSIDER, pod=placement.pod)
-                else:
-                    step.decide(U.UNLOAD, pod=placement.pod)
+                elif rested:
+                    self._unload(step, placement.pod)
         blocked = ""
         if missing() > 0:
             taken = {p.pod for p in step.state.placements if p.state is not S.LOST}
@@ -559,11 +628,12 @@ class Reconciler:
             order = {S.ASSIGNED: 0, S.BACKOFF: 1, S.LOADING: 2, S.LOADED: 3}
             surplus = sorted((p for p in step.state.placements if p.active), key=lambda p: (order[p.state], -p.since.timestamp()))
             for placement in surplus[: -missing()]:
-                step.decide(U.UNLOAD, pod=placement.pod)
+                self._unload(step, placement.pod)
         # A lost placement on a pod that is back but no longer needed gives the adapter back to the engine.
         for placement in list(step.state.placements):
             if placement.state is S.LOST and placement.pod in healthy:
-                step.decide(U.UNLOAD, pod=placement.pod)
+                self._unload(step, placement.pod)
+        self.cluster.record_placements(uid, namespace, step.state)
         return desired, blocked
 
     def _why_unplaced(
@@ -599,8 +669,9 @@ class Reconciler:
         healthy: Mapping[str, ObservedPod],
         api_key: str | None,
         credentials: Mapping[str, str],
+        secrets: tuple[str, ...],
     ) -> None:
-        """Make the load calls this pass decided, concurrently; their outcomes become facts."""
+        """Make the load calls this pass decided, concurrently; a load counts only once `/v1/models` lists it."""
         uid = str(adapter["metadata"]["uid"])
         names = sorted(pod for pod in step.loading if pod in healthy)
         if not names:
@@ -612,23 +683,29 @@ class Reconciler:
             additional_config={str(k): str(v) for k, v in ((adapter.get("spec") or {}).get("additionalConfig") or {}).items()},
         )
 
-        async def load(pod: ObservedPod) -> tuple[float, outcomes.LoadResult | EngineError]:
-            client = self._client(adapter, pod, api_key)
+        async def load(pod: ObservedPod) -> tuple[float, EngineError | None]:
             began = time.perf_counter()
             try:
+                client = self._client(adapter, pod, api_key)
                 try:
-                    result = await client.load(request)
+                    await client.load(request)
                 except outcomes.AlreadyLoadedWithOtherPath:
                     # Ours from an earlier artifact (a spec change, or a restart in between): swap it in place.
-                    result = await client.load(request, replace=True)
+                    await client.load(request, replace=True)
+                verified = await client.verify(spec.lora_name, spec.artifact_url)
             except EngineError as error:
                 return (time.perf_counter() - began) * 1000, error
-            return (time.perf_counter() - began) * 1000, result
+            if verified is not Verification.LOADED:
+                # Not serving it (yet): worth another attempt, like an engine that is not ready.
+                return (time.perf_counter() - began) * 1000, outcomes.EngineUnavailable(
+                    f"load: the engine accepted the load but its /v1/models says {verified.value}"
+                )
+            return (time.perf_counter() - began) * 1000, None
 
         results = await asyncio.gather(*(load(healthy[name]) for name in names))
-        for name, (elapsed_ms, result) in zip(names, results, strict=True):
-            if isinstance(result, EngineError):
-                step.decide(U.LOAD_FAILED, pod=name, error=str(result), retriable=result.retriable)
+        for name, (elapsed_ms, error) in zip(names, results, strict=True):
+            if error is not None:
+                step.decide(U.LOAD_FAILED, pod=name, error=_scrub(str(error), secrets), retriable=error.retriable)
             else:
                 step.decide(U.LOAD_SUCCEEDED, pod=name, duration_ms=round(elapsed_ms, 3))
                 self._verified[(uid, name)] = time.monotonic()
@@ -640,15 +717,21 @@ class Reconciler:
         adapter: Mapping[str, Any],
         pods: Mapping[str, ObservedPod],
         *,
-        deadline: datetime,
         api_key: str | None,
-    ) -> None:
-        """Make the unload calls for every placement in Unloading; a 404 counts as unloaded."""
+        secrets: tuple[str, ...],
+    ) -> bool:
+        """Make the unload calls that are due (a 404 counts as unloaded); False if the write-ahead lost a race."""
         metadata = adapter["metadata"]
         name, uid = str(metadata["name"]), str(metadata["uid"])
-        unloading = [p.pod for p in step.state.placements if p.state is S.UNLOADING]
+        unloading = [
+            p.pod
+            for p in step.state.placements
+            if p.state is S.UNLOADING and (p.next_retry_at is None or p.next_retry_at <= step.now)
+        ]
         if not unloading:
-            return
+            return True
+        if step.payloads and not await self._save(step, adapter):
+            return False
 
         async def unload(pod: ObservedPod) -> EngineError | None:
             try:
@@ -664,11 +747,12 @@ class Reconciler:
             if pod_name not in pods:
                 step.decide(U.POD_GONE, pod=pod_name, reason="pod deleted")
             elif pod_name not in results:
-                step.decide(U.UNLOAD_FAILED, pod=pod_name, error="the pod has no IP address", unload_deadline=deadline)
-            elif results[pod_name] is None:
+                step.decide(U.UNLOAD_FAILED, pod=pod_name, error="the pod has no IP address")
+            elif (error := results[pod_name]) is None:
                 step.decide(U.UNLOAD_SUCCEEDED, pod=pod_name)
             else:
-                step.decide(U.UNLOAD_FAILED, pod=pod_name, error=str(results[pod_name]), unload_deadline=deadline)
+                step.decide(U.UNLOAD_FAILED, pod=pod_name, error=_scrub(str(error), secrets))
+        return True
 
     async def _bind_service(self, step: _Pass, adapter: Mapping[str, Any], pods: Mapping[str, ObservedPod]) -> bool:
         """The Service and EndpointSlice list exactly the instances; True when they do and there are some."""
@@ -829,7 +913,7 @@ class Reconciler:
         for placement in step.state.placements:
             if placement.next_retry_at is not None:
                 times.append(placement.next_retry_at)
-            if placement.state is S.UNLOADING:
+            if placement.state is S.UNLOADING and placement.next_retry_at is None:
                 times.append(now + timedelta(seconds=1))
             if placement.state is S.LOADED:
                 times.append(now + self.settings.verify_interval)
@@ -842,6 +926,20 @@ class Reconciler:
         if not times:
             return None
         return max((min(times) - now).total_seconds(), 0.0)
+
+
+def _sensitive(api_key: str | None, credentials: Mapping[str, str], adapter: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every secret value this pass may send to an engine, to be scrubbed from what it records."""
+    config = ((adapter.get("spec") or {}).get("additionalConfig") or {}).values()
+    values = {api_key or "", *credentials.values(), *(str(v) for v in config)}
+    return tuple(sorted((v for v in values if len(v) >= 6), key=len, reverse=True))
+
+
+def _scrub(text: str, secrets: tuple[str, ...]) -> str:
+    """`text` with every secret value masked: an engine may echo what it was sent in its error."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
 
 
 def _generation(adapter: Mapping[str, Any]) -> int:

@@ -150,7 +150,7 @@ class Operator:
         work = asyncio.create_task(controller.run(), name="controller")
         stopping = asyncio.create_task(self._stopping.wait(), name="stop-signal")
         tasks: list[asyncio.Task[object]] = [work, stopping]
-        lost: asyncio.Task[bool] | None = None
+        lost: asyncio.Task[object] | None = None
         if settings.leader_election:
             self.elector = LeaderElector(
                 kube,
@@ -161,12 +161,9 @@ class Operator:
                 renew_deadline=settings.renew_deadline,
                 retry_period=settings.retry_period,
             )
-            lost = asyncio.create_task(self.elector.lost.wait(), name="leadership-lost")
-            tasks += [
-                asyncio.create_task(self.elector.run(), name="leader-election"),
-                asyncio.create_task(self._follow_leadership(self.elector), name="leadership"),
-                lost,
-            ]
+            # The campaign ends only when the lease is lost (or the campaign itself broke): either way, stop.
+            lost = asyncio.create_task(self.elector.run(), name="leader-election")
+            tasks += [lost, asyncio.create_task(self._follow_leadership(self.elector), name="leadership")]
         else:
             controller.may_act.set()
         try:
@@ -177,7 +174,8 @@ class Operator:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         if lost is not None and lost in done:
-            log.error("leadership lost; stopping so that only one replica acts")
+            problem = None if lost.cancelled() else lost.exception()
+            log.error("leadership lost%s; stopping so that only one replica acts", f" ({problem!r})" if problem else "")
             return LEADERSHIP_LOST
         if work in done and not work.cancelled() and work.exception() is not None:
             log.error("the controller stopped: %r", work.exception())

@@ -5,7 +5,8 @@ design): no selector, port `http` (the engine port, 8000 unless the adapter's `m
 says otherwise), and an IPv4 EndpointSlice (`discovery.k8s.io/v1`) labelled `kubernetes.io/service-name`
 with exactly the pods whose engine serves the adapter. Both carry a controller owner reference to the
 ModelAdapter, so deleting it garbage-collects them. `desired_service` and `desired_endpoint_slice` are pure;
-`ensure_service` writes only what differs.
+`ensure_service` writes only what differs, and never takes over an object of that name that belongs to
+something else (a user's own Service): it reports it instead.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from modeladapter.operator.kube import ENDPOINTSLICES, MODELADAPTERS, SERVICES, Kube, NotFound, Raw
+from modeladapter.operator.kube import ENDPOINTSLICES, MODELADAPTERS, SERVICES, Kube, KubeError, NotFound, Raw
 
 ADAPTER_LABEL: Final = "adapter.model.aibrix.ai/name"
 MODEL_LABEL: Final = "model.aibrix.ai/name"
@@ -89,30 +90,51 @@ def desired_endpoint_slice(adapter: Mapping[str, Any], endpoints: Sequence[Endpo
     }
 
 
+class NotOurs(KubeError):
+    """A Service or EndpointSlice of the adapter's name exists and belongs to something else."""
+
+    def __init__(self, kind: str, namespace: str, name: str) -> None:
+        super().__init__(409, "NotOwned", f"{kind} {namespace}/{name} exists and is not owned by a ModelAdapter")
+
+
 async def ensure_service(kube: Kube, adapter: Mapping[str, Any], endpoints: Sequence[Endpoint], *, port: int) -> None:
-    """Create or correct the Service and the EndpointSlice. Raises `KubeError` if the API refuses."""
+    """Create or correct the Service and the EndpointSlice. Raises `KubeError` if the API refuses, and
+    `NotOurs` if an object of that name belongs to something else (it is never taken over)."""
     namespace, name = adapter["metadata"]["namespace"], adapter["metadata"]["name"]
+    owner = owner_reference(adapter)
     service = desired_service(adapter, port=port)
     try:
         current = await kube.get(SERVICES, namespace, name)
     except NotFound:
         await kube.create(SERVICES, namespace, service)
     else:
+        patch = _adoption(current, owner, "Service", namespace, name)
         if (current.get("spec") or {}).get("ports") != service["spec"]["ports"] or _labels_differ(current, service):
-            await kube.patch(
-                SERVICES,
-                namespace,
-                name,
-                {"metadata": {"labels": service["metadata"]["labels"]}, "spec": {"ports": service["spec"]["ports"]}},
-            )
+            patch["spec"] = {"ports": service["spec"]["ports"]}
+            patch.setdefault("metadata", {})["labels"] = service["metadata"]["labels"]
+        if patch:
+            await kube.patch(SERVICES, namespace, name, patch)
     slice_ = desired_endpoint_slice(adapter, endpoints, port=port)
     try:
         current = await kube.get(ENDPOINTSLICES, namespace, name)
     except NotFound:
         await kube.create(ENDPOINTSLICES, namespace, slice_)
         return
+    patch = _adoption(current, owner, "EndpointSlice", namespace, name)
     if _addresses(current) != _addresses(slice_) or current.get("ports") != slice_["ports"]:
-        await kube.patch(ENDPOINTSLICES, namespace, name, {"endpoints": slice_["endpoints"], "ports": slice_["ports"]})
+        patch.update({"endpoints": slice_["endpoints"], "ports": slice_["ports"]})
+    if patch:
+        await kube.patch(ENDPOINTSLICES, namespace, name, patch)
+
+
+def _adoption(current: Mapping[str, Any], owner: Raw, kind: str, namespace: str, name: str) -> Raw:
+    """A patch that moves the object to this adapter, if an earlier ModelAdapter of the name owned it."""
+    owners = (current.get("metadata") or {}).get("ownerReferences") or []
+    if any(o.get("uid") == owner["uid"] for o in owners):
+        return {}
+    if owners and all(o.get("kind") == MODELADAPTERS.kind and o.get("name") == owner["name"] for o in owners):
+        return {"metadata": {"ownerReferences": [owner]}}  # a re-created adapter takes over its predecessor's
+    raise NotOurs(kind, namespace, name)
 
 
 def _addresses(endpoint_slice: Mapping[str, Any]) -> list[tuple[str, ...]]:

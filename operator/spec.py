@@ -11,7 +11,8 @@ problem names the field and the rule, so that the status condition can say exact
 * `spec.schedulerName` — a known policy (`modeladapter.fsm.scheduling`);
 * `metadata.name` — usable as the engine's LoRA name: the AIBrix runtime, the strictest engine, accepts
   1 to 100 characters of letters, digits, `-` and `_`, starting with a letter or digit;
-* `spec.apiKeySecretRef`, `spec.credentialsSecretRef` — a Secret name in the adapter's own namespace.
+* `spec.apiKeySecretRef`, `spec.credentialsSecretRef` — a Secret name in the adapter's own namespace;
+* the `model.aibrix.ai/port` label, if present — a port number (the engine's port).
 
 Pure: no I/O, no Kubernetes client. Secrets are resolved later, by the operator, and never stored here.
 """
@@ -31,6 +32,7 @@ LORA_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 # DNS-1123 subdomain: what Kubernetes accepts as a Secret name.
 SECRET_NAME: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 SELECTOR_OPERATORS: Final = ("In", "NotIn", "Exists", "DoesNotExist")
+PORT_LABEL: Final = "model.aibrix.ai/port"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,8 @@ class SecretKeyRef:
 @dataclass(frozen=True, slots=True)
 class AdapterSpec:
     lora_name: str
+    engine_port: int
+    """From the adapter's `model.aibrix.ai/port` label; 8000 without it."""
     artifact_url: str
     pod_selector: LabelSelector
     replicas: int | None
@@ -142,6 +146,9 @@ def parse_spec(raw: Mapping[str, Any]) -> AdapterSpec | SpecProblem:
 def _parse(raw: Mapping[str, Any]) -> AdapterSpec:
     metadata = _mapping(raw.get("metadata"), "metadata")
     spec = _mapping(raw.get("spec"), "spec")
+    port = (metadata.get("labels") or {}).get(PORT_LABEL)
+    if port is not None and not (isinstance(port, str) and port.isdigit() and 0 < int(port) < 65536):
+        _fail(f"metadata.labels[{PORT_LABEL}]", "must be the engine's port number (1-65535)", port)
     name = metadata.get("name")
     if not isinstance(name, str) or not LORA_NAME.match(name):
         _fail(
@@ -172,6 +179,7 @@ def _parse(raw: Mapping[str, Any]) -> AdapterSpec:
         _fail("spec.additionalConfig", "must map strings to strings")
     return AdapterSpec(
         lora_name=name,
+        engine_port=int(port) if port is not None else 8000,
         artifact_url=artifact_url,
         pod_selector=_selector(spec.get("podSelector")),
         replicas=replicas,

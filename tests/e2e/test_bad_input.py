@@ -78,12 +78,15 @@ async def test_a_missing_secret_is_reported_and_retried_until_it_appears(sandbox
 
 
 async def test_an_engine_answering_garbage_is_an_error_not_a_crash(sandbox: Sandbox) -> None:
+    """A load is only believed once /v1/models lists it; an engine that answers nonsense there cannot be
+    believed, and the adapter says so instead of claiming Running."""
     from modeladapter.sandbox.engine.faults import Fault
 
     pods = await sandbox.add_pods(2)
     await sandbox.start_operator()
-    sandbox.engine(pods[0]).inject(Fault(status=200, body="<html>proxy error</html>"), route="models", times=None)
-    sandbox.engine(pods[1]).inject(Fault(status=200, body="<html>proxy error</html>"), route="models", times=None)
+    for pod in pods:
+        sandbox.engine(pod).inject(Fault(status=200, body="<html>proxy error</html>"), route="models", times=None)
     await sandbox.apply(adapter_manifest("other", replicas=1))
-    await sandbox.phase("Running", "other")
+    ready = await ready_condition(sandbox, "other")
+    assert ready["reason"] == "ModelAdapterLoadingError" and "ProtocolError" in ready["message"]
     assert sandbox.operators[0].controller.errors == 0

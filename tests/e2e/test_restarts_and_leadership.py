@@ -35,7 +35,8 @@ async def test_retries_survive_a_kill_the_next_operator_continues_the_count(sand
     assert uid is not None
     attempts = [e.payload.attempt for e in await sandbox.store.read(uid) if isinstance(e.payload, LoadFailed)]
     assert attempts == list(range(1, len(attempts) + 1)) and len(attempts) >= 2, "the count went on across the kill"
-    assert loads(sandbox, pod) == len(attempts) + 1, "one load call per attempt, none repeated"
+    # Attempts are written ahead of their call: a kill in between costs an attempt, never a second call.
+    assert loads(sandbox, pod) <= len(attempts) + 1, "no attempt made more than one load call"
 
 
 async def test_after_a_kill_the_next_operator_verifies_instead_of_reloading(sandbox: Sandbox) -> None:
@@ -76,6 +77,8 @@ async def test_two_operators_never_act_at_once_and_the_standby_takes_over(sandbo
     b = sandbox.spawn_operator(identity="operator-b")
     await sandbox.apply(adapter_manifest("first", replicas=1))
     await sandbox.phase("Running", "first", timeout=20)
+    for process in (a, b):
+        await sandbox.eventually(lambda process=process: _serving(process), timeout=20, what="both operators up")
     lease = await sandbox.kube.get(LEASES, "default", "modeladapter-operator")
     leader, standby = (a, b) if lease["spec"]["holderIdentity"] == "operator-a" else (b, a)
     assert await standby.metric("modeladapter_reconcile_duration_seconds_count") == 0
@@ -112,6 +115,17 @@ async def _metric_at_least(process: object, name: str, value: float) -> bool:
         return await process.metric(name) >= value  # type: ignore[attr-defined, no-any-return]
     except Exception:
         return False
+
+
+async def _serving(process: object) -> bool:
+    import httpx
+
+    try:
+        async with httpx.AsyncClient() as http:
+            answer = await http.get(f"http://127.0.0.1:{process.probe_port}/readyz", timeout=2)  # type: ignore[attr-defined]
+    except httpx.HTTPError:
+        return False
+    return answer.status_code == 200
 
 
 async def _gone(sandbox: Sandbox) -> bool:

@@ -171,6 +171,29 @@ class TestUnloading:
         assert isinstance(unloaded, Unloaded) and unloaded.outcome == "abandoned"
         assert isinstance(decision, PlacementChanged) and decision.to_state is PlacementState.UNLOADED
 
+    def test_the_deadline_set_when_unloading_began_cannot_be_moved_later(self, epoch: datetime) -> None:
+        from modeladapter.fsm.state import advance
+
+        started = decide(with_placement("Loaded"), PlacementTrigger.UNLOAD, Facts(now=epoch, pod=POD, unload_deadline=epoch + timedelta(seconds=60)))
+        state = advance(with_placement("Loaded"), started, at=epoch)
+        placement = state.placement(POD)
+        assert placement is not None and placement.unload_deadline == epoch + timedelta(seconds=60)
+        later = epoch + timedelta(seconds=61)
+        # The caller offers a fresh deadline, as a reconcile computing "now + timeout" would: the log's wins.
+        events = decide(state, PlacementTrigger.UNLOAD_FAILED, Facts(now=later, pod=POD, error="refused", unload_deadline=later + timedelta(seconds=60)))
+        assert isinstance(events[0], UnloadFailed) and events[0].abandoned
+
+    def test_a_failed_unload_waits_before_the_next_try_and_keeps_its_since(self, epoch: datetime) -> None:
+        from modeladapter.fsm.state import advance
+
+        state = advance(with_placement("Loaded"), decide(with_placement("Loaded"), PlacementTrigger.UNLOAD, Facts(now=epoch, pod=POD)), at=epoch)
+        later = epoch + timedelta(seconds=3)
+        failed = decide(state, PlacementTrigger.UNLOAD_FAILED, Facts(now=later, pod=POD, error="refused"))
+        assert isinstance(failed[0], UnloadFailed) and failed[0].retry_at == later + timedelta(seconds=5)
+        placement = advance(state, failed, at=later).placement(POD)
+        assert placement is not None
+        assert (placement.since, placement.next_retry_at) == (epoch, later + timedelta(seconds=5))
+
     @pytest.mark.parametrize("state", ["Assigned", "Loading", "Backoff", "Loaded", "Exhausted", "Lost", "Unloading"])
     def test_a_pod_that_is_gone_counts_as_unloaded(self, state: str, epoch: datetime) -> None:
         lost, unloaded, decision = decide(with_placement(state), PlacementTrigger.POD_GONE, Facts(now=epoch, pod=POD, reason="pod deleted"))

@@ -57,7 +57,7 @@ def test_an_unrelated_pod_wakes_nobody() -> None:
 def test_a_pod_an_adapter_sits_on_wakes_it_even_without_a_selector_match() -> None:
     cluster, woken = view()
     state = advance(AdapterState(namespace="team-a", name="qwen"), [PlacementChanged(pod="p", from_state=None, to_state=PlacementState.LOADED, trigger="assign")], at=NOW)
-    cluster.record_placements("qwen", state)
+    cluster.record_placements("qwen", "team-a", state)
     cluster._pod_changed(pod("p", "team-a", {"model": "mistral"}), None)
     assert woken == ["qwen"]
 
@@ -65,7 +65,28 @@ def test_a_pod_an_adapter_sits_on_wakes_it_even_without_a_selector_match() -> No
 def test_placements_count_towards_a_pods_load_for_every_other_adapter() -> None:
     cluster, _ = view()
     state = advance(AdapterState(namespace="team-a", name="qwen"), [PlacementChanged(pod="p", from_state=None, to_state=PlacementState.LOADED, trigger="assign")], at=NOW)
-    cluster.record_placements("qwen", state)
+    cluster.record_placements("qwen", "team-a", state)
     assert cluster.load_of("team-a", "p") == 1
     assert cluster.load_of("team-a", "p", excluding="qwen") == 0
     assert cluster.load_of("team-b", "p") == 0
+
+
+def test_a_relist_that_finds_a_name_re_created_forgets_the_old_adapter_and_wakes_both() -> None:
+    cluster, woken = view()
+    old = adapter("llama", "team-a", {"model": "llama"})
+    new = adapter("llama-2", "team-a", {"model": "llama"})
+    new["metadata"]["name"] = "llama"
+    cluster._adapter_changed(old, new)
+    assert cluster.adapter("llama") is None and cluster.adapter("llama-2") is new
+    assert woken == ["llama", "llama-2"]
+
+
+def test_the_operators_own_status_writes_do_not_wake_the_adapter() -> None:
+    cluster, woken = view()
+    before = adapter("llama", "team-a", {"model": "llama"})
+    after = {**before, "status": {"phase": "Running"}, "metadata": {**before["metadata"], "resourceVersion": "2"}}
+    cluster._adapter_changed(before, after)
+    assert woken == []
+    respec = {**after, "metadata": {**after["metadata"], "generation": 2, "resourceVersion": "3"}}
+    cluster._adapter_changed(after, respec)
+    assert woken == ["llama"]
