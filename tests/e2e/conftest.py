@@ -187,6 +187,18 @@ class Sandbox:
     async def events(self, name: str = "qwen-code-lora") -> list[Raw]:
         return [e for e in self.server.objects("v1", "Event", self.namespace) if (e.get("involvedObject") or {}).get("name") == name]
 
+    async def ready(self, replicas: int, name: str = "qwen-code-lora") -> bool:
+        """Running with exactly `replicas` verified instances."""
+        status = await self.status(name)
+        return status.get("readyReplicas") == replicas and status.get("phase") == "Running"
+
+    async def gone(self, name: str = "qwen-code-lora") -> bool:
+        try:
+            await self.adapter(name)
+        except NotFound:
+            return True
+        return False
+
     async def state(self, name: str = "qwen-code-lora") -> AdapterState:
         uid = (await self.adapter(name))["metadata"]["uid"]
         return fold(await self.store.read(uid))

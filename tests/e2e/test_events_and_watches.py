@@ -38,7 +38,7 @@ async def test_losing_a_pod_and_deleting_the_adapter_are_events_too(sandbox: San
     pods = await sandbox.add_pods(2)
     await sandbox.start_operator()
     await sandbox.apply(adapter_manifest())
-    await sandbox.eventually(lambda: _ready(sandbox, 2), what="two instances")
+    await sandbox.eventually(lambda: sandbox.ready(2), what="two instances")
     await sandbox.kubelet.mark_not_ready(pods[0])
     await sandbox.eventually(lambda: _has(sandbox, "PodLost"), what="PodLost")
     await sandbox.delete()
@@ -87,10 +87,6 @@ async def test_cut_watches_and_an_expired_history_are_survived(sandbox: Sandbox)
 async def _has(sandbox: Sandbox, reason: str) -> bool:
     return bool((await reasons(sandbox))[reason])
 
-
-async def _ready(sandbox: Sandbox, replicas: int) -> bool:
-    status = await sandbox.status()
-    return status.get("readyReplicas") == replicas and status.get("phase") == "Running"
 
 
 async def _engine_has(engine: object) -> bool:

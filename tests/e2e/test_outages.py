@@ -17,6 +17,19 @@ from tests.conftest import POSTGRES_URL
 from tests.e2e.conftest import Sandbox, adapter_manifest, free_port
 
 
+def fast_settings(sandbox: Sandbox, database_url: str) -> OperatorSettings:
+    """The operator process's settings with the sandbox's fast timings, no leader election."""
+    return OperatorSettings(
+        kubeconfig=sandbox.kubeconfig,
+        database_url=database_url,
+        leader_election=False,
+        stability_window=0.0,
+        backoff_base=0.05,
+        verify_interval=0.3,
+        probe_address="127.0.0.1:0",
+    )
+
+
 async def test_an_api_server_outage_is_survived(sandbox: Sandbox) -> None:
     await sandbox.add_pods(2)
     running = await sandbox.start_operator()
@@ -64,16 +77,7 @@ async def test_an_unreachable_event_log_is_waited_for_and_reported_not_ready(san
         await connection.execute(text(f'CREATE DATABASE "{database}"'))
     port = free_port()
     await sandbox.add_pods(1)
-    settings = OperatorSettings(
-        kubeconfig=sandbox.kubeconfig,
-        database_url=f"postgresql://postgres@127.0.0.1:{port}/{database}",
-        leader_election=False,
-        stability_window=0.0,
-        backoff_base=0.05,
-        verify_interval=0.3,
-        probe_address="127.0.0.1:0",
-    )
-    operator = Operator(settings, probes=False)
+    operator = Operator(fast_settings(sandbox, f"postgresql://postgres@127.0.0.1:{port}/{database}"), probes=False)
     task = asyncio.create_task(operator.run())
     try:
         await sandbox.apply(adapter_manifest(replicas=1))
@@ -97,16 +101,7 @@ async def test_an_unreachable_event_log_is_waited_for_and_reported_not_ready(san
 
 async def test_the_running_operator_exposes_its_work_as_metrics(sandbox: Sandbox) -> None:
     await sandbox.add_pods(2)
-    settings = OperatorSettings(
-        kubeconfig=sandbox.kubeconfig,
-        database_url=sandbox.database_url,
-        leader_election=False,
-        stability_window=0.0,
-        backoff_base=0.05,
-        verify_interval=0.3,
-        probe_address="127.0.0.1:0",
-    )
-    operator = Operator(settings, probes=False)
+    operator = Operator(fast_settings(sandbox, sandbox.database_url), probes=False)
     task = asyncio.create_task(operator.run())
     try:
         await sandbox.apply(adapter_manifest(replicas=1))

@@ -245,7 +245,7 @@ async def test_deletion_unloads_everywhere_then_removes_the_finalizer(sandbox: S
     uid = (await sandbox.adapter())["metadata"]["uid"]
     await sandbox.kubelet.delete(pods[2])  # a pod that is gone counts as unloaded
     await sandbox.delete()
-    await sandbox.eventually(lambda: _gone(sandbox), what="the ModelAdapter to be gone")
+    await sandbox.eventually(lambda: sandbox.gone(), what="the ModelAdapter to be gone")
     for pod in pods[:2]:
         assert "qwen-code-lora" not in sandbox.engine(pod).adapters
     history = await phase_history(sandbox.store, namespace="default", name="qwen-code-lora")
@@ -261,7 +261,7 @@ async def test_deletion_gives_up_on_an_unreachable_pod_after_the_deadline(sandbo
     await sandbox.phase("Running")
     await sandbox.engine(pod).refuse_connections()
     await sandbox.delete()
-    await sandbox.eventually(lambda: _gone(sandbox), timeout=15, what="deletion within the unload deadline")
+    await sandbox.eventually(lambda: sandbox.gone(), timeout=15, what="deletion within the unload deadline")
 
 
 async def test_status_is_truthful_instances_only_while_the_engine_lists_the_adapter(sandbox: Sandbox) -> None:
@@ -304,13 +304,3 @@ async def _engine_lacks(engine: object, name: str) -> bool:
 async def _engine_path(sandbox: Sandbox, pod: str, path: str) -> bool:
     loaded = sandbox.engine(pod).adapters.get("qwen-code-lora")
     return loaded is not None and loaded.path == path
-
-
-async def _gone(sandbox: Sandbox) -> bool:
-    from modeladapter.operator.kube import NotFound
-
-    try:
-        await sandbox.adapter()
-    except NotFound:
-        return True
-    return False

@@ -43,7 +43,7 @@ async def test_after_a_kill_the_next_operator_verifies_instead_of_reloading(sand
     pods = await sandbox.add_pods(2)
     first = sandbox.spawn_operator("--no-leader-election")
     await sandbox.apply(adapter_manifest())
-    await sandbox.eventually(lambda: _ready(sandbox, 2), timeout=20, what="two instances")
+    await sandbox.eventually(lambda: sandbox.ready(2), timeout=20, what="two instances")
     first.kill()
     before = {pod: loads(sandbox, pod) for pod in pods}
     uid = (await sandbox.state()).stream_id
@@ -63,11 +63,11 @@ async def test_a_deletion_interrupted_by_a_kill_still_unloads_everywhere(sandbox
     pods = await sandbox.add_pods(2)
     first = sandbox.spawn_operator("--no-leader-election")
     await sandbox.apply(adapter_manifest())
-    await sandbox.eventually(lambda: _ready(sandbox, 2), timeout=20, what="two instances")
+    await sandbox.eventually(lambda: sandbox.ready(2), timeout=20, what="two instances")
     first.kill()
     await sandbox.delete()
     sandbox.spawn_operator("--no-leader-election", identity="operator-b")
-    await sandbox.eventually(lambda: _gone(sandbox), timeout=20, what="deletion")
+    await sandbox.eventually(lambda: sandbox.gone(), timeout=20, what="deletion")
     assert all("qwen-code-lora" not in sandbox.engine(pod).adapters for pod in pods)
 
 
@@ -105,10 +105,6 @@ async def test_a_clean_stop_hands_the_lease_over_at_once(sandbox: Sandbox) -> No
     del b
 
 
-async def _ready(sandbox: Sandbox, replicas: int) -> bool:
-    status = await sandbox.status()
-    return status.get("readyReplicas") == replicas and status.get("phase") == "Running"
-
 
 async def _metric_at_least(process: object, name: str, value: float) -> bool:
     try:
@@ -127,15 +123,6 @@ async def _serving(process: object) -> bool:
         return False
     return answer.status_code == 200
 
-
-async def _gone(sandbox: Sandbox) -> bool:
-    from modeladapter.operator.kube import NotFound
-
-    try:
-        await sandbox.adapter()
-    except NotFound:
-        return True
-    return False
 
 
 async def _holder(sandbox: Sandbox, identity: str) -> bool:

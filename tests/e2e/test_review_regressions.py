@@ -17,7 +17,7 @@ async def test_a_failing_unload_is_retried_on_a_timer_and_given_up_at_its_deadli
     pods = await sandbox.add_pods(2)
     await sandbox.start_operator()  # unload_timeout 3 s, backoff base 0.05 s
     await sandbox.apply(adapter_manifest(replicas=2))
-    await sandbox.eventually(lambda: _ready(sandbox, 2), what="two instances")
+    await sandbox.eventually(lambda: sandbox.ready(2), what="two instances")
     for pod in pods:
         sandbox.engine(pod).inject(Fault(status=500), route="unload", times=None)
     await sandbox.apply(adapter_manifest(replicas=1))
@@ -88,7 +88,7 @@ async def test_a_crash_after_a_load_but_before_its_outcome_is_logged_leaks_nothi
     sandbox.operators.remove(first)
     await sandbox.delete()
     await sandbox.start_operator()
-    await sandbox.eventually(lambda: _gone(sandbox), what="the deletion")
+    await sandbox.eventually(lambda: sandbox.gone(), what="the deletion")
     assert "qwen-code-lora" not in sandbox.engine(pod).adapters, "the load written ahead was found and unloaded"
 
 
@@ -117,7 +117,7 @@ async def test_a_missing_secret_still_keeps_instances_and_endpoints_truthful(san
     )
     await sandbox.start_operator()
     await sandbox.apply(adapter_manifest(apiKeySecretRef={"name": "engine-key"}))
-    await sandbox.eventually(lambda: _ready(sandbox, 2), what="two instances")
+    await sandbox.eventually(lambda: sandbox.ready(2), what="two instances")
     await sandbox.kube.delete(SECRETS, "default", "engine-key")
     await sandbox.kubelet.delete(pods[0])
     status = await sandbox.eventually(lambda: _instances(sandbox, [pods[1]]), what="the deleted pod to leave")
@@ -142,10 +142,6 @@ async def test_a_service_that_is_not_ours_is_never_taken_over(sandbox: Sandbox) 
     assert running.controller.errors == 0
 
 
-async def _ready(sandbox: Sandbox, replicas: int) -> bool:
-    status = await sandbox.status()
-    return status.get("readyReplicas") == replicas and status.get("phase") == "Running"
-
 
 async def _instances(sandbox: Sandbox, pods: list[str]) -> dict[str, Any] | None:
     status = await sandbox.status()
@@ -159,13 +155,3 @@ async def _engine_has(sandbox: Sandbox, pod: str) -> bool:
 async def _phases(sandbox: Sandbox, count: int) -> bool:
     phases = [str((await sandbox.status(f"a{i}")).get("phase")) for i in range(count)]
     return sorted(phases) == ["Pending", "Pending", "Running"]
-
-
-async def _gone(sandbox: Sandbox) -> bool:
-    from modeladapter.operator.kube import NotFound
-
-    try:
-        await sandbox.adapter()
-    except NotFound:
-        return True
-    return False
