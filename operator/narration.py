@@ -1,0 +1,103 @@
+"""Events told in one line of English each: what the sandbox prints live and what `events` shows in a table.
+
+`narrate(payload)` covers every event type (a test walks `EVENT_TYPES`), and says what an on-call engineer
+asks first: which pod, which attempt, what error, when the next try is. `line(event)` prefixes it with the
+time and the adapter: `21:04:05.123  default/qwen-code-lora  phase Loading -> Bound (load_verified: ...)`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final
+
+from modeladapter.fsm.events import (
+    AdapterEvent,
+    AdapterMissing,
+    Finalized,
+    LoadFailed,
+    LoadStarted,
+    LoadSucceeded,
+    PhaseChanged,
+    PlacementChanged,
+    PlacementExhausted,
+    PodLost,
+    PodSelected,
+    PodSwitched,
+    RecordedEvent,
+    ServiceBound,
+    SpecObserved,
+    SpecRejected,
+    Unloaded,
+    UnloadFailed,
+    UnloadStarted,
+)
+
+NO_PHASE: Final = "-"
+
+
+def clock(moment: datetime) -> str:
+    """Wall-clock time to the millisecond, in the moment's own zone (the log stores UTC)."""
+    return f"{moment:%H:%M:%S.%f}"[:-3]
+
+
+def narrate(payload: AdapterEvent) -> str:
+    match payload:
+        case SpecObserved():
+            replicas = "all candidates" if payload.replicas is None else f"{payload.replicas} replica(s)"
+            return (
+                f"spec generation {payload.generation}: {payload.artifact_url} on {replicas} of "
+                f"{payload.pod_selector or 'every pod'} ({payload.scheduler_name})"
+            )
+        case SpecRejected():
+            return f"spec generation {payload.generation} rejected: {payload.field}: {payload.message}"
+        case PodSelected():
+            why = f": {payload.reason}" if payload.reason else ""
+            return f"pod {payload.pod} selected by {payload.policy}{why}"
+        case PodSwitched():
+            return f"switched pod {payload.from_pod} -> {payload.to_pod} ({payload.reason})"
+        case LoadStarted():
+            return f"load attempt {payload.attempt} on {payload.pod}: {payload.artifact_url}"
+        case LoadSucceeded():
+            return f"load attempt {payload.attempt} on {payload.pod} succeeded in {payload.duration_ms:.0f} ms"
+        case LoadFailed():
+            kind = "retriable" if payload.retriable else "not retriable"
+            retry = f", retry at {clock(payload.retry_at)}" if payload.retry_at else ""
+            return f"load attempt {payload.attempt} on {payload.pod} failed ({kind}{retry}): {payload.error}"
+        case PlacementExhausted():
+            return (
+                f"gave up on pod {payload.pod} after {payload.attempts} attempt(s) ({payload.cause}); "
+                f"may reconsider it at {clock(payload.reconsider_at)}"
+            )
+        case AdapterMissing():
+            return f"pod {payload.pod} no longer serves the adapter: {payload.reason}"
+        case PodLost():
+            return f"pod {payload.pod} lost: {payload.reason}"
+        case UnloadStarted():
+            deadline = f" (give up at {clock(payload.deadline)})" if payload.deadline else ""
+            return f"unloading from {payload.pod}{deadline}"
+        case Unloaded():
+            return f"unloaded from {payload.pod}: {payload.outcome}"
+        case UnloadFailed():
+            then = "abandoned" if payload.abandoned else (
+                f"retry at {clock(payload.retry_at)}" if payload.retry_at else "will retry"
+            )
+            return f"unload from {payload.pod} failed ({then}): {payload.error}"
+        case ServiceBound():
+            endpoints = ", ".join(payload.endpoints) or "no endpoints"
+            return f"service {payload.service} -> {endpoints}"
+        case Finalized():
+            return "finalized: every pod unloaded, finalizer removed"
+        case PhaseChanged():
+            source = payload.from_phase or NO_PHASE
+            detail = payload.message or payload.reason
+            return f"phase {source} -> {payload.to_phase} ({payload.trigger}: {detail})"
+        case PlacementChanged():
+            source = payload.from_state or NO_PHASE
+            return f"pod {payload.pod}: {source} -> {payload.to_state} ({payload.trigger})"
+    raise AssertionError(f"no narration for {type(payload).__name__}")  # pragma: no cover - exhaustive
+
+
+def line(event: RecordedEvent, *, with_adapter: bool = True) -> str:
+    """`HH:MM:SS.mmm  namespace/name  <narration>`; the adapter is left out when the reader already knows it."""
+    who = f"{event.namespace}/{event.name}  " if with_adapter else ""
+    return f"{clock(event.recorded_at)}  {who}{narrate(event.payload)}"
