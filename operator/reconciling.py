@@ -115,6 +115,11 @@ class _Pass:
     def __post_init__(self) -> None:
         self.state = self.base
 
+    def tick(self, now: datetime) -> None:
+        """Move the pass's clock after waiting on engines: outcomes are recorded, and backoffs measured, from
+        when they happened, not from when the pass began (a 5 s timeout must not eat a 5 s backoff)."""
+        self.now = max(self.now, now)
+
     def record(self, *facts: AdapterEvent) -> None:
         self.payloads.extend(facts)
         self.state = advance(self.state, facts, at=self.now)
@@ -546,6 +551,7 @@ class Reconciler:
                 return error
 
         results = await asyncio.gather(*(check(p) for p in checking))
+        step.tick(self.clock())
         for placement, result in zip(checking, results, strict=True):
             if result is Verification.LOADED:
                 self._verified[(uid, placement.pod)] = time.monotonic()
@@ -703,6 +709,7 @@ class Reconciler:
             return (time.perf_counter() - began) * 1000, None
 
         results = await asyncio.gather(*(load(healthy[name]) for name in names))
+        step.tick(self.clock())
         for name, (elapsed_ms, error) in zip(names, results, strict=True):
             if error is not None:
                 step.decide(U.LOAD_FAILED, pod=name, error=_scrub(str(error), secrets), retriable=error.retriable)
@@ -742,6 +749,7 @@ class Reconciler:
 
         reachable = [p for p in unloading if p in pods and pods[p].ip]
         results = dict(zip(reachable, await asyncio.gather(*(unload(pods[p]) for p in reachable)), strict=True))
+        step.tick(self.clock())
         for pod_name in unloading:
             self._verified.pop((uid, pod_name), None)
             if pod_name not in pods:

@@ -102,6 +102,22 @@ async def test_retries_follow_the_documented_backoff_and_are_persisted(sandbox: 
     assert all(f.payload.retriable for f in failures)
 
 
+async def test_a_slow_failure_is_recorded_when_it_happened_and_its_backoff_counts_from_then(sandbox: Sandbox) -> None:
+    """An engine that takes 0.6 s to fail: the failure's time is the answer's, and the wait starts after it."""
+    (pod,) = await sandbox.add_pods(1)
+    sandbox.engine(pod).inject(Fault(delay=0.6, status=503), route="load", times=1)
+    await sandbox.start_operator()
+    await sandbox.apply(adapter_manifest(replicas=1))
+    await sandbox.phase("Running", timeout=10)
+    uid = (await sandbox.state()).stream_id
+    assert uid is not None
+    recorded = await sandbox.store.read(uid)
+    started = next(e for e in recorded if e.payload.type == "LoadStarted")
+    failed = next(e for e in recorded if isinstance(e.payload, LoadFailed))
+    assert failed.recorded_at - started.recorded_at >= timedelta(seconds=0.6)
+    assert failed.payload.retry_at == failed.recorded_at + FAST.backoff.base
+
+
 async def test_retry_annotations_mirror_a_retrying_placement(sandbox: Sandbox) -> None:
     from dataclasses import replace
 
