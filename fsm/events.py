@@ -25,7 +25,8 @@ from modeladapter.fsm.phases import Phase, PlacementState
 
 
 class _Payload(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Attribute docstrings become field descriptions (the event catalogue, docs/events.md, shows them).
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
 
 # --- facts about the spec -------------------------------------------------------------------------------------
@@ -37,11 +38,17 @@ class SpecObserved(_Payload):
     type: Literal["SpecObserved"] = "SpecObserved"
     schema_version: Literal[1] = 1
     generation: int
+    """`metadata.generation` of the ModelAdapter that was read."""
     artifact_url: str
+    """`spec.artifactURL` (for an invalid spec, as written and cut to 2048 characters)."""
     replicas: int | None
+    """`spec.replicas`; None when it is omitted (every healthy matching pod)."""
     scheduler_name: str
+    """`spec.schedulerName` as written; `default` when it is omitted."""
     pod_selector: str
+    """`spec.podSelector` in label-selector syntax (`a=b,c in (d,e),!f`); empty for an invalid spec."""
     base_model: str | None = None
+    """`spec.baseModel`, if set."""
 
 
 class SpecRejected(_Payload):
@@ -50,20 +57,29 @@ class SpecRejected(_Payload):
     type: Literal["SpecRejected"] = "SpecRejected"
     schema_version: Literal[1] = 1
     generation: int
+    """The generation whose spec was rejected."""
     field: str
+    """The offending field's path, e.g. `spec.artifactURL` or `metadata.name`."""
     rule: str
+    """The rule it breaks, in words."""
     message: str
+    """`<field>: <rule> (got <value>)`, as the condition shows it."""
 
 
 # --- facts about placements -----------------------------------------------------------------------------------
 
 
 class PodSelected(_Payload):
+    """A scheduling policy chose a pod for the adapter (a new placement, or a lost one re-assigned)."""
+
     type: Literal["PodSelected"] = "PodSelected"
     schema_version: Literal[1] = 1
     pod: str
+    """The chosen pod, in the adapter's namespace."""
     policy: str
+    """The policy that chose it: `least-adapters`, `bin-pack` or `random`."""
     reason: str = ""
+    """Why this pod: the policy's count, or what it replaces (`MaxRetriesExceeded: ...`, `PodLost: ...`)."""
 
 
 class PodSwitched(_Payload):
@@ -72,24 +88,37 @@ class PodSwitched(_Payload):
     type: Literal["PodSwitched"] = "PodSwitched"
     schema_version: Literal[1] = 1
     from_pod: str
+    """The pod given up on."""
     to_pod: str
+    """The pod chosen instead."""
     reason: str
+    """Why the old pod was given up on, e.g. `MaxRetriesExceeded: <last error>` or `PodLost: <why>`."""
 
 
 class LoadStarted(_Payload):
+    """A load attempt on a pod begins; the operator appends it before it calls the engine (write-ahead)."""
+
     type: Literal["LoadStarted"] = "LoadStarted"
     schema_version: Literal[1] = 1
     pod: str
+    """The pod whose engine is asked to load the adapter."""
     attempt: int
+    """1-based attempt on this pod, counted since it was assigned, last held the adapter, or was lost."""
     artifact_url: str
+    """The artifact being loaded."""
 
 
 class LoadSucceeded(_Payload):
+    """The engine accepted the load and its `/v1/models` lists the adapter from the right artifact."""
+
     type: Literal["LoadSucceeded"] = "LoadSucceeded"
     schema_version: Literal[1] = 1
     pod: str
+    """The pod whose engine now serves the adapter."""
     attempt: int
+    """The attempt that succeeded."""
     duration_ms: float
+    """Load call and verification, in milliseconds; 0 when a load cut short by a restart had landed."""
 
 
 class LoadFailed(_Payload):
@@ -98,10 +127,15 @@ class LoadFailed(_Payload):
     type: Literal["LoadFailed"] = "LoadFailed"
     schema_version: Literal[1] = 1
     pod: str
+    """The pod whose engine did not load the adapter."""
     attempt: int
+    """The attempt that failed."""
     error: str
+    """The engine's or the network's error, with secret values masked."""
     retriable: bool
+    """Whether the failure is worth another attempt on this pod (`modeladapter.fsm.retriable`)."""
     retry_at: AwareDatetime | None
+    """When the backoff ends; None for a failure that is not retriable."""
 
 
 class PlacementExhausted(_Payload):
@@ -110,9 +144,13 @@ class PlacementExhausted(_Payload):
     type: Literal["PlacementExhausted"] = "PlacementExhausted"
     schema_version: Literal[1] = 1
     pod: str
+    """The pod given up on."""
     attempts: int
+    """Load attempts made on it."""
     cause: Literal["max-retries", "non-retriable"]
+    """`max-retries`: the attempts ran out; `non-retriable`: the error rules this pod out."""
     reconsider_at: AwareDatetime
+    """When the pod may get a fresh set of attempts (the backoff's cool-down later)."""
 
 
 class AdapterMissing(_Payload):
@@ -121,7 +159,9 @@ class AdapterMissing(_Payload):
     type: Literal["AdapterMissing"] = "AdapterMissing"
     schema_version: Literal[1] = 1
     pod: str
+    """The pod whose engine was asked."""
     reason: str
+    """What verification found: not listed, another artifact under this name, or the engine unreachable."""
 
 
 class PodLost(_Payload):
@@ -130,7 +170,9 @@ class PodLost(_Payload):
     type: Literal["PodLost"] = "PodLost"
     schema_version: Literal[1] = 1
     pod: str
+    """The pod that was lost."""
     reason: str
+    """Why, e.g. `pod deleted` or `pod <name> is not Ready`."""
 
 
 class UnloadStarted(_Payload):
@@ -139,7 +181,9 @@ class UnloadStarted(_Payload):
     type: Literal["UnloadStarted"] = "UnloadStarted"
     schema_version: Literal[1] = 1
     pod: str
+    """The pod the adapter is to be unloaded from."""
     deadline: AwareDatetime | None = None
+    """After this instant a failing unload is abandoned; None: no deadline."""
 
 
 class Unloaded(_Payload):
@@ -148,7 +192,9 @@ class Unloaded(_Payload):
     type: Literal["Unloaded"] = "Unloaded"
     schema_version: Literal[1] = 1
     pod: str
+    """The pod that no longer holds the adapter."""
     outcome: Literal["unloaded", "not-loaded", "pod-gone", "abandoned"]
+    """`unloaded` (by the engine; a 404 counts), `not-loaded` (never tried), `pod-gone` or `abandoned`."""
 
 
 class UnloadFailed(_Payload):
@@ -157,9 +203,13 @@ class UnloadFailed(_Payload):
     type: Literal["UnloadFailed"] = "UnloadFailed"
     schema_version: Literal[1] = 1
     pod: str
+    """The pod whose unload failed."""
     error: str
+    """The engine's or the network's error, with secret values masked."""
     abandoned: bool
+    """True when the deadline had passed and the pod is given up on (an `Unloaded` follows)."""
     retry_at: AwareDatetime | None = None
+    """When the unload is tried again; None when it was abandoned."""
 
 
 # --- facts about the adapter as a whole -----------------------------------------------------------------------
@@ -171,11 +221,13 @@ class ServiceBound(_Payload):
     type: Literal["ServiceBound"] = "ServiceBound"
     schema_version: Literal[1] = 1
     service: str
+    """The name of the Service and of its EndpointSlice: the ModelAdapter's name."""
     endpoints: tuple[str, ...]
+    """The pod IPs the EndpointSlice lists, sorted; empty when no instance is left."""
 
 
 class Finalized(_Payload):
-    """Every placement is unloaded and the finalizer was removed: the stream ends here."""
+    """Every placement is unloaded (or the object is gone): the stream ends here; the finalizer goes next."""
 
     type: Literal["Finalized"] = "Finalized"
     schema_version: Literal[1] = 1
@@ -190,10 +242,15 @@ class PhaseChanged(_Payload):
     type: Literal["PhaseChanged"] = "PhaseChanged"
     schema_version: Literal[1] = 1
     from_phase: Phase | None
+    """The phase before; None for the stream's first decision."""
     to_phase: Phase
+    """The phase after; the same as `from_phase` on a reflexive edge."""
     trigger: str
+    """The phase trigger that fired, e.g. `pods_selected`."""
     reason: str
+    """CamelCase reason, shown as the condition's reason, e.g. `NoCandidatePods`."""
     message: str
+    """The human-readable explanation, shown as the condition's message."""
 
 
 class PlacementChanged(_Payload):
@@ -202,9 +259,13 @@ class PlacementChanged(_Payload):
     type: Literal["PlacementChanged"] = "PlacementChanged"
     schema_version: Literal[1] = 1
     pod: str
+    """The pod whose placement moved."""
     from_state: PlacementState | None
+    """The placement's state before; None for a new placement."""
     to_state: PlacementState
+    """The state after; `Unloaded` removes the placement from the folded state."""
     trigger: str
+    """The placement trigger that fired, e.g. `load_failed`."""
 
 
 AdapterEvent: TypeAlias = Annotated[
@@ -258,32 +319,47 @@ EVENT_TYPES: frozenset[str] = frozenset(
 
 
 class _Envelope(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
 
 class NewEvent(_Envelope):
     """An event on its way into the log; the store assigns its version and position."""
 
     payload: AdapterEvent
+    """The event itself."""
     recorded_at: AwareDatetime
+    """When the reconcile that recorded it observed the world; shared by its events."""
     event_id: UUID = Field(default_factory=uuid4)
+    """Unique id of the event."""
     reconcile_id: str | None = None
+    """The reconcile that recorded it; the operator's log lines carry the same id."""
     observed_generation: int | None = None
+    """`metadata.generation` of the ModelAdapter when the event was recorded."""
 
 
 class RecordedEvent(_Envelope):
     """An event as read back from the log."""
 
     stream_id: str
+    """The stream: the ModelAdapter's `metadata.uid`."""
     namespace: str
+    """The ModelAdapter's namespace (recorded with the stream)."""
     name: str
+    """The ModelAdapter's name (recorded with the stream; names are reused, uids are not)."""
     version: int = Field(ge=1)
+    """The event's place in its stream: 1, 2, 3 ... without gaps."""
     position: int = Field(ge=1)
+    """The event's place in the whole log, across streams: gap-free, in commit order."""
     event_id: UUID
+    """Unique id of the event."""
     recorded_at: AwareDatetime
+    """When the reconcile that recorded it observed the world; shared by its events."""
     reconcile_id: str | None
+    """The reconcile that recorded it; the operator's log lines carry the same id."""
     observed_generation: int | None
+    """`metadata.generation` of the ModelAdapter when the event was recorded."""
     payload: AdapterEvent
+    """The event itself."""
 
 
 def stamp(
