@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+from modeladapter.fsm.events import PhaseChanged, PlacementChanged
+from modeladapter.fsm.phases import Phase, PlacementState
 from modeladapter.sandbox.engine.faults import Fault
 from tests.e2e.conftest import Sandbox, adapter_manifest
 
@@ -51,9 +53,9 @@ async def test_a_repeating_event_is_counted_not_repeated(sandbox: Sandbox) -> No
     await sandbox.apply(adapter_manifest(replicas=1))
     await sandbox.phase("Running")
     engine = sandbox.engine(pod)
-    for _ in range(3):
+    for evictions in range(1, 4):
         engine.evict("qwen-code-lora")
-        await sandbox.eventually(lambda: _engine_has(engine), what="the repair")
+        await sandbox.eventually(lambda: _repaired_after(sandbox, evictions), what=f"the repair of eviction {evictions}")
 
     async def counted_three_times() -> list[dict[str, object]] | None:
         lost = [e for e in await sandbox.events() if e["reason"] == "PodLost"]
@@ -89,8 +91,15 @@ async def _has(sandbox: Sandbox, reason: str) -> bool:
 
 
 
-async def _engine_has(engine: object) -> bool:
-    return "qwen-code-lora" in engine.adapters  # type: ignore[attr-defined]
+async def _repaired_after(sandbox: Sandbox, evictions: int) -> bool:
+    """The log has seen `evictions` placements lost and the adapter is Running again after the last.
+
+    Waiting only for the engine to list the adapter again would race the operator's own check of that
+    load: an eviction between the load and its verification is a failed load, not a lost placement."""
+    events = await sandbox.store.read((await sandbox.adapter())["metadata"]["uid"])
+    lost = [e for e in events if isinstance(e.payload, PlacementChanged) and e.payload.to_state is PlacementState.LOST]
+    decisions = [e.payload for e in events if isinstance(e.payload, PhaseChanged)]
+    return len(lost) == evictions and decisions[-1].to_phase is Phase.RUNNING and decisions[-1].trigger == "service_bound"
 
 
 async def _on(sandbox: Sandbox, name: str, pod: str) -> dict[str, object] | None:
