@@ -49,10 +49,12 @@ def narrate(payload: AdapterEvent) -> str:
                 f"{payload.pod_selector or 'every pod'} ({payload.scheduler_name})"
             )
         case SpecRejected():
-            return f"spec generation {payload.generation} rejected: {payload.field}: {payload.message}"
+            # The message already names the field (`<field>: <rule> (got ...)`).
+            detail = payload.message if payload.message.startswith(payload.field) else f"{payload.field}: {payload.message}"
+            return f"spec generation {payload.generation} rejected: {detail}"
         case PodSelected():
-            why = f": {payload.reason}" if payload.reason else ""
-            return f"pod {payload.pod} selected by {payload.policy}{why}"
+            why = payload.reason.removeprefix(f"{payload.policy}: ")
+            return f"pod {payload.pod} selected by {payload.policy}" + (f": {why}" if why else "")
         case PodSwitched():
             return f"switched pod {payload.from_pod} -> {payload.to_pod} ({payload.reason})"
         case LoadStarted():
