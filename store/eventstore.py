@@ -71,6 +71,31 @@ class _AppendRequest:
     done: asyncio.Future[list[RecordedEvent]]
 
 
+_EVENT_COLUMNS: Final = tuple(column.name for column in events.columns)
+
+
+def _insert_events(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """`INSERT INTO adapter_events` for many rows; on SQLite with each column's bind processor applied directly.
+
+    The values are encoded exactly as `connection.execute(insert(events), rows)` would encode them (the same
+    processors), without SQLAlchemy's per-row parameter machinery, which was a quarter of a SQLite group
+    commit. PostgreSQL keeps the statement (asyncpg wants its parameters typed by SQLAlchemy).
+    """
+    dialect = connection.dialect
+    if dialect.name != "sqlite":
+        connection.execute(insert(events), rows)
+        return
+    # The whole chain the compiler applies (a TypeDecorator's own step, then its impl's); the public
+    # `bind_processor` of a TypeDecorator stops after the first, and sqlite3 would format datetimes its own way.
+    processors = [events.c[name].type._cached_bind_processor(dialect) for name in _EVENT_COLUMNS]
+    statement = f"INSERT INTO adapter_events ({', '.join(_EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(_EVENT_COLUMNS))})"
+    encoded = [
+        tuple(process(row[name]) if process is not None else row[name] for name, process in zip(_EVENT_COLUMNS, processors))
+        for row in rows
+    ]
+    connection.exec_driver_sql(statement, encoded)
+
+
 class SqlEventStore:
     """The event log on a SQLAlchemy async engine (SQLite or PostgreSQL).
 
@@ -192,7 +217,7 @@ class SqlEventStore:
             new_streams = self._new_stream_rows(accepted, known)
             if new_streams:
                 connection.execute(insert(streams), new_streams)
-            connection.execute(insert(events), event_rows)
+            _insert_events(connection, event_rows)
             connection.execute(_STREAM_UPDATE, self._stream_updates(accepted))
         return accepted, rejected, recorded
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from modeladapter.fsm.events import (
@@ -30,6 +30,7 @@ from modeladapter.store.codec import Codec
 from modeladapter.store.engine import IMMEDIATE
 from modeladapter.store.eventstore import APPEND_LOCK_KEY
 from modeladapter.store.errors import DuplicateEvent
+from modeladapter.store.schema import events, streams
 
 NS, NAME = "default", "qwen-code-lora"
 
@@ -77,6 +78,29 @@ class TestAppendingAndReading:
         first = read[0]
         assert (first.namespace, first.name, first.reconcile_id, first.observed_generation) == (NS, NAME, "r-1", 1)
         assert first.recorded_at == at and first.recorded_at.utcoffset() == timedelta(0)
+
+    async def test_a_row_is_stored_as_sqlalchemys_own_insert_stores_it(self, store: SqlEventStore, epoch: datetime) -> None:
+        # The SQLite writer encodes rows itself (the columns' own processors, without SQLAlchemy's per-row
+        # machinery); queries compare the stored text, so it must be byte for byte what an insert stores.
+        appended_stream, inserted_stream = new_stream(), new_stream()
+        for round_, at in enumerate((epoch, epoch + timedelta(microseconds=123456))):
+            (appended,) = await store.append(appended_stream, batch(at, spec()), expected_version=await store.last_version(appended_stream), namespace=NS, name=NAME)
+            row = {column: getattr(appended, column) for column in ("version", "event_id", "recorded_at", "reconcile_id", "observed_generation")}
+            async with store.engine.begin() as connection:
+                if round_ == 0:
+                    await connection.execute(insert(streams), {"stream_id": inserted_stream, "namespace": NS, "name": "x", "created_at": at, "version": 0})
+                await connection.execute(insert(events), {
+                    **row, "stream_id": inserted_stream, "position": appended.position + 1000, "event_id": uuid.uuid4(),
+                    "type": "SpecObserved", "schema_version": 1, "payload": store.codec.encode(appended)[2],
+                })  # fmt: skip
+            columns = "version, type, schema_version, recorded_at, reconcile_id, observed_generation, CAST(payload AS TEXT)"
+            async with store.engine.connect() as connection:
+                stored = (await connection.execute(text(f"SELECT {columns} FROM adapter_events WHERE stream_id = :s AND version = :v"), {"s": appended_stream, "v": appended.version})).one()
+                reference = (await connection.execute(text(f"SELECT {columns} FROM adapter_events WHERE stream_id = :s AND version = :v"), {"s": inserted_stream, "v": appended.version})).one()
+                assert tuple(stored) == tuple(reference)
+                if store.engine.dialect.name == "sqlite":
+                    id_text = (await connection.execute(text("SELECT event_id FROM adapter_events WHERE event_id = :e"), {"e": appended.event_id.hex})).scalar()
+                    assert id_text == appended.event_id.hex
 
     async def test_a_stream_grows_batch_by_batch(self, store: SqlEventStore, epoch: datetime) -> None:
         stream = new_stream()
