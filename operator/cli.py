@@ -1,7 +1,9 @@
 """The `modeladapter` command (also `kubectl modeladapter`).
 
 Subcommands so far: `run` (the operator), `manifests` (the CRD, RBAC and Deployment for `kubectl apply -f -`),
-`demo` (the state machines and the event log, scripted) and `db upgrade` / `db current`.
+`sandbox` (the whole system on this machine, no cluster), `db upgrade` / `db current`, and the read-only audit
+commands `history`, `events`, `replay`, `verify`, `stuck` and `stats` (`modeladapter.operator.audit_commands`).
+Installed as `kubectl-modeladapter` too, it names itself `kubectl modeladapter` when run under that name.
 Bad input ends with a one-line message on stderr and exit status 2; nothing is written in that case.
 """
 
@@ -14,7 +16,6 @@ import sys
 from collections.abc import Sequence
 
 from modeladapter import migrations
-from modeladapter.operator.demo import run_demo
 from sqlalchemy.exc import DBAPIError
 
 from modeladapter.operator.manifests import (
@@ -24,6 +25,7 @@ from modeladapter.operator.manifests import (
     operator_manifests,
     render_manifests,
 )
+from modeladapter.operator.audit_commands import AUDIT_COMMANDS, add_audit_commands, run_audit_command
 from modeladapter.operator.logs import configure_logging
 from modeladapter.operator.settings import SettingsError, add_run_arguments, settings_from
 from modeladapter.store import DEFAULT_DATABASE_URL, SchemaTooNew, UnsupportedDatabase, create_engine
@@ -36,9 +38,15 @@ def _database_url(args: argparse.Namespace) -> str:
     return str(args.database_url or os.environ.get("MODELADAPTER_DATABASE_URL") or DEFAULT_DATABASE_URL)
 
 
+def program_name(argv0: str | None = None) -> str:
+    """`kubectl modeladapter` when run as the kubectl plugin (`kubectl-modeladapter`), else `modeladapter`."""
+    invoked = os.path.basename(argv0 if argv0 is not None else (sys.argv[0] if sys.argv else ""))
+    return "kubectl modeladapter" if invoked.startswith("kubectl-") else "modeladapter"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="modeladapter", description="Load LoRA adapters onto vLLM pods, with a replayable event log."
+        prog=program_name(), description="Load LoRA adapters onto vLLM pods, with a replayable event log."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     database = argparse.ArgumentParser(add_help=False)
@@ -63,13 +71,41 @@ def build_parser() -> argparse.ArgumentParser:
         "--namespace", default=DEFAULT_NAMESPACE, help=f"the operator's namespace (default {DEFAULT_NAMESPACE})"
     )
     manifests.add_argument("--image", help="the operator image (default modeladapter:<version>)")
-    commands.add_parser(
-        "demo", parents=[database], help="walk one adapter through retries, a pod switch and Running (scripted)"
+    _add_sandbox_arguments(
+        commands.add_parser(
+            "sandbox",
+            parents=[database],
+            help="run the API emulator, simulated vLLM pods, the operator and the event log here (no cluster)",
+            description="Start, in this process and on loopback only, a Kubernetes API emulator, vLLM pods, the "
+            "operator and the event log; apply the sample adapter (or -f FILE) and print every transition live. "
+            "Ctrl-C stops it; the event log keeps everything.",
+        )
     )
+    add_audit_commands(commands, database=database)
     db = commands.add_parser("db", help="the event log's schema").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", parents=[database], help="migrate the event log to this version's schema")
     db.add_parser("current", parents=[database], help="print the event log's schema revision")
     return parser
+
+
+def _add_sandbox_arguments(sandbox: argparse.ArgumentParser) -> None:
+    # Values are checked by the sandbox, so that every bad one gets the same one-line message and status 2.
+    sandbox.add_argument("-f", "--filename", action="append", metavar="FILE",
+                         help="apply the ModelAdapters in FILE instead of the sample (repeatable)")
+    sandbox.add_argument("--pods", metavar="N", help="simulated vLLM pods, on 127.0.0.2 upward, port 8000 (default 3)")
+    sandbox.add_argument("--engine", metavar="sim|vllm",
+                         help="sim: simulated vLLM engines (default); vllm: real vLLM 0.32 CPU servers (.ci/prepare/30-vllm)")
+    sandbox.add_argument("--exit-when-running", action="store_true",
+                         help="exit 0 once every applied adapter is Running, 1 after --timeout")
+    sandbox.add_argument("--timeout", metavar="DURATION",
+                         help="with --exit-when-running: how long to wait, e.g. 90s, 2m (default 2m; 10m with vllm)")
+    sandbox.add_argument("--chaos", action="store_true",
+                         help="inject engine faults and delete a serving pod, to show retries and the heal")
+    sandbox.add_argument("--seed", metavar="N", help="with --chaos: the seed that picks the faults (default random)")
+    sandbox.add_argument("--first-pod-ip", metavar="IP",
+                         help="the first pod's loopback address; the others follow it (default 127.0.0.2)")
+    sandbox.add_argument("--state-dir", metavar="DIR",
+                         help="kubeconfig, event log, operator log and sample artifacts (default ./.modeladapter)")  # fmt: skip
 
 
 async def _db(command: str, url: str) -> int:
@@ -115,10 +151,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     if args.command == "manifests":
         return _manifests(args)
+    if args.command == "sandbox":
+        # The composition root's one import of the sandbox layer, made here so that no other command loads it.
+        from modeladapter.sandbox.command import run_sandbox
+
+        return run_sandbox(args)
+    if args.command in AUDIT_COMMANDS:
+        return run_audit_command(args, prog=program_name())
     url = _database_url(args)
     try:
-        if args.command == "demo":
-            return asyncio.run(run_demo(url, sys.stdout))
         return asyncio.run(_db(args.db_command, url))
     except (UnsupportedDatabase, SchemaTooNew) as error:
         print(f"modeladapter: {error}", file=sys.stderr)

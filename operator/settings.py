@@ -15,7 +15,7 @@ message names the flag and the variable, e.g.
 and exits with status 2.
 
 Durations are float seconds. On the command line and in the environment they may also carry a unit:
-`500ms`, `30s`, `2m`, `1h`.
+`500ms`, `30s`, `2m`, `1h`, `1d`.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ DEFAULT_PROBE_ADDRESS: Final = "0.0.0.0:8080"
 # DNS-1123 label (namespaces) and subdomain (Lease names), as the API server checks them.
 _DNS_LABEL: Final = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_DURATION: Final = re.compile(r"^\s*(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?P<unit>ms|s|m|h)?\s*$")
-_UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_DURATION: Final = re.compile(r"^\s*(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?P<unit>ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})
 
@@ -250,7 +250,11 @@ def parse_host_port(address: str, *, setting: str = "probe_address") -> tuple[st
 
 
 def parse_seconds(text: str) -> float:
-    """`30`, `2.5`, `500ms`, `30s`, `2m`, `1h` as seconds; ValueError otherwise (signs are not accepted)."""
+    """`30`, `2.5`, `500ms`, `30s`, `2m`, `1h`, `1d` as seconds; ValueError otherwise (signs are not accepted).
+
+    The one duration syntax of the CLI: the operator's flags and the audit commands (`stuck --for 5m`,
+    `events --since 2h`) share it.
+    """
     match = _DURATION.match(text)
     if match is None:
         raise ValueError(f"expected seconds such as 30, 2.5, 500ms or 2m, got {text!r}")

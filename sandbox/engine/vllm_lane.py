@@ -192,6 +192,7 @@ class VllmServer:
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.lane.logs / f"vllm-{host}-{port}.log"
         self.startup_seconds: float | None = None
+        self._launched_at = 0.0
 
     @property
     def base_url(self) -> str:
@@ -221,36 +222,64 @@ class VllmServer:
         }
 
     def start(self, *, timeout: float = 300.0) -> VllmServer:
+        """Launch the server and wait until it answers `/health`; RuntimeError if it dies or takes too long."""
+        self.launch()
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                if self.started():
+                    return self
+                time.sleep(0.5)
+        except RuntimeError:
+            self.stop()  # the server died: what it left of its process group goes too
+            raise
+        self.stop()
+        raise RuntimeError(f"vLLM did not answer /health within {timeout:.0f} s; see {self.log_path}")
+
+    def launch(self) -> None:
+        """Start the server process and return at once (`started()` says when it answers)."""
         problem = self.lane.problem()
         if problem is not None:
             raise RuntimeError(problem)
         self.lane.logs.mkdir(parents=True, exist_ok=True)
-        started = time.monotonic()
+        self._launched_at = time.monotonic()
+        self.startup_seconds = None
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 self.command(), env=self.environment(), stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
-        deadline = started + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"vLLM exited with code {self.process.returncode} while starting; see {self.log_path}:\n"
-                    + self.log_tail()
-                )
-            if self._healthy():
-                self.startup_seconds = time.monotonic() - started
-                return self
-            time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(f"vLLM did not answer /health within {timeout:.0f} s; see {self.log_path}")
+
+    def started(self) -> bool:
+        """True once the launched server answers `/health`; RuntimeError if its process has exited."""
+        if self.process is None:
+            raise RuntimeError("vLLM was not launched")
+        if self.process.poll() is not None:
+            raise RuntimeError(
+                f"vLLM exited with code {self.process.returncode} while starting; see {self.log_path}:\n"
+                + self.log_tail()
+            )
+        if not self._healthy():
+            return False
+        if self.startup_seconds is None:
+            self.startup_seconds = time.monotonic() - self._launched_at
+        return True
 
     def _healthy(self) -> bool:
+        """`/health` answers, and `/v1/models` serves this lane's model: this server, not another one that
+        happens to answer at the address (a simulated engine of a test, say) while vLLM is still loading."""
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key is not None else {}
         try:
             with urllib.request.urlopen(f"{self.base_url}/health", timeout=2) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
+                if response.status != 200:
+                    return False
+            request = urllib.request.Request(f"{self.base_url}/v1/models", headers=headers)
+            with urllib.request.urlopen(request, timeout=5) as response:
+                cards = json.loads(response.read()).get("data") or []
+        except (urllib.error.URLError, OSError, ValueError, AttributeError):
             return False
+        return any(card.get("id") == self.served_model_name and card.get("root") == str(self.lane.model)
+                   for card in cards if isinstance(card, dict))  # fmt: skip
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -261,7 +290,14 @@ class VllmServer:
     def stop(self, *, grace: float = 20.0) -> None:
         """SIGTERM the server's process group (API server, EngineCore, worker), SIGKILL what is left."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
+        if process is None:
+            return
+        if process.poll() is not None:
+            # The API server exited by itself; its engine process (same group: it leads a session) may not have.
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
             return
         group = os.getpgid(process.pid)
         os.killpg(group, signal.SIGTERM)

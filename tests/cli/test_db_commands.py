@@ -1,4 +1,4 @@
-"""The `modeladapter` command as a newcomer meets it: the demo, the schema commands, and bad input."""
+"""The `modeladapter` command's schema commands (`db upgrade`, `db current`), its plugin name, and bad input."""
 
 from __future__ import annotations
 
@@ -28,28 +28,6 @@ def read_streams(url: str) -> list[tuple[str, int, Phase | None, tuple[str, ...]
     return asyncio.run(read())
 
 
-def test_the_demo_reaches_running_after_retries_and_a_pod_switch_and_logs_it_all(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    url = f"sqlite:///{tmp_path}/events.db"
-    assert main(["demo", "--database-url", url]) == 0
-    out = capsys.readouterr().out
-    assert "load attempt 5 on qwen-coder-1-5b-instruct-0 failed" in out
-    assert "Backoff -> Exhausted" in out
-    assert "switched qwen-coder-1-5b-instruct-0 -> " in out
-    assert "Bound -> Running" in out
-    ((name, switches, phase, instances),) = read_streams(url)
-    assert (name, switches, phase) == ("default/qwen-code-lora", 1, Phase.RUNNING)
-    assert len(instances) == 1 and instances[0] != "qwen-coder-1-5b-instruct-0"
-
-
-def test_each_demo_run_is_a_new_adapter_in_the_same_log(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/events.db"
-    assert main(["demo", "--database-url", url]) == 0
-    assert main(["demo", "--database-url", url]) == 0
-    assert len(read_streams(url)) == 2
-
-
 def test_db_upgrade_then_current(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = f"sqlite:///{tmp_path}/events.db"
     assert main(["db", "current", "--database-url", url]) == 0
@@ -77,7 +55,7 @@ def test_a_database_from_a_newer_version_is_refused_and_left_alone(
 
     asyncio.run(from_the_future())
     capsys.readouterr()
-    assert main(["demo", "--database-url", url]) == 2
+    assert main(["db", "upgrade", "--database-url", url]) == 2
     assert "'9999_future'" in capsys.readouterr().err
     assert read_streams(url) == []
 

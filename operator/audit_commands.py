@@ -1,0 +1,317 @@
+"""The audit commands on the command line: `history`, `events`, `replay`, `verify`, `stuck`, `stats`.
+
+Each reads the event log (and `verify` the cluster), never writes to either, and prints a table (the default)
+or a JSON or YAML document (`-o json|yaml`; shapes in `modeladapter.operator.rendering`). Arguments are
+checked here, so that every bad input ends as one line on stderr and exit status 2 (`AuditError`); argparse
+itself only handles unknown flags. `verify` exits 1 when it finds drift.
+
+`modeladapter.operator.cli` registers the subcommands (`add_audit_commands`) and dispatches to `run_audit_command`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, TextIO, TypeAlias
+
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from modeladapter.fsm.events import EVENT_TYPES
+from modeladapter.operator import auditing, rendering
+from modeladapter.operator.auditing import AuditError
+from modeladapter.operator.rendering import OUTPUT_FORMATS, OutputFormat
+from modeladapter.operator.timeinput import TIME_HELP, TimeInputError, parse_duration, parse_time
+from modeladapter.store import DEFAULT_DATABASE_URL, SqlEventStore, StoreError
+from modeladapter.store.engine import redact_url
+from modeladapter.store.queries import EventFilter, find_events, follow_events, last_position
+
+AUDIT_COMMANDS: Final = ("history", "events", "replay", "verify", "stuck", "stats")
+USAGE_ERROR: Final = 2
+DRIFT: Final = 1
+INTERRUPTED: Final = 130
+DEFAULT_STUCK_FOR: Final = "5m"
+FOLLOW_POLL_SECONDS: Final = 0.5
+
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def add_audit_commands(commands: Subcommands, *, database: argparse.ArgumentParser) -> None:
+    """Add the six subcommands; `database` is the parent parser that holds `--database-url`."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-n", "--namespace", default="default", help="the adapters' namespace (default: default)")
+    # Checked in run_audit_command rather than with `choices`, so that a wrong value is one line, not a usage.
+    common.add_argument("-o", "--output", default="table", metavar="table|json|yaml", help="table (default), json or yaml")
+    every = argparse.ArgumentParser(add_help=False)
+    every.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace (overrides -n)")
+    parents = [database, common]
+
+    history = commands.add_parser(
+        "history",
+        parents=parents,
+        help="an adapter's phase timeline, with retries and pod switches",
+        description="The phase timeline of one ModelAdapter from the event log: when it entered each phase, "
+        "why, and how long it stayed (the current phase up to now, marked ongoing), with failed loads, "
+        "exhausted pods, pod switches and lost pods between the phases. Every incarnation of a name that was "
+        "deleted and re-created is shown, oldest first.",
+    )
+    history.add_argument("name", metavar="NAME", help="the ModelAdapter's name")
+    history.add_argument("--uid", help="only the incarnation with this uid")
+
+    events = commands.add_parser(
+        "events",
+        parents=[*parents, every],
+        help="the events of the log, filtered; --follow tails it",
+        description="Events from the log in the order they were recorded, one line of English each. "
+        f"Times (--since, --until): {TIME_HELP}.",
+    )
+    events.add_argument("--adapter", metavar="NAME", help="one ModelAdapter (every incarnation of the name)")
+    events.add_argument(
+        "--type", action="append", default=[], metavar="TYPE", help="only this event type (repeat for several)"
+    )
+    events.add_argument("--pod", metavar="POD", help="events that name this pod (PodSwitched: from or to)")
+    events.add_argument("--since", metavar="TIME", help="recorded at or after TIME")
+    events.add_argument(
+        "--until", metavar="TIME",
+        help="recorded at or before TIME, all of its last digit (21:04:05.123Z: up to 21:04:05.123999)",
+    )  # fmt: skip
+    events.add_argument("--limit", metavar="N", help="only the newest N events (with --follow: of the backlog)")
+    events.add_argument(
+        "-f", "--follow", action="store_true",
+        help="then print new events as they are appended, until Ctrl-C (json: one object per line; "
+        "yaml: one document each)",
+    )  # fmt: skip
+
+    replay = commands.add_parser(
+        "replay",
+        parents=parents,
+        help="an adapter's state as of a moment, from the log alone",
+        description="The state of one ModelAdapter as of TIME: the fold of the events its stream had recorded "
+        f"by then. TIME: {TIME_HELP}. A moment before the adapter existed is an error (exit 2).",
+    )
+    replay.add_argument("name", metavar="NAME", help="the ModelAdapter's name")
+    replay.add_argument(
+        "--at", metavar="TIME", default="now",
+        help="the moment (default: now); all of its last digit, so that a time copied from a table (milliseconds) "
+        "includes the events shown at it",
+    )  # fmt: skip
+    replay.add_argument("--uid", help="this incarnation (default: the newest one created by TIME)")
+    replay.add_argument(
+        "--step", action="store_true", help="walk the events one at a time, each with the state change it caused"
+    )
+
+    verify = commands.add_parser(
+        "verify",
+        parents=[*parents, every],
+        help="compare the log with the cluster; exit 1 on drift",
+        description="Fold every live stream and compare it with what the cluster shows: phase, instances, "
+        "readyReplicas, observedGeneration, placements and conditions (as the operator's own projection of "
+        "the log would write them), and adapters only one side knows. Prints each drift and exits 1 if there "
+        "is any, 0 if none. The operator appends to the log first and writes the status right after, so a "
+        "verify that races an active operator may see a drift that is gone a moment later; drifts on an "
+        "adapter whose log moved on during the check say so. Re-run: a drift that persists is real.",
+    )
+    verify.add_argument(
+        "--kubeconfig", type=Path,
+        help="default: $KUBECONFIG, else ./.modeladapter/kubeconfig (the sandbox's) if it exists, else ~/.kube/config",
+    )  # fmt: skip
+    verify.add_argument("--context", help="the kubeconfig context (default: its current context)")
+
+    stuck = commands.add_parser(
+        "stuck",
+        parents=[*parents, every],
+        help="adapters in one phase (not Running) for too long",
+        description="Live adapters that have been in one phase other than Running for longer than --for, "
+        "longest first, with the reason, the message and the last error.",
+    )
+    stuck.add_argument(
+        "--for", dest="longer_than", default=DEFAULT_STUCK_FOR, metavar="DURATION",
+        help=f"e.g. 90s, 5m, 2h, 1d (default {DEFAULT_STUCK_FOR})",
+    )  # fmt: skip
+
+    commands.add_parser(
+        "stats",
+        parents=[*parents, every],
+        help="time-in-phase percentiles, retries, pod switches and losses",
+        description="Across adapters: p50/p90/p99/max of the time spent in each phase (every completed stay "
+        "in the log), failed loads, pod switches and pod losses per adapter, and adapters per current phase.",
+    )
+
+
+def run_audit_command(args: argparse.Namespace, *, prog: str, out: TextIO | None = None) -> int:
+    """Run one audit command; its exit status. Bad input is one line on stderr and status 2."""
+    out = out or sys.stdout
+    label = f"{prog} {args.command}"
+    url = str(args.database_url or os.environ.get("MODELADAPTER_DATABASE_URL") or DEFAULT_DATABASE_URL)
+    try:
+        if args.output not in OUTPUT_FORMATS:
+            raise AuditError(f"-o/--output: must be one of {', '.join(OUTPUT_FORMATS)}, got {args.output!r}")
+        command = _COMMANDS[args.command]
+        return asyncio.run(command(args, url, out))
+    except AuditError as error:
+        print(f"{label}: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    except (OSError, SQLAlchemyError, StoreError) as error:
+        detail = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
+        print(f"{label}: cannot read the event log {redact_url(url)}: {_one_line(detail)}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:  # Ctrl-C during a one-shot command: nothing was written, nothing to report
+        return INTERRUPTED
+
+
+def _one_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _time(flag: str, text: str, now: datetime, *, end: bool = False) -> datetime:
+    try:
+        return parse_time(text, now=now, end=end)
+    except TimeInputError as error:
+        raise AuditError(f"{flag}: {error}") from None
+
+
+def _output(args: argparse.Namespace) -> OutputFormat:
+    output: OutputFormat = args.output
+    return output
+
+
+def _namespace(args: argparse.Namespace) -> str | None:
+    return None if getattr(args, "all_namespaces", False) else str(args.namespace)
+
+
+async def _history(args: argparse.Namespace, url: str, out: TextIO) -> int:
+    async with auditing.open_event_log(url) as store:
+        result = await auditing.history(store, namespace=args.namespace, name=args.name, now=_now(), uid=args.uid)
+    output = _output(args)
+    out.write(rendering.history_table(result) if output == "table" else rendering.dump(rendering.history_document(result), output))
+    return 0
+
+
+async def _events(args: argparse.Namespace, url: str, out: TextIO) -> int:
+    now = _now()
+    unknown = sorted(set(args.type) - EVENT_TYPES)
+    if unknown:
+        raise AuditError(f"--type: unknown event type {', '.join(unknown)}; valid types: {', '.join(sorted(EVENT_TYPES))}")
+    limit: int | None = None
+    if args.limit is not None:
+        if not args.limit.strip().isdigit() or int(args.limit) < 1:
+            raise AuditError(f"--limit: expected a whole number of events, at least 1, got {args.limit!r}")
+        limit = int(args.limit)
+    if args.follow and args.until is not None:
+        raise AuditError("--until and --follow do not go together: following never ends at a time")
+    selection = EventFilter(
+        namespace=_namespace(args),
+        name=args.adapter,
+        types=tuple(sorted(set(args.type))),
+        pod=args.pod,
+        since=_time("--since", args.since, now) if args.since is not None else None,
+        until=_time("--until", args.until, now, end=True) if args.until is not None else None,
+    )
+    output = _output(args)
+    async with auditing.open_event_log(url) as store:
+        if not args.follow:
+            found = await auditing.events(store, selection, limit=limit)
+            out.write(rendering.events_table(found) if output == "table" else rendering.dump([rendering.event_document(e) for e in found], output))
+            return 0
+        return await _follow(store, selection, limit, output, out)
+
+
+async def _follow(store: SqlEventStore, selection: EventFilter, limit: int | None, output: OutputFormat, out: TextIO) -> int:
+    """Print the backlog, then every new event, until SIGINT or SIGTERM; exit status 0."""
+    if selection.name is not None and selection.namespace is not None:
+        await auditing.incarnations_of(store, namespace=selection.namespace, name=selection.name)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+    def write(events: list[Any]) -> None:
+        for event in events:
+            if output == "table":
+                out.write(rendering.event_line(event))
+            else:
+                out.write(rendering.dump_one_line(rendering.event_document(event), output))
+        out.flush()
+
+    batches = None
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        start = await last_position(store)
+        if output == "table":
+            out.write(rendering.format_row(rendering.EVENT_HEADERS, rendering.EVENT_MIN_WIDTHS) + "\n")
+        write(await find_events(store, replace(selection, upto_position=start), limit=limit))
+        batches = follow_events(store, selection, after_position=start, poll_interval=FOLLOW_POLL_SECONDS)
+        while True:
+            following = asyncio.ensure_future(anext(batches))
+            done, _ = await asyncio.wait({following, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if following in done:
+                write(following.result())
+                continue
+            following.cancel()
+            await asyncio.gather(following, return_exceptions=True)
+            return 0
+    finally:
+        stopping.cancel()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        if batches is not None:
+            await batches.aclose()
+
+
+async def _replay(args: argparse.Namespace, url: str, out: TextIO) -> int:
+    at = _time("--at", args.at, _now(), end=True)
+    async with auditing.open_event_log(url) as store:
+        result = await auditing.replay(store, namespace=args.namespace, name=args.name, at=at, uid=args.uid, step=args.step)
+    output = _output(args)
+    out.write(rendering.replay_table(result) if output == "table" else rendering.dump(rendering.replay_document(result), output))
+    return 0
+
+
+async def _verify(args: argparse.Namespace, url: str, out: TextIO) -> int:
+    kubeconfig = args.kubeconfig or auditing.default_kubeconfig()
+    async with auditing.open_event_log(url) as store, auditing.connect_cluster(kubeconfig, args.context) as kube:
+        result = await auditing.verify(store, kube, namespace=_namespace(args), now=_now())
+    output = _output(args)
+    out.write(rendering.verification_table(result) if output == "table" else rendering.dump(rendering.verification_document(result), output))
+    return DRIFT if result.drifts else 0
+
+
+async def _stuck(args: argparse.Namespace, url: str, out: TextIO) -> int:
+    try:
+        longer_than = parse_duration(args.longer_than)
+    except TimeInputError as error:
+        raise AuditError(f"--for: {error}") from None
+    async with auditing.open_event_log(url) as store:
+        found = await auditing.stuck(store, longer_than=longer_than, namespace=_namespace(args), now=_now())
+    output = _output(args)
+    out.write(rendering.stuck_table(found, longer_than=longer_than) if output == "table" else rendering.dump(rendering.stuck_document(found), output))
+    return 0
+
+
+async def _stats(args: argparse.Namespace, url: str, out: TextIO) -> int:
+    async with auditing.open_event_log(url) as store:
+        result = await auditing.stats(store, namespace=_namespace(args))
+    output = _output(args)
+    out.write(rendering.stats_table(result) if output == "table" else rendering.dump(rendering.stats_document(result), output))
+    return 0
+
+
+_COMMANDS: Final[dict[str, Callable[[argparse.Namespace, str, TextIO], Coroutine[Any, Any, int]]]] = {
+    "history": _history,
+    "events": _events,
+    "replay": _replay,
+    "verify": _verify,
+    "stuck": _stuck,
+    "stats": _stats,
+}
