@@ -51,6 +51,8 @@ class ClusterView:
         """uid -> (namespace, pods holding or about to hold that adapter): what scheduling counts."""
         self._touched: dict[str, tuple[str, frozenset[str]]] = {}
         """uid -> (namespace, every pod with a placement of that adapter, in any state): who to wake."""
+        self._written: dict[str, Raw] = {}
+        """uid -> the status this operator last wrote: a status that comes back different was written by someone else."""
 
     async def run(self) -> None:
         await asyncio.gather(self.adapters.run(), self.pods.run())
@@ -95,6 +97,17 @@ class ClusterView:
     def forget(self, uid: str) -> None:
         self._placed.pop(uid, None)
         self._touched.pop(uid, None)
+        self._written.pop(uid, None)
+
+    def wrote_status(self, uid: str, status: Raw) -> None:
+        """Remember the status just written, so that its echo from the watch does not wake the adapter."""
+        self._written[uid] = dict(status)
+
+    def _status_overwritten(self, uid: str, adapter: Raw) -> bool:
+        """The object's status differs from what this operator last wrote (someone else wrote it)."""
+        written = self._written.get(uid)
+        current = adapter.get("status") or {}
+        return written is not None and any(current.get(key) != value for key, value in written.items())
 
     def seed_placements_from_status(self) -> None:
         """Before every adapter has been reconciled once, count what their statuses say is placed."""
@@ -122,7 +135,7 @@ class ClusterView:
             self._selectors.pop(uid, None)
         else:
             self._by_uid[uid] = new
-            if old is not None and not _worth_a_reconcile(old, new):
+            if old is not None and not _worth_a_reconcile(old, new) and not self._status_overwritten(uid, new):
                 return  # our own status or annotation write coming back: nothing to act on
         self.enqueue(uid)
 

@@ -888,6 +888,8 @@ class Reconciler:
         )
         try:
             if any(current.get(key) != value for key, value in status.items()):
+                # Remembered before the patch: its echo may come back through the watch before the call returns.
+                self.cluster.wrote_status(str(metadata["uid"]), status)
                 await self.kube.patch(MODELADAPTERS, namespace, name, {"status": status}, subresource="status")
             annotations = retry_annotations(step.state, dict(metadata.get("annotations") or {}))
             if annotations and not metadata.get("deletionTimestamp"):

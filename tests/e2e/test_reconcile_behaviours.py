@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from modeladapter.fsm.events import LoadFailed, PodSwitched
 from modeladapter.fsm.phases import Phase, PlacementState
 from modeladapter.sandbox.engine.faults import Fault
+from modeladapter.operator.kube import MODELADAPTERS
 from modeladapter.store.queries import phase_history
 from tests.e2e.conftest import FAST, Sandbox, adapter_manifest
 
@@ -323,3 +325,21 @@ async def _engine_lacks(engine: object, name: str) -> bool:
 async def _engine_path(sandbox: Sandbox, pod: str, path: str) -> bool:
     loaded = sandbox.engine(pod).adapters.get("qwen-code-lora")
     return loaded is not None and loaded.path == path
+
+
+async def test_a_status_written_by_someone_else_is_put_right_at_once(sandbox: Sandbox) -> None:
+    # Verification is minutes away: only the watch can bring the overwrite to the operator's attention.
+    await sandbox.add_pods(2)
+    await sandbox.start_operator(replace(FAST, verify_interval=timedelta(minutes=10)))
+    await sandbox.apply(adapter_manifest(replicas=2))
+    truth = await sandbox.eventually(lambda: _status_with(sandbox, "qwen-code-lora", lambda s: s.get("readyReplicas") == 2), what="two instances")
+    await sandbox.kube.patch(MODELADAPTERS, "default", "qwen-code-lora", {"status": {"phase": "Failed", "readyReplicas": 0, "instances": []}}, subresource="status")
+    restored = await sandbox.eventually(
+        lambda: _status_with(sandbox, "qwen-code-lora", lambda s: s.get("phase") == "Running" and s.get("readyReplicas") == 2),
+        timeout=3, what="the operator's status back",
+    )  # fmt: skip
+    assert restored["instances"] == truth["instances"]
+    # Its own writes coming back do not wake it: the adapter settles instead of being reconciled in a loop.
+    settled = sandbox.operators[0].controller.reconciles
+    await asyncio.sleep(1)
+    assert sandbox.operators[0].controller.reconciles - settled <= 1
