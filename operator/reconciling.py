@@ -635,6 +635,9 @@ class Reconciler:
             surplus = sorted((p for p in step.state.placements if p.active), key=lambda p: (order[p.state], -p.since.timestamp()))
             for placement in surplus[: -missing()]:
                 self._unload(step, placement.pod)
+        if desired == 0 and not any(p.active for p in step.state.placements):
+            # `replicas` omitted and no pod schedulable yet: say why, as for a replica that cannot be placed.
+            blocked = self._why_unplaced(namespace, spec, healthy, schedulable, ())
         # A lost placement on a pod that is back but no longer needed gives the adapter back to the engine.
         for placement in list(step.state.placements):
             if placement.state is S.LOST and placement.pod in healthy:

@@ -6,21 +6,22 @@ import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from modeladapter.fsm.events import LoadFailed, PodSwitched
 from modeladapter.fsm.phases import Phase, PlacementState
-from modeladapter.sandbox.engine.faults import Fault
 from modeladapter.operator.kube import MODELADAPTERS
+from modeladapter.sandbox.engine.faults import Fault
 from modeladapter.store.queries import phase_history
 from tests.e2e.conftest import FAST, Sandbox, adapter_manifest
 
 
-async def test_pods_must_be_ready_stable_and_not_terminating(sandbox: Sandbox) -> None:
+@pytest.mark.parametrize("replicas", [1, None], ids=["replicas-1", "replicas-omitted"])
+async def test_pods_must_be_ready_stable_and_not_terminating(sandbox: Sandbox, replicas: int | None) -> None:
     """Only a pod Ready for the stability window gets the adapter; until then the adapter says why it waits."""
-    from dataclasses import replace
-
     await sandbox.add_pods(1, ready_since=datetime.now(UTC))
     await sandbox.start_operator(replace(FAST, stability_window=timedelta(seconds=1.5)))
-    await sandbox.apply(adapter_manifest(replicas=1))
+    await sandbox.apply(adapter_manifest(replicas=replicas))
     waiting = await sandbox.phase("Pending")
     scheduled = {c["type"]: c for c in waiting["conditions"]}.get("Scheduled")
     assert scheduled is not None and scheduled["reason"] == "WaitingForStablePods", waiting
