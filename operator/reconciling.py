@@ -70,8 +70,8 @@ from modeladapter.operator.kube import MODELADAPTERS, SECRETS, Kube, KubeError, 
 from modeladapter.operator.logs import log_context
 from modeladapter.operator.metrics import OperatorMetrics
 from modeladapter.operator.pods import ObservedPod, observe_pod
-from modeladapter.operator.recording import EventRecorder, events_for
-from modeladapter.operator.services import Endpoint, ensure_service
+from modeladapter.operator.recording import EventRecorder, Notice, events_for
+from modeladapter.operator.services import Endpoint, NotOurs, ensure_service
 from modeladapter.operator.spec import AdapterSpec, SpecProblem, parse_spec
 from modeladapter.operator.status import project_status, ready_message, retry_annotations, scheduled_message
 from modeladapter.store import ConcurrencyConflict, SqlEventStore
@@ -778,6 +778,10 @@ class Reconciler:
             await ensure_service(self.kube, adapter, endpoints, port=_engine_port(adapter))
         except KubeError as error:
             log.warning("service for %s/%s not in place: %s", adapter["metadata"]["namespace"], adapter["metadata"]["name"], error)
+            if isinstance(error, NotOurs) and adapter["metadata"].get("resourceVersion"):
+                # Only a person can settle this: say it where they look (`kubectl describe`), not only in our log.
+                notice = Notice("Warning", "ServiceConflict", f"{error.message}; the adapter stays Bound until it is renamed or removed")
+                await self.recorder.record(adapter, [notice])
             return False
         ips = tuple(sorted(e.ip for e in endpoints))
         if step.state.endpoints != ips:

@@ -10,7 +10,7 @@ import pytest
 
 from modeladapter.fsm.events import LoadFailed, PodSwitched
 from modeladapter.fsm.phases import Phase, PlacementState
-from modeladapter.operator.kube import MODELADAPTERS
+from modeladapter.operator.kube import MODELADAPTERS, SERVICES
 from modeladapter.sandbox.engine.faults import Fault
 from modeladapter.store.queries import phase_history
 from tests.e2e.conftest import FAST, Sandbox, adapter_manifest
@@ -344,3 +344,23 @@ async def test_a_status_written_by_someone_else_is_put_right_at_once(sandbox: Sa
     settled = sandbox.operators[0].controller.reconciles
     await asyncio.sleep(1)
     assert sandbox.operators[0].controller.reconciles - settled <= 1
+
+
+async def test_a_service_of_the_name_owned_by_someone_else_is_left_alone_and_said_so(sandbox: Sandbox) -> None:
+    await sandbox.add_pods(1)
+    theirs = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "qwen-code-lora"},
+              "spec": {"ports": [{"port": 80}], "selector": {"app": "theirs"}}}  # fmt: skip
+    await sandbox.kube.create(SERVICES, "default", theirs)
+    await sandbox.start_operator()
+    await sandbox.apply(adapter_manifest(replicas=1))
+    status = await sandbox.phase("Bound")
+
+    async def conflict_told() -> list[dict[str, object]] | None:
+        found = [e for e in await sandbox.events() if e["reason"] == "ServiceConflict"]
+        return found or None
+
+    (event,) = await sandbox.eventually(conflict_told, what="a ServiceConflict Event")
+    assert event["type"] == "Warning" and "Service default/qwen-code-lora" in str(event["message"])
+    assert status["instances"] == ["qwen-coder-1-5b-instruct-0"]
+    service = await sandbox.kube.get(SERVICES, "default", "qwen-code-lora")
+    assert service["spec"]["selector"] == {"app": "theirs"} and not service["metadata"].get("ownerReferences")
