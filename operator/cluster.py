@@ -10,6 +10,7 @@ scheduling policies count; the reconciler updates it from the folded state after
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -49,6 +50,8 @@ class ClusterView:
         self._selectors: dict[str, tuple[str, LabelSelector | None]] = {}
         self._placed: dict[str, tuple[str, frozenset[str]]] = {}
         """uid -> (namespace, pods holding or about to hold that adapter): what scheduling counts."""
+        self._load: Counter[tuple[str, str]] = Counter()
+        """(namespace, pod) -> how many entries of `_placed` name it, kept with it (`load_of` is per candidate)."""
         self._touched: dict[str, tuple[str, frozenset[str]]] = {}
         """uid -> (namespace, every pod with a placement of that adapter, in any state): who to wake."""
         self._written: dict[str, Raw] = {}
@@ -80,9 +83,9 @@ class ClusterView:
 
     def load_of(self, namespace: str, pod: str, *, excluding: str = "") -> int:
         """How many adapters (other than `excluding`) hold, or are being loaded onto, this pod."""
-        return sum(
-            1 for uid, (ns, pods) in self._placed.items() if uid != excluding and ns == namespace and pod in pods
-        )
+        held = self._placed.get(excluding)
+        own = 1 if held is not None and held[0] == namespace and pod in held[1] else 0
+        return self._load[(namespace, pod)] - own
 
     # --- the placement index -----------------------------------------------------------------------------
 
@@ -91,11 +94,23 @@ class ClusterView:
         if state.finalized:
             self.forget(uid)
             return
-        self._placed[uid] = (namespace, frozenset(state.selected_pods))
+        self._set_placed(uid, (namespace, frozenset(state.selected_pods)))
         self._touched[uid] = (namespace, frozenset(p.pod for p in state.placements))
 
+    def _set_placed(self, uid: str, entry: tuple[str, frozenset[str]] | None) -> None:
+        old = self._placed.pop(uid, None)
+        if old is not None:
+            for pod in old[1]:
+                key = (old[0], pod)
+                self._load[key] -= 1
+                if self._load[key] <= 0:
+                    del self._load[key]  # pods come and go under new names: keep no zeros
+        if entry is not None:
+            self._placed[uid] = entry
+            self._load.update((entry[0], pod) for pod in entry[1])
+
     def forget(self, uid: str) -> None:
-        self._placed.pop(uid, None)
+        self._set_placed(uid, None)
         self._touched.pop(uid, None)
         self._written.pop(uid, None)
 
@@ -117,7 +132,7 @@ class ClusterView:
             status = adapter.get("status") or {}
             pods = {str(p.get("pod")) for p in status.get("placements") or [] if isinstance(p, dict)}
             pods |= {str(p) for p in status.get("instances") or []}
-            self._placed[uid] = (str(adapter["metadata"].get("namespace", "")), frozenset(pods))
+            self._set_placed(uid, (str(adapter["metadata"].get("namespace", "")), frozenset(pods)))
 
     # --- routing -----------------------------------------------------------------------------------------
 

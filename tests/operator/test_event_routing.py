@@ -90,3 +90,35 @@ def test_the_operators_own_status_writes_do_not_wake_the_adapter() -> None:
     respec = {**after, "metadata": {**after["metadata"], "generation": 2, "resourceVersion": "3"}}
     cluster._adapter_changed(after, respec)
     assert woken == ["llama"]
+
+
+def test_a_pods_load_follows_placements_as_they_move_and_end() -> None:
+    cluster, _ = view()
+
+    def on(*pods: str) -> AdapterState:
+        changes = [PlacementChanged(pod=p, from_state=None, to_state=PlacementState.LOADED, trigger="assign") for p in pods]
+        return advance(AdapterState(namespace="team-a", name="x"), changes, at=NOW)
+
+    cluster.record_placements("qwen", "team-a", on("p", "q"))
+    cluster.record_placements("llama", "team-a", on("p"))
+    assert (cluster.load_of("team-a", "p"), cluster.load_of("team-a", "q")) == (2, 1)
+    cluster.record_placements("qwen", "team-a", on("q", "r"))  # moved off p
+    assert [cluster.load_of("team-a", pod) for pod in "pqr"] == [1, 1, 1]
+    assert cluster.load_of("team-a", "q", excluding="qwen") == 0 and cluster.load_of("team-a", "p", excluding="qwen") == 1
+    cluster.forget("qwen")
+    cluster.forget("llama")
+    assert [cluster.load_of("team-a", pod) for pod in "pqr"] == [0, 0, 0]
+    assert not cluster._load, "no zero counts are kept for pods nobody holds"
+
+
+def test_a_status_someone_else_wrote_wakes_the_adapter_but_its_own_echo_does_not() -> None:
+    cluster, woken = view()
+    before = adapter("llama", "team-a", {"model": "llama"})
+    ours = {"phase": "Running", "readyReplicas": 1}
+    cluster.wrote_status("llama", ours)
+    echo = {**before, "status": dict(ours), "metadata": {**before["metadata"], "resourceVersion": "2"}}
+    cluster._adapter_changed(before, echo)
+    assert woken == []
+    overwritten = {**echo, "status": {"phase": "Failed", "readyReplicas": 0}, "metadata": {**echo["metadata"], "resourceVersion": "3"}}
+    cluster._adapter_changed(echo, overwritten)
+    assert woken == ["llama"]
