@@ -100,7 +100,7 @@ class TestAnAdapterThatCannotRun:
         assert finished.code == 1, finished.explain()
         report = finished.stdout[finished.stdout.index("timed out after 3 s") :]
         assert "default/nowhere-lora: stuck in Pending since " in report
-        assert "condition Scheduled=False NoCandidatePods: no healthy pod matches the selector" in report
+        assert "condition Scheduled=False NoCandidatePods: no healthy pod in namespace default matches model.aibrix.ai/name=a-model-no-pod-serves" in report
 
 
 class TestFilesThatCannotBeApplied:
