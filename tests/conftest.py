@@ -6,6 +6,7 @@ one schema per test). PostgreSQL is never skipped: if it is not reachable, the t
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -13,9 +14,11 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from modeladapter.fsm.events import AdapterEvent, RecordedEvent
+from modeladapter.store import SqlEventStore
 from modeladapter.store.engine import create_engine
 
 RecordFn = Callable[[Sequence[AdapterEvent]], list[RecordedEvent]]
@@ -94,3 +97,46 @@ async def engine(database: Database) -> AsyncIterator[AsyncEngine]:
     engine = database.engine()
     yield engine
     await engine.dispose()
+
+
+# --- whole databases, for tests that hand a URL to the CLI or to a process --------------------------------------
+
+
+def postgres_admin(statement: str, *, fail: bool = True) -> None:
+    """Run `statement` outside a transaction (CREATE/DROP DATABASE) on the test server.
+
+    Unreachable PostgreSQL fails the test (never skips) unless `fail` is False, when the error is raised."""
+
+    async def run() -> None:
+        engine = create_engine(POSTGRES_URL)
+        try:
+            async with engine.connect() as connection:
+                autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                await autocommit.execute(text(statement))
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(run())
+    except OSError as error:  # every machine of this project runs PostgreSQL
+        if not fail:
+            raise
+        pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required and is not reachable: {error}")
+
+
+def postgres_database_url(name: str) -> str:
+    """The URL of database `name` on the test server."""
+    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def read_log(database_url: str) -> list[RecordedEvent]:
+    """Every event of the log at `database_url`, in position order, read with the store's plain `read_all`."""
+
+    async def read() -> list[RecordedEvent]:
+        engine = create_engine(database_url)
+        try:
+            return await SqlEventStore(engine).read_all(limit=1_000_000)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())

@@ -69,7 +69,7 @@ from modeladapter.sandbox.engine.fleet import EngineFleet, loopback_addresses
 from modeladapter.sandbox.pods import SimulatedKubelet
 from modeladapter.store import SqlEventStore, create_engine
 from modeladapter.store.queries import last_position
-from tests.conftest import POSTGRES_URL
+from tests.conftest import postgres_admin, postgres_database_url, read_log
 
 T = TypeVar("T")
 BASE_MODEL = "qwen-coder-1-5b-instruct"
@@ -134,42 +134,7 @@ class ProducedLog:
         return asyncio.run(call())
 
 
-def read_log(database_url: str) -> list[RecordedEvent]:
-    """Every event of the log, in position order, read with the store's plain `read_all`."""
-
-    async def read() -> list[RecordedEvent]:
-        engine = create_engine(database_url)
-        try:
-            return await SqlEventStore(engine).read_all(limit=1_000_000)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(read())
-
-
 # --- databases --------------------------------------------------------------------------------------------------
-
-
-def _postgres_database(name: str) -> str:
-    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-
-
-def _postgres_admin(statement: str, *, fail: bool = True) -> None:
-    async def run() -> None:
-        engine = create_engine(POSTGRES_URL)
-        try:
-            async with engine.connect() as connection:
-                autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-                await autocommit.execute(text(statement))
-        finally:
-            await engine.dispose()
-
-    try:
-        asyncio.run(run())
-    except OSError as error:  # the suite fails, never skips, without PostgreSQL
-        if not fail:
-            raise
-        pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required and not usable: {error}")
 
 
 class Databases:
@@ -184,13 +149,13 @@ class Databases:
         label = f"ma_audit_{uuid.uuid4().hex[:12]}"
         if self.backend == "sqlite":
             return f"sqlite:///{self.directory / label}.db"
-        _postgres_admin(f'CREATE DATABASE "{label}"')
+        postgres_admin(f'CREATE DATABASE "{label}"')
         self.created.append(label)
-        return _postgres_database(label)
+        return postgres_database_url(label)
 
     def drop_all(self) -> None:
         for label in self.created:
-            _postgres_admin(f'DROP DATABASE IF EXISTS "{label}" WITH (FORCE)')
+            postgres_admin(f'DROP DATABASE IF EXISTS "{label}" WITH (FORCE)')
         self.created.clear()
 
 
@@ -402,14 +367,14 @@ def copy_log(database_url: str, databases: Databases) -> str:
     template = make_url(database_url).database
     for attempt in range(20):  # CREATE DATABASE ... TEMPLATE needs the source to have no session open
         try:
-            _postgres_admin(f'CREATE DATABASE "{label}" TEMPLATE "{template}"', fail=False)
+            postgres_admin(f'CREATE DATABASE "{label}" TEMPLATE "{template}"', fail=False)
             break
         except DBAPIError:
             if attempt == 19:
                 raise
             time.sleep(0.25)
     databases.created.append(label)
-    return _postgres_database(label)
+    return postgres_database_url(label)
 
 
 async def append_events(database_url: str, stream_id: str, payloads: list[AdapterEvent], *, namespace: str, name: str) -> None:

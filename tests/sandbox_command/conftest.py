@@ -7,7 +7,6 @@ else differs from the README's command: the state directory is the working direc
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import re
@@ -24,15 +23,13 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-from sqlalchemy import make_url, text
 
 from modeladapter.fsm.events import PhaseChanged, RecordedEvent
 from modeladapter.sandbox.engine.fleet import loopback_addresses
-from modeladapter.store import SqlEventStore, create_engine
+from tests.conftest import postgres_admin, postgres_database_url, read_log
 
 MODELADAPTER = Path(sys.executable).with_name("modeladapter")
 """The console script `pip install -e .` put next to this interpreter (`.venv/bin/modeladapter`)."""
-POSTGRES_URL = os.environ.get("MODELADAPTER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SAMPLE = "qwen-code-lora"
 TIMELINE = ["Pending", "Scheduled", "Loading", "Bound", "Running"]
 """The seed documentation's phases, in the order the sample adapter passes them."""
@@ -178,19 +175,6 @@ def background() -> Iterator[list[Background]]:
 # --- the event log ----------------------------------------------------------------------------------------------
 
 
-def read_log(database_url: str) -> list[RecordedEvent]:
-    """Every event of the log, in position order."""
-
-    async def read() -> list[RecordedEvent]:
-        engine = create_engine(database_url)
-        try:
-            return await SqlEventStore(engine).read_all(limit=1_000_000)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(read())
-
-
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
@@ -231,28 +215,12 @@ def phases_printed(stdout: str, adapter: str) -> list[str]:
 # --- PostgreSQL -------------------------------------------------------------------------------------------------
 
 
-def _postgres_admin(statement: str) -> None:
-    async def run() -> None:
-        engine = create_engine(POSTGRES_URL)
-        try:
-            async with engine.connect() as connection:
-                autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-                await autocommit.execute(text(statement))
-        finally:
-            await engine.dispose()
-
-    try:
-        asyncio.run(run())
-    except OSError as error:  # fail, never skip: every machine of this project runs PostgreSQL
-        pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required and is not reachable: {error}")
-
-
 @pytest.fixture
 def postgres_database() -> Iterator[str]:
     """The URL of a new, empty PostgreSQL database, dropped after the test."""
     name = f"ma_sandbox_{uuid.uuid4().hex[:12]}"
-    _postgres_admin(f'CREATE DATABASE "{name}"')
+    postgres_admin(f'CREATE DATABASE "{name}"')
     try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+        yield postgres_database_url(name)
     finally:
-        _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
