@@ -63,7 +63,7 @@ def parse_error_body(text: str) -> ErrorBody:
     """The message (and type) out of any of the error shapes above."""
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to parse
         return ErrorBody(_cut(text.strip()))
     if not isinstance(document, dict):
         return ErrorBody(_cut(text.strip()))
@@ -138,7 +138,7 @@ def parse_models(text: str) -> EngineModels:
     """`/v1/models` -> `EngineModels`; a body that is not an OpenAI model list is a `ProtocolError`."""
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to parse
         raise ProtocolError(f"list: /v1/models answered something that is not JSON: {_cut(text, 200)!r}") from None
     data = document.get("data") if isinstance(document, dict) else None
     if not isinstance(data, list):

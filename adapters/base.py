@@ -138,7 +138,7 @@ def parse_completion(text: str) -> Completion:
         document = json.loads(text)
         choice = document["choices"][0]
         return Completion(str(document["model"]), str(choice["text"]), choice.get("finish_reason"))
-    except (ValueError, KeyError, IndexError, TypeError) as error:
+    except (ValueError, KeyError, IndexError, TypeError, RecursionError) as error:
         raise ProtocolError(f"complete: the engine answered an unreadable completion ({error!r})") from None
 
 

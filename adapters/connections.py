@@ -7,7 +7,10 @@ key with `connections.client(target, api_key=...)`.
 
 Time limits (DESIGN §6): 5 s to connect, 30 s for the whole call (`asyncio.timeout` around the request; httpx's
 own timeouts are per read/write, so a trickling answer could otherwise run far longer). Waiting for a free slot
-of the pod's concurrency bound does not count against the call's 30 s.
+of the pod's concurrency bound does not count against the call's 30 s. An answer is read up to 4 MiB; a longer
+one is a `ProtocolError`, so an engine that streams without end cannot fill the operator's memory within the
+30 s. Requests ask for `Accept-Encoding: identity`, and a compressed answer is a `ProtocolError` (a gzip bomb
+would otherwise inflate a thousandfold before any limit could be checked).
 
 API keys travel only in the `Authorization` header. They are held in `ApiKey`, whose `repr` and `str` hide the
 value; nothing here logs headers or bodies, and httpx's own loggers see neither.
@@ -35,6 +38,7 @@ logger = logging.getLogger("modeladapter.adapters")
 
 CONNECT_TIMEOUT: Final = 5.0
 TOTAL_TIMEOUT: Final = 30.0
+MAX_RESPONSE_BYTES: Final = 4 * 1024 * 1024
 PER_POD_CONCURRENCY: Final = 4
 USER_AGENT: Final = "modeladapter-operator"
 
@@ -49,6 +53,13 @@ class ApiKey:
             raise InvalidRequest("the engine API key is empty")
         if any(ch in value for ch in "\r\n"):
             raise InvalidRequest("the engine API key contains a line break")
+        if value != value.strip() or not all(" " <= ch <= "~" for ch in value):
+            # It could not go into the Authorization header: httpx would raise UnicodeEncodeError, or h11 an
+            # error that quotes the whole header, key included. Say so without showing the value.
+            raise InvalidRequest(
+                "the engine API key cannot be sent in an HTTP header: only printable ASCII, "
+                "without leading or trailing spaces"
+            )
         self._value = value
 
     def reveal(self) -> str:
@@ -86,9 +97,11 @@ class EngineConnections:
         per_pod_concurrency: int = PER_POD_CONCURRENCY,
         connect_timeout: float = CONNECT_TIMEOUT,
         total_timeout: float = TOTAL_TIMEOUT,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         if per_pod_concurrency < 1:
             raise ValueError("per_pod_concurrency must be at least 1")
+        self.max_response_bytes = max_response_bytes
         self._owns_http = http is None
         self.http = http if http is not None else create_http_client(connect_timeout, total_timeout)
         self.per_pod_concurrency = per_pod_concurrency
@@ -138,7 +151,7 @@ class EngineConnections:
     ) -> Answer:
         """Send one request and read the whole answer, or raise `EngineTimeout` / `EngineUnavailable`."""
         url = target.base_url + path
-        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        headers = {"Accept": "application/json", "Accept-Encoding": "identity", "User-Agent": USER_AGENT}
         if api_key is not None:
             headers["Authorization"] = f"Bearer {api_key.reveal()}"
         pod = (target.host, target.port)
@@ -148,7 +161,8 @@ class EngineConnections:
             self._in_flight[pod] = self._in_flight.get(pod, 0) + 1
             try:
                 async with asyncio.timeout(self.total_timeout):
-                    response = await self.http.request(method, url, json=body, headers=headers)
+                    async with self.http.stream(method, url, json=body, headers=headers) as response:
+                        content = await self._read_capped(response, operation, target)
             except (httpx.TimeoutException, TimeoutError) as error:
                 logger.debug("%s %s: no answer (%s)", method, url, type(error).__name__)
                 raise EngineTimeout(
@@ -166,11 +180,29 @@ class EngineConnections:
                 self._in_flight[pod] -= 1
             elapsed_ms = (time.perf_counter() - started) * 1000
         try:
-            text = response.text
+            text = content.decode(response.encoding or "utf-8", errors="replace")
         except (UnicodeDecodeError, LookupError) as error:
             raise ProtocolError(f"{operation}: {target} answered undecodable text ({error})") from error
         logger.debug("%s %s -> %d in %.1f ms", method, url, response.status_code, elapsed_ms)
         return Answer(response.status_code, text, response.headers.get("content-type", ""), elapsed_ms)
+
+    async def _read_capped(self, response: httpx.Response, operation: str, target: EngineTarget) -> bytes:
+        """The whole body as sent, or `ProtocolError` as soon as it is longer than the cap or compressed."""
+        limit = self.max_response_bytes
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise ProtocolError(f"{operation}: {target} answered with Content-Encoding {encoding!r}, not identity")
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise ProtocolError(f"{operation}: {target} announced an answer of {declared} bytes (the limit is {limit})")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_raw():
+            size += len(chunk)
+            if size > limit:
+                raise ProtocolError(f"{operation}: {target} answered more than {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
 
 def create_http_client(
