@@ -11,6 +11,7 @@ something else (a user's own Service): it reports it instead.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -22,6 +23,8 @@ MODEL_LABEL: Final = "model.aibrix.ai/name"
 SERVICE_NAME_LABEL: Final = "kubernetes.io/service-name"
 MANAGED_BY_LABEL: Final = "endpointslice.kubernetes.io/managed-by"
 MANAGED_BY: Final = "modeladapter.model.aibrix.ai"
+# What Kubernetes accepts as a label value (at most 63 characters); `spec.baseModel` is free text.
+LABEL_VALUE: Final = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +50,9 @@ def desired_service(adapter: Mapping[str, Any], *, port: int) -> Raw:
     metadata = adapter["metadata"]
     labels = {ADAPTER_LABEL: metadata["name"]}
     base_model = (adapter.get("spec") or {}).get("baseModel")
-    if isinstance(base_model, str) and base_model:
+    if isinstance(base_model, str) and base_model and len(base_model) <= 63 and LABEL_VALUE.fullmatch(base_model):
+        # A base model that cannot be a label value (`org/model`, too long) would make the API refuse the
+        # whole Service and leave the adapter Bound for ever: it is informational, so it is left out.
         labels[MODEL_LABEL] = base_model
     return {
         "apiVersion": "v1",

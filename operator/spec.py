@@ -10,7 +10,8 @@ problem names the field and the rule, so that the status condition can say exact
 * `spec.replicas` — omitted (every healthy matching pod) or at least 1;
 * `spec.schedulerName` — a known policy (`modeladapter.fsm.scheduling`);
 * `metadata.name` — usable as the engine's LoRA name: the AIBrix runtime, the strictest engine, accepts
-  1 to 100 characters of letters, digits, `-` and `_`, starting with a letter or digit;
+  1 to 100 characters of letters, digits, `-` and `_`, starting with a letter or digit; and usable as the
+  adapter's Service name (a DNS-1035 label: at most 63 characters, starting with a letter);
 * `spec.apiKeySecretRef`, `spec.credentialsSecretRef` — a Secret name in the adapter's own namespace;
 * the `model.aibrix.ai/port` label, if present — a port number (the engine's port).
 
@@ -29,6 +30,8 @@ from modeladapter.fsm.scheduling import SchedulingPolicy, UnknownPolicy, parse_p
 ARTIFACT_SCHEMES: Final = ("huggingface://", "hf://", "s3://", "gcs://", "gs://", "tos://")
 OBJECT_STORE_SCHEMES: Final = ("s3://", "gcs://", "gs://", "tos://")
 LORA_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
+# DNS-1035 label: what Kubernetes accepts as a Service name; the adapter's Service carries its name.
+SERVICE_NAME: Final = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 # DNS-1123 subdomain: what Kubernetes accepts as a Secret name.
 SECRET_NAME: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 SELECTOR_OPERATORS: Final = ("In", "NotIn", "Exists", "DoesNotExist")
@@ -155,6 +158,13 @@ def _parse(raw: Mapping[str, Any]) -> AdapterSpec:
             "metadata.name",
             "must be usable as the engine's LoRA name: 1 to 100 letters, digits, '-' or '_', "
             "starting with a letter or digit",
+            name,
+        )
+    if not SERVICE_NAME.fullmatch(name):
+        _fail(
+            "metadata.name",
+            "must also be usable as the name of the adapter's Service: at most 63 lowercase letters, digits or "
+            "'-', starting with a letter and ending with a letter or digit",
             name,
         )
     artifact_url = spec.get("artifactURL")
