@@ -88,7 +88,7 @@ def test_the_cluster_role_grants_exactly_what_the_operator_uses(everything: list
         ("", "pods", frozenset(READ_ONLY)),
         ("", "services", frozenset(writes)),
         ("discovery.k8s.io", "endpointslices", frozenset(writes)),
-        ("", "secrets", frozenset(READ_ONLY)),
+        ("", "secrets", frozenset({"get"})),
         ("", "events", frozenset({"create", "patch"})),
         ("events.k8s.io", "events", frozenset({"create", "patch"})),
     }
