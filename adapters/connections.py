@@ -197,7 +197,9 @@ class EngineConnections:
             raise ProtocolError(f"{operation}: {target} announced an answer of {declared} bytes (the limit is {limit})")
         chunks: list[bytes] = []
         size = 0
-        async for chunk in response.aiter_raw():
+        # `aiter_bytes`, not `aiter_raw`: the same bytes here (anything but identity was refused above), and it
+        # also serves an answer whose body was read already (a transport that hands over whole responses).
+        async for chunk in response.aiter_bytes():
             size += len(chunk)
             if size > limit:
                 raise ProtocolError(f"{operation}: {target} answered more than {limit} bytes")
