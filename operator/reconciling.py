@@ -111,6 +111,8 @@ class _Pass:
     appended: list[AdapterEvent] = field(default_factory=list)
     loading: set[str] = field(default_factory=set)
     """Pods this pass moved into Loading: each needs a load call."""
+    status: dict[str, Any] | None = None
+    """The status as this pass last wrote it (None: as the object had it when the pass began)."""
 
     def __post_init__(self) -> None:
         self.state = self.base
@@ -473,8 +475,12 @@ class Reconciler:
             exhausted_before = sum(1 for p in step.state.placements if p.state is S.EXHAUSTED)
             # Write ahead: the log knows which loads are about to start before the engines do, so a crash
             # in between leaves placements a restart can check and clean up, never a copy nobody knows of.
-            if step.loading and not await self._save(step, adapter):
-                return 0.0
+            if step.loading:
+                if not await self._save(step, adapter):
+                    return 0.0
+                # The loads may take up to the engine timeout (or never return, if the process dies): what the
+                # log now says about the instances (a lost pod is none) goes out before they start.
+                await self._publish(step, adapter, pods, candidates=len(healthy), desired=desired)
             await self._load_all(step, adapter, spec, healthy, api_key, credentials, secrets)
             untried = set(schedulable) - {p.pod for p in step.state.placements}
             if sum(1 for p in step.state.placements if p.state is S.EXHAUSTED) == exhausted_before or not untried:
@@ -488,6 +494,20 @@ class Reconciler:
             return 0.0
         self.cluster.record_placements(uid, namespace, step.state)
         return self._next_look(step, matching, service_ready)
+
+    async def _publish(
+        self, step: _Pass, adapter: Mapping[str, Any], pods: Mapping[str, ObservedPod], *, candidates: int, desired: int
+    ) -> None:
+        """In the middle of a pass, if the instances changed: the status, Service and EndpointSlice as the log
+        has them now (the rest of the projection, and the retry annotations, wait for the end of the pass)."""
+        shown = step.status if step.status is not None else adapter.get("status") or {}
+        if list(step.state.instances) == list(shown.get("instances") or []):
+            return
+        if step.state.endpoints is not None:
+            listed = {pods[name].ip for name in step.state.instances if name in pods and pods[name].ip}
+            if listed != set(step.state.endpoints):
+                await self._bind_service(step, adapter, pods)
+        await self._project(step, adapter, candidates=candidates, desired=desired, annotations=False)
 
     async def _keep_truthful(self, step: _Pass, adapter: Mapping[str, Any]) -> None:
         """On a failure path too, pods that are gone or unhealthy leave the instances and the EndpointSlice."""
@@ -701,9 +721,17 @@ class Reconciler:
                 except outcomes.AlreadyLoadedWithOtherPath:
                     # Ours from an earlier artifact (a spec change, or a restart in between): swap it in place.
                     await client.load(request, replace=True)
-                verified = await client.verify(spec.lora_name, spec.artifact_url)
             except EngineError as error:
                 return (time.perf_counter() - began) * 1000, error
+            try:
+                verified = await client.verify(spec.lora_name, spec.artifact_url)
+            except EngineError as error:
+                # The engine accepted the load; only the check failed, which says nothing against the adapter
+                # (and the engine may hold it now): another attempt, like an engine that is not ready.
+                return (time.perf_counter() - began) * 1000, outcomes.EngineUnavailable(
+                    f"load: the engine accepted the load but could not list its adapters: {error}",
+                    status=error.status,
+                )
             if verified is not Verification.LOADED:
                 # Not serving it (yet): worth another attempt, like an engine that is not ready.
                 return (time.perf_counter() - began) * 1000, outcomes.EngineUnavailable(
@@ -878,11 +906,13 @@ class Reconciler:
             await self.recorder.record(adapter, notices)
         return True
 
-    async def _project(self, step: _Pass, adapter: Mapping[str, Any], *, candidates: int, desired: int) -> None:
+    async def _project(
+        self, step: _Pass, adapter: Mapping[str, Any], *, candidates: int, desired: int, annotations: bool = True
+    ) -> None:
         """Patch `/status` and the retry annotations, only where the projection differs from the object."""
         metadata = adapter["metadata"]
         namespace, name = str(metadata["namespace"]), str(metadata["name"])
-        current = adapter.get("status") or {}
+        current = step.status if step.status is not None else adapter.get("status") or {}
         status = project_status(
             step.state,
             namespace=namespace,
@@ -898,9 +928,12 @@ class Reconciler:
                 # Remembered before the patch: its echo may come back through the watch before the call returns.
                 self.cluster.wrote_status(str(metadata["uid"]), status)
                 await self.kube.patch(MODELADAPTERS, namespace, name, {"status": status}, subresource="status")
-            annotations = retry_annotations(step.state, dict(metadata.get("annotations") or {}))
-            if annotations and not metadata.get("deletionTimestamp"):
-                await self.kube.patch(MODELADAPTERS, namespace, name, {"metadata": {"annotations": annotations}})
+                step.status = {**current, **status}
+            if not annotations:
+                return
+            retries = retry_annotations(step.state, dict(metadata.get("annotations") or {}))
+            if retries and not metadata.get("deletionTimestamp"):
+                await self.kube.patch(MODELADAPTERS, namespace, name, {"metadata": {"annotations": retries}})
         except NotFound:
             pass  # deleted meanwhile; the watch brings the news
         except KubeError as error:
