@@ -344,7 +344,8 @@ class Reconciler:
         if isinstance(spec, AdapterSpec):
             api_key, credentials, _ = await self._secrets(spec, adapter)
             secrets = _sensitive(api_key, credentials, adapter)
-        if not await self._retire_everything(step, adapter, deadline=deadline, api_key=api_key, secrets=secrets):
+        if not await self._retire_everything(step, adapter, deadline=deadline, api_key=api_key, secrets=secrets,
+                                             publish=(0, 0)):  # fmt: skip
             return 0.0
         if step.state.placements:
             await self._finish(step, adapter, candidates=0, desired=0)
@@ -404,6 +405,7 @@ class Reconciler:
         deadline: datetime,
         api_key: str | None,
         secrets: tuple[str, ...],
+        publish: tuple[int, int] | None = None,
     ) -> bool:
         """Unload the adapter from every pod; False if the write-ahead append lost a race."""
         namespace = str(adapter["metadata"]["namespace"])
@@ -413,7 +415,7 @@ class Reconciler:
                 step.decide(U.POD_GONE, pod=placement.pod, reason="pod deleted")
             elif placement.state is not S.UNLOADING:
                 step.decide(U.UNLOAD, pod=placement.pod, unload_deadline=deadline)
-        return await self._unload_all(step, adapter, pods, api_key=api_key, secrets=secrets)
+        return await self._unload_all(step, adapter, pods, api_key=api_key, secrets=secrets, publish=publish)
 
     async def _ensure_finalizer(self, adapter: Mapping[str, Any]) -> bool:
         metadata = adapter["metadata"]
@@ -485,7 +487,8 @@ class Reconciler:
             untried = set(schedulable) - {p.pod for p in step.state.placements}
             if sum(1 for p in step.state.placements if p.state is S.EXHAUSTED) == exhausted_before or not untried:
                 break
-        if not await self._unload_all(step, adapter, pods, api_key=api_key, secrets=secrets):
+        if not await self._unload_all(step, adapter, pods, api_key=api_key, secrets=secrets,
+                                      publish=(len(healthy), desired)):  # fmt: skip
             return 0.0
         self._walk(step, target(None))
         service_ready = await self._bind_service(step, adapter, pods)
@@ -498,8 +501,9 @@ class Reconciler:
     async def _publish(
         self, step: _Pass, adapter: Mapping[str, Any], pods: Mapping[str, ObservedPod], *, candidates: int, desired: int
     ) -> None:
-        """In the middle of a pass, if the instances changed: the status, Service and EndpointSlice as the log
-        has them now (the rest of the projection, and the retry annotations, wait for the end of the pass)."""
+        """In the middle of a pass, before engine calls that may take up to the engine timeout (or never return,
+        if the process dies), if the instances changed: the status, Service and EndpointSlice as the log has them
+        now (the retry annotations wait for the end of the pass)."""
         shown = step.status if step.status is not None else adapter.get("status") or {}
         if list(step.state.instances) == list(shown.get("instances") or []):
             return
@@ -757,8 +761,12 @@ class Reconciler:
         *,
         api_key: str | None,
         secrets: tuple[str, ...],
+        publish: tuple[int, int] | None = None,
     ) -> bool:
-        """Make the unload calls that are due (a 404 counts as unloaded); False if the write-ahead lost a race."""
+        """Make the unload calls that are due (a 404 counts as unloaded); False if the write-ahead lost a race.
+
+        `publish` (candidates, desired): first write the status and endpoints if the instances changed (see
+        `_publish`); None where there is no object to write to."""
         metadata = adapter["metadata"]
         name, uid = str(metadata["name"]), str(metadata["uid"])
         unloading = [
@@ -770,6 +778,8 @@ class Reconciler:
             return True
         if step.payloads and not await self._save(step, adapter):
             return False
+        if publish is not None:
+            await self._publish(step, adapter, pods, candidates=publish[0], desired=publish[1])
 
         async def unload(pod: ObservedPod) -> EngineError | None:
             try:

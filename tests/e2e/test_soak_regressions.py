@@ -51,3 +51,22 @@ async def test_a_lost_instance_leaves_the_status_and_the_endpoints_before_its_re
     assert time.monotonic() - began < 4.0, "the reload was still in flight"
     assert "qwen-code-lora" not in engine.adapters
     await sandbox.eventually(lambda: sandbox.ready(2), timeout=10, what="the reload")
+
+
+async def test_a_deleted_adapter_leaves_the_status_and_the_endpoints_before_its_unloads_return(sandbox: Sandbox) -> None:
+    """Deletion decides to unload everywhere, and the unload then takes 4 s. The status must say Terminating with
+    no instances, and the EndpointSlice list nobody, before the unloads return (soak seed 20261126, sqlite,
+    300 s: d-lora-048 stayed Running on a pod whose engine had lost it for 70 s while its unloads hung)."""
+    (pod,) = await sandbox.add_pods(1)
+    await sandbox.start_operator()
+    await sandbox.apply(adapter_manifest(replicas=1))
+    await sandbox.phase("Running")
+    sandbox.engine(pod).inject(Fault(delay=4.0), route="unload", times=1)
+    await sandbox.delete()
+    began = time.monotonic()
+    status = await sandbox.phase("Terminating", timeout=3.0)
+    assert status["instances"] == [] and status["readyReplicas"] == 0
+    _, endpoint_slice = await sandbox.service_and_slice()
+    assert not endpoint_slice.get("endpoints")
+    assert time.monotonic() - began < 4.0, "the unload was still in flight"
+    await sandbox.eventually(lambda: sandbox.gone(), timeout=10, what="the deletion")
