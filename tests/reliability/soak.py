@@ -102,6 +102,7 @@ import asyncio
 import json
 import os
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -593,6 +594,7 @@ class Soak:
         ]  # fmt: skip
         log_file = self.workdir / f"{identity}.log"
         environment = {k: v for k, v in os.environ.items() if not k.startswith("MODELADAPTER_")}
+        environment["PYTHONFAULTHANDLER"] = "1"  # SIGABRT (a stop that hangs) writes every thread's stack
         with log_file.open("ab") as handle:
             process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
                                        env=environment)  # fmt: skip
@@ -679,9 +681,7 @@ class Soak:
         verify_exit, verify_output = await self._final_verify()
         figures = await self._figures(converged_after)
         if self.operator is not None:
-            code = await self.operator.terminate()
-            if code != 0:
-                self.violate("operator", f"the last operator exited {code} on SIGTERM")
+            await self._stop_operator(self.operator)
         report = SoakReport(self.config.seed, self.config.backend, self.config.chaos_seconds, figures,
                             self.violations, converged_after, problems, verify_exit, verify_output)  # fmt: skip
         report.figures["violations"] = [asdict(v) for v in self.violations]
@@ -689,6 +689,20 @@ class Soak:
         report.figures_file = self.workdir / "soak-figures.json"
         report.figures_file.write_text(json.dumps(report.figures, indent=2, default=str))
         return report
+
+    async def _stop_operator(self, operator: OperatorProcess) -> None:
+        """SIGTERM must stop the operator cleanly (status 0) within 20 s; if it does not, SIGABRT makes Python's
+        faulthandler write every thread's stack to its log, for the report."""
+        try:
+            code = await operator.terminate(timeout=20.0)
+        except AssertionError:
+            operator.process.send_signal(signal.SIGABRT)
+            await asyncio.sleep(2.0)
+            operator.kill()
+            self.violate("operator", f"the last operator did not stop within 20 s of SIGTERM; stacks in {operator.log_file}")
+            return
+        if code != 0:
+            self.violate("operator", f"the last operator exited {code} on SIGTERM; see {operator.log_file}")
 
     async def _loop(self, name: str, every: tuple[float, float], action: Callable[[random.Random], Awaitable[None]]) -> None:
         rng = self.rng(name)
