@@ -21,6 +21,9 @@ from modeladapter.fsm.events import AdapterEvent, RecordedEvent
 from modeladapter.store import SqlEventStore
 from modeladapter.store.engine import create_engine
 
+# A test that hangs fails with every stack instead of stalling the run (see the module).
+pytest_plugins = ["tests.hang_watchdog"]
+
 RecordFn = Callable[[Sequence[AdapterEvent]], list[RecordedEvent]]
 
 

@@ -38,6 +38,10 @@ def soak_config(backend: str) -> SoakConfig:
     return SoakConfig(seed=seed, chaos_seconds=seconds, backend=backend, **overrides)
 
 
+# The faults, then up to 60 s to converge, up to 300 s more of cool-downs if asked, and the set-up around them.
+HANG_LIMIT = pytest.mark.hang_limit(soak_config("sqlite").chaos_seconds + 900)
+
+
 async def run_soak(backend: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = soak_config(backend)
     with capsys.disabled():
@@ -50,10 +54,12 @@ async def run_soak(backend: str, tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert report.verify_exit == 0, report.verify_output
 
 
+@HANG_LIMIT
 async def test_chaos_soak_on_sqlite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     await run_soak("sqlite", tmp_path, capsys)
 
 
+@HANG_LIMIT
 @pytest.mark.postgres
 async def test_chaos_soak_on_postgresql(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     await run_soak("postgres", tmp_path, capsys)
