@@ -25,6 +25,10 @@ _POSTGRES_DRIVERS: Final = frozenset(
     {"postgres", "postgresql", "postgresql+psycopg2", "postgresql+psycopg", "postgresql+asyncpg"}
 )
 SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
+POSTGRES_CONNECT_TIMEOUT_S: Final = 10.0
+POSTGRES_COMMAND_TIMEOUT_S: Final = 120.0
+"""No statement waits longer (a lock held by a stuck session, a connection silently dead on the network): it
+fails, and the reconcile is retried, instead of freezing a worker for good."""
 IMMEDIATE: Final = "modeladapter_sqlite_immediate"
 """Execution option: begin this connection's transaction with `BEGIN IMMEDIATE` (SQLite only)."""
 
@@ -68,7 +72,11 @@ def create_engine(url: str | URL, *, connect_args: dict[str, Any] | None = None,
         return _sqlite_engine(normalized, connect_args or {}, echo)
     return create_async_engine(
         normalized,
-        connect_args=connect_args or {},
+        connect_args={
+            "timeout": POSTGRES_CONNECT_TIMEOUT_S,
+            "command_timeout": POSTGRES_COMMAND_TIMEOUT_S,
+            **(connect_args or {}),
+        },
         echo=echo,
         # A connection killed under us (failover, pg_terminate_backend) is replaced, not handed out.
         pool_pre_ping=True,
