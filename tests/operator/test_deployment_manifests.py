@@ -80,14 +80,14 @@ def rules(documents: list[JsonDict]) -> set[tuple[str, str, frozenset[str]]]:
 def test_the_cluster_role_grants_exactly_what_the_operator_uses(everything: list[JsonDict]) -> None:
     crd = modeladapter_crd()["spec"]
     group, plural = crd["group"], crd["names"]["plural"]
-    writes = {"get", "list", "watch", "create", "patch", "update", "delete"}
+    owned = {"get", "create", "patch"}
     assert rules([one(everything, "ClusterRole")]) == {
-        (group, plural, frozenset({"get", "list", "watch", "patch", "update"})),
-        (group, f"{plural}/status", frozenset({"get", "patch", "update"})),
+        (group, plural, frozenset({"get", "list", "watch", "patch"})),
+        (group, f"{plural}/status", frozenset({"patch"})),
         (group, f"{plural}/finalizers", frozenset({"update"})),
         ("", "pods", frozenset(READ_ONLY)),
-        ("", "services", frozenset(writes)),
-        ("discovery.k8s.io", "endpointslices", frozenset(writes)),
+        ("", "services", frozenset(owned)),
+        ("discovery.k8s.io", "endpointslices", frozenset(owned)),
         ("", "secrets", frozenset({"get"})),
         ("", "events", frozenset({"create", "patch"})),
         ("events.k8s.io", "events", frozenset({"create", "patch"})),
