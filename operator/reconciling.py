@@ -989,10 +989,14 @@ class Reconciler:
 
 
 def _sensitive(api_key: str | None, credentials: Mapping[str, str], adapter: Mapping[str, Any]) -> tuple[str, ...]:
-    """Every secret value this pass may send to an engine, to be scrubbed from what it records."""
+    """Every secret value this pass may send to an engine, to be scrubbed from what it records.
+
+    Values from Secrets are masked from 4 characters on; `additionalConfig` values (mostly options such as
+    `true` or `16`, now and then a token) from 6, so that masking them does not garble every message."""
     config = ((adapter.get("spec") or {}).get("additionalConfig") or {}).values()
-    values = {api_key or "", *credentials.values(), *(str(v) for v in config)}
-    return tuple(sorted((v for v in values if len(v) >= 6), key=len, reverse=True))
+    from_secrets = {v for v in (api_key or "", *credentials.values()) if len(v) >= 4}
+    values = from_secrets | {text for text in (str(v) for v in config) if len(text) >= 6}
+    return tuple(sorted(values, key=len, reverse=True))
 
 
 def _scrub(text: str, secrets: tuple[str, ...]) -> str:
