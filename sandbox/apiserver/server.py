@@ -525,8 +525,8 @@ class ApiServer:
             await stream.run(response, request, timeout)
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await response.write_eof()
-        except (ConnectionError, asyncio.CancelledError):
-            pass
+        except ConnectionError:
+            pass  # the watcher went away; a cancellation (shutdown, or aiohttp after a lost client) propagates
         finally:
             self.store.unwatch(watcher)
             self._streams.discard(stream)
@@ -617,7 +617,7 @@ class _WatchStream:
                 continue
             if (event_type, obj) == _CLOSE:
                 if self._abort and request.transport is not None:
-                    request.transport.close()
+                    request.transport.abort()
                     raise ConnectionResetError("watch cut")
                 return
             await response.write(self.encode(event_type, obj))
