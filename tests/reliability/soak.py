@@ -10,8 +10,10 @@ on SQLite or on a fresh PostgreSQL database. About 54 adapters (`replicas` omitt
 matching pod or on one pool; 3 with an artifact no engine can find) are created at once.
 
 For `chaos_seconds` (70 in CI, `MODELADAPTER_SOAK_SECONDS` for a longer run), every fault below runs at the
-same time, each driven by its own `random.Random(f"{seed}:{name}")`, so that a seed replays the same plan of
-faults (what is injected, where and when; the operator's timing, and so the interleaving, is not replayable):
+same time. The timed faults each have their own `random.Random(f"{seed}:{name}")`, so that a seed replays their
+plan (what is injected, where and when); refusal windows and per-request faults are keyed by the pods' IPs,
+which change from run to run, and drawn in request order, and the operator's timing, and so the interleaving,
+is not replayable:
 
 * engine requests (load, unload, `/v1/models`): 10 % time out and 5 % answer HTTP 500 (vLLM's generic
   InternalServerError, which the operator's documented classification does not retry on that pod). Of the
@@ -91,6 +93,11 @@ checker that raises is recorded as a violation too: an invariant that could not 
    old selector matched); loads onto the pods of another model, of another namespace, or of the wrong pool
    are violations.
 
+Security: every engine wants a Bearer API key, and every adapter names the Secret that holds it
+(`apiKeySecretRef`, in its own namespace), so the key is sent on every engine call of the run. At the end the
+whole output of the run is searched for it (the operators' logs, /metrics, Events, the adapters' status and
+annotations, Services, EndpointSlices, Leases, every verify output, the event log): any hit is a violation.
+
 Figures (printed, and written as JSON): faults injected by kind, operator kills and restarts, adapters
 created/edited/deleted, engine calls, the longest instance mismatch, time to converge after the last fault,
 and every violation (there must be none).
@@ -99,9 +106,11 @@ and every violation (there must be none).
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import random
+import secrets
 import signal
 import sqlite3
 import subprocess
@@ -116,9 +125,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+import httpx
 from aiohttp import web
 from kubernetes_asyncio import client, config
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from modeladapter import migrations
@@ -133,6 +143,7 @@ from modeladapter.sandbox.engine.faults import Fault
 from modeladapter.sandbox.engine.server import Reply, SimulatedEngine, to_response
 from modeladapter.sandbox.pods import SimulatedKubelet
 from modeladapter.store import SqlEventStore, create_engine
+from modeladapter.store.schema import events, streams
 from tests.conftest import POSTGRES_URL
 from tests.e2e.conftest import OperatorProcess, free_port
 
@@ -150,6 +161,8 @@ STARTUP: Final = 10.0
 STALENESS_BUDGET: Final = TOTAL_TIMEOUT + VERIFY_INTERVAL + 8.0
 CONVERGE_BUDGET: Final = 60.0
 CHECKER_APP: Final = "modeladapter-soak-checker"
+KEY_SECRET: Final = "engine-key"
+"""Every engine wants a Bearer key; every adapter names this Secret (in its own namespace) as apiKeySecretRef."""
 LOAD_PATH, UNLOAD_PATH, MODELS_PATH = "/v1/load_lora_adapter", "/v1/unload_lora_adapter", "/v1/models"
 
 
@@ -217,6 +230,8 @@ class SoakReport:
             f"(on {len(f['pods_left_out_for_a_cool_down_at_convergence'])} adapters); strict end state after: "
             f"{f['strict_converge_seconds']}",
             f"  modeladapter verify exit status: {self.verify_exit}",
+            f"  the engines' API key searched for in {f.get('secret_leak_check', {}).get('characters', 0):,} characters "
+            f"of output: {f.get('secret_leak_check', {}).get('leaks', 'not searched')} leaks",
             f"  invariant violations: {len(self.violations)}",
         ]
         lines += [f"    ! {v.at:7.1f}s [{v.invariant}] {v.detail}" for v in self.violations[:40]]
@@ -265,6 +280,7 @@ class AdapterRecord:
             "podSelector": {"matchLabels": dict(self.selector)},
             "artifactURL": self.artifact,
             "schedulerName": self.scheduler,
+            "apiKeySecretRef": {"name": KEY_SECRET},
         }
         if self.replicas is not None:
             spec["replicas"] = self.replicas
@@ -380,6 +396,9 @@ class Soak:
         self._admin: AsyncEngine | None = None
         self._pod_churn: set[asyncio.Task[None]] = set()
         self._lock_stop: threading.Event | None = None
+        self.api_key = f"soak-key-{secrets.token_urlsafe(24)}"
+        """Not from the seed: a value nothing else could print by chance. It must appear nowhere (see the end)."""
+        self.verify_outputs: list[str] = []
 
     def rng(self, name: str) -> random.Random:
         return random.Random(f"{self.config.seed}:{name}")
@@ -491,6 +510,10 @@ class Soak:
     async def _run_with(self, server: ApiServer) -> SoakReport:
         server.seed(modeladapter_crd())
         server.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-b"}})
+        for namespace in ("default", "team-b"):
+            server.seed({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                         "metadata": {"name": KEY_SECRET, "namespace": namespace},
+                         "data": {"api-key": base64.b64encode(self.api_key.encode()).decode()}})  # fmt: skip
         self.kubeconfig = server.write_kubeconfig(self.workdir / "kubeconfig")
         cfg = client.Configuration()
         await config.load_kube_config(config_file=str(self.kubeconfig), client_configuration=cfg)
@@ -543,7 +566,7 @@ class Soak:
         self.slots = []
         for index, (name, namespace, labels) in enumerate(layout):
             ip = f"{block}.{2 + index}"
-            engine = ChaosEngine(self, ip, hub=hub)
+            engine = ChaosEngine(self, ip, hub=hub, api_key=self.api_key)
             self.slots.append(PodSlot(name, namespace, labels, ip, engine))
         self.slot_by_ip = {slot.ip: slot for slot in self.slots}
         self.slot_by_pod = {(slot.namespace, slot.name): slot for slot in self.slots}
@@ -679,9 +702,11 @@ class Soak:
         await self._check_cluster(final=True)
         await self._check_log_sql()
         verify_exit, verify_output = await self._final_verify()
+        metrics = await self._scrape_metrics()
         figures = await self._figures(converged_after)
         if self.operator is not None:
             await self._stop_operator(self.operator)
+        figures["secret_leak_check"] = await self._check_secret_leaks(metrics)
         report = SoakReport(self.config.seed, self.config.backend, self.config.chaos_seconds, figures,
                             self.violations, converged_after, problems, verify_exit, verify_output)  # fmt: skip
         report.figures["violations"] = [asdict(v) for v in self.violations]
@@ -689,6 +714,40 @@ class Soak:
         report.figures_file = self.workdir / "soak-figures.json"
         report.figures_file.write_text(json.dumps(report.figures, indent=2, default=str))
         return report
+
+    async def _scrape_metrics(self) -> str:
+        if self.operator is None:
+            return ""
+        try:
+            async with httpx.AsyncClient() as http:
+                answer = await http.get(f"http://127.0.0.1:{self.operator.probe_port}/metrics", timeout=10)
+        except httpx.HTTPError as error:
+            self.violate("security", f"could not read the last operator's /metrics to check it: {error!r}")
+            return ""
+        return answer.text
+
+    async def _check_secret_leaks(self, metrics: str) -> dict[str, Any]:
+        """Security: the engines' API key (a Secret's content, sent on every engine call) appears nowhere in the
+        whole output of the run: the operators' logs, /metrics, Kubernetes Events, the adapters' status and
+        annotations, Services, EndpointSlices, Leases, every verify output, and the event log."""
+        async with self.db.connect() as connection:
+            log_rows = [*(await connection.execute(select(events))).all(), *(await connection.execute(select(streams))).all()]
+        places: dict[str, str] = {
+            **{process.log_file.name: process.log() for process in self.processes},
+            "/metrics": metrics,
+            "verify outputs": "\n".join(self.verify_outputs),
+            "the event log": "\n".join(repr(tuple(row)) for row in log_rows),
+        }
+        for api_version, kind in (("v1", "Event"), (ADAPTERS_GROUP, "ModelAdapter"), ("v1", "Service"),
+                                  ("discovery.k8s.io/v1", "EndpointSlice"), ("coordination.k8s.io/v1", "Lease")):  # fmt: skip
+            places[f"{kind}s"] = json.dumps(self.server.objects(api_version, kind), ensure_ascii=False)
+        if not places["the event log"] or not any(p.log_file.stat().st_size for p in self.processes):
+            self.violate("security", "nothing to search: the event log or the operators' logs are empty")
+        for place, content in places.items():
+            if self.api_key in content:
+                self.violate("security", f"the engines' API key appears in {place}")
+        return {"places": sorted(places), "characters": sum(len(c) for c in places.values()),
+                "leaks": sum(1 for content in places.values() if self.api_key in content)}  # fmt: skip
 
     async def _stop_operator(self, operator: OperatorProcess) -> None:
         """SIGTERM must stop the operator cleanly (status 0) within 20 s; if it does not, SIGABRT makes Python's
@@ -1042,6 +1101,7 @@ class Soak:
             env={k: v for k, v in os.environ.items() if not k.startswith("MODELADAPTER_")},
         )  # fmt: skip
         output, _ = await process.communicate()
+        self.verify_outputs.append(output.decode(errors="replace"))
         return int(process.returncode or 0), output.decode(errors="replace")
 
     async def _check_verify(self) -> None:

@@ -136,3 +136,58 @@ async def test_a_gap_in_a_stream_or_in_the_positions_is_a_violation(soak: Soak) 
         await connection.execute(text("UPDATE adapter_events SET position = 7 WHERE version = 2"))
     await soak._check_log_sql()
     assert [v.invariant[0] for v in soak.violations] == ["3", "3"], soak.violations
+
+
+async def test_a_verify_drift_that_persists_is_a_violation(soak: Soak, tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from modeladapter.fsm.events import PhaseChanged, stamp
+    from modeladapter.fsm.phases import Phase
+
+    record = pool_a_adapter()
+    soak.records[record.name] = record
+    created = await soak.kube.create(MODELADAPTERS, "default", record.manifest())
+    pending = PhaseChanged(from_phase=None, to_phase=Phase.PENDING, trigger="created", reason="Created", message="new")
+    await soak.store.append(created["metadata"]["uid"], stamp([pending], at=datetime.now(UTC)), expected_version=0,
+                            namespace="default", name=record.name)  # fmt: skip
+    # The cluster says Running; the log says Pending: `modeladapter verify` reports a drift.
+    status = {"phase": "Running", "instances": [], "readyReplicas": 0}
+    await soak.kube.patch(MODELADAPTERS, "default", record.name, {"status": status}, subresource="status")
+    soak.kubeconfig = tmp_path / "kubeconfig"
+    operator_time = [0.0]
+    soak.tick = lambda: operator_time[0]  # type: ignore[method-assign]
+    await soak._check_verify()
+    assert soak.violations == [], "a drift seen once may be the append-then-patch race"
+    operator_time[0] = 30.0
+    await soak._check_verify()
+    assert soak.violations == [], "within the 39 s budget of operator time"
+    operator_time[0] = 40.0
+    await soak._check_verify()
+    assert soak.violations and {v.invariant[0] for v in soak.violations} == {"4"}, soak.violations
+    assert any("phase: log 'Pending', cluster 'Running'" in v.detail for v in soak.violations), soak.violations
+    assert soak.verify_runs == {"exit 1": 3}
+
+
+async def test_the_api_key_anywhere_in_the_output_of_the_run_is_a_violation(soak: Soak, tmp_path: Path) -> None:
+    import subprocess
+    from datetime import UTC, datetime
+
+    from modeladapter.fsm.events import ServiceBound, stamp
+    from tests.e2e.conftest import OperatorProcess
+
+    log_file = tmp_path / "soak-operator-1.log"
+    log_file.write_text('{"level": "INFO", "message": "loaded"}\n')
+    soak.processes = [OperatorProcess(subprocess.Popen(["true"]), 0, log_file)]
+    soak.processes[0].process.wait()
+    await soak.store.append("uid-1", stamp([ServiceBound(service="x", endpoints=())], at=datetime.now(UTC)),
+                            expected_version=0, namespace="default", name="x")  # fmt: skip
+    clean = await soak._check_secret_leaks(metrics="modeladapter_reconciles_total 3")
+    assert soak.violations == [] and clean["leaks"] == 0
+    assert {"soak-operator-1.log", "/metrics", "the event log", "Events", "ModelAdapters"} <= set(clean["places"])
+    soak.server.seed({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e1", "namespace": "default"},
+                      "involvedObject": {"kind": "ModelAdapter", "name": "x", "namespace": "default"},
+                      "reason": "LoadFailed", "message": f"engine said: bad key {soak.api_key}", "type": "Warning"})  # fmt: skip
+    leaked = await soak._check_secret_leaks(metrics=f'modeladapter_info{{key="{soak.api_key}"}} 1')
+    assert leaked["leaks"] == 2
+    assert sorted(v.detail for v in soak.violations) == [
+        "the engines' API key appears in /metrics", "the engines' API key appears in Events"]
