@@ -83,14 +83,21 @@ class HttpEngineClient:
         return f"<{type(self).__name__} {self.target} {keyed} API key>"
 
     async def call(
-        self, method: str, path: str, *, operation: str, body: Mapping[str, object] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        body: Mapping[str, object] | None = None,
+        timeout: float | None = None,
     ) -> Answer:
         return await self._connections.request(
-            self.target, method, path, operation=operation, api_key=self._api_key, body=body
+            self.target, method, path, operation=operation, api_key=self._api_key, body=body, timeout=timeout
         )
 
     async def list_models(self) -> EngineModels:
-        answer = await self.call("GET", "/v1/models", operation="list")
+        """The engine's `/v1/models`, within the connections' listing time limit (10 s)."""
+        answer = await self.call("GET", "/v1/models", operation="list", timeout=self._connections.list_timeout)
         if answer.status != 200:
             raise unexpected(interpret_failure(answer.status, answer.text, operation="list"))
         return parse_models(answer.text)

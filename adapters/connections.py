@@ -6,7 +6,9 @@ passed in, e.g. with a `MockTransport` in tests). Engine clients are cheap views
 key with `connections.client(target, api_key=...)`.
 
 Time limits (DESIGN §6): 5 s to connect, 30 s for the whole call (`asyncio.timeout` around the request; httpx's
-own timeouts are per read/write, so a trickling answer could otherwise run far longer). Waiting for a free slot
+own timeouts are per read/write, so a trickling answer could otherwise run far longer), and 10 s for a listing
+(`GET /v1/models` is a lookup in the engine's memory: a listing that takes longer is an engine in trouble, and
+a verification must not hold a reconcile for the 30 s a load may need). Waiting for a free slot
 of the pod's concurrency bound does not count against the call's 30 s. An answer is read up to 4 MiB; a longer
 one is a `ProtocolError`, so an engine that streams without end cannot fill the operator's memory within the
 30 s. Requests ask for `Accept-Encoding: identity`, and a compressed answer is a `ProtocolError` (a gzip bomb
@@ -38,6 +40,7 @@ logger = logging.getLogger("modeladapter.adapters")
 
 CONNECT_TIMEOUT: Final = 5.0
 TOTAL_TIMEOUT: Final = 30.0
+LIST_TIMEOUT: Final = 10.0
 MAX_RESPONSE_BYTES: Final = 4 * 1024 * 1024
 PER_POD_CONCURRENCY: Final = 4
 USER_AGENT: Final = "modeladapter-operator"
@@ -97,6 +100,7 @@ class EngineConnections:
         per_pod_concurrency: int = PER_POD_CONCURRENCY,
         connect_timeout: float = CONNECT_TIMEOUT,
         total_timeout: float = TOTAL_TIMEOUT,
+        list_timeout: float = LIST_TIMEOUT,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         if per_pod_concurrency < 1:
@@ -106,6 +110,7 @@ class EngineConnections:
         self.http = http if http is not None else create_http_client(connect_timeout, total_timeout)
         self.per_pod_concurrency = per_pod_concurrency
         self.total_timeout = total_timeout
+        self.list_timeout = min(list_timeout, total_timeout)
         self._limits: dict[tuple[str, int], asyncio.Semaphore] = {}
         self._in_flight: dict[tuple[str, int], int] = {}
 
@@ -148,8 +153,11 @@ class EngineConnections:
         operation: str,
         api_key: ApiKey | None = None,
         body: Mapping[str, object] | None = None,
+        timeout: float | None = None,
     ) -> Answer:
-        """Send one request and read the whole answer, or raise `EngineTimeout` / `EngineUnavailable`."""
+        """Send one request and read the whole answer, or raise `EngineTimeout` / `EngineUnavailable`.
+
+        `timeout` bounds the call (default: `total_timeout`)."""
         url = target.base_url + path
         headers = {"Accept": "application/json", "Accept-Encoding": "identity", "User-Agent": USER_AGENT}
         if api_key is not None:
@@ -160,7 +168,7 @@ class EngineConnections:
             started = time.perf_counter()
             self._in_flight[pod] = self._in_flight.get(pod, 0) + 1
             try:
-                async with asyncio.timeout(self.total_timeout):
+                async with asyncio.timeout(self.total_timeout if timeout is None else timeout):
                     async with self.http.stream(method, url, json=body, headers=headers) as response:
                         content = await self._read_capped(response, operation, target)
             except (httpx.TimeoutException, TimeoutError) as error:

@@ -208,6 +208,17 @@ class TestFaults:
                 await client.load(LoadRequest("sql-lora", adapters.a))
         assert raised.value.retriable
 
+    async def test_a_listing_has_a_shorter_limit_than_a_load(self, vllm: SimulatedEngine, adapters: Adapters) -> None:
+        """A load may take the whole call limit; `/v1/models` is a lookup, so a slow one is an engine in trouble."""
+        vllm.inject(Fault(delay=0.6), route="models", times=None)
+        vllm.inject(Fault(delay=0.6), route="load")
+        async with EngineConnections(total_timeout=2.0, list_timeout=0.3) as connections:
+            client = connections.client(EngineTarget(EngineKind.VLLM, vllm.host, vllm.port))
+            assert (await client.load(LoadRequest("sql-lora", adapters.a))).outcome is LoadOutcome.LOADED
+            with pytest.raises(EngineTimeout) as raised:
+                await client.list_models()
+        assert raised.value.retriable
+
     async def test_after_a_restart_verification_finds_the_adapter_missing(
         self, vllm: SimulatedEngine, client_for: ClientFactory, adapters: Adapters
     ) -> None:
