@@ -82,6 +82,14 @@ class WorkQueue(Generic[K]):
             self._make_ready(key)
         self._notify()
 
+    def reorder_ready(self, reorder: Callable[[list[K]], None]) -> None:
+        """Let `reorder` rearrange, in place, the keys that are ready now (e.g. shuffle them)."""
+        keys = list(self._ready)
+        reorder(keys)
+        if len(keys) != len(self._ready) or set(keys) != set(self._ready):
+            raise ValueError("reorder may only rearrange the ready keys")
+        self._ready = deque(keys)
+
     def shut_down(self) -> None:
         self._shut_down = True
         self._notify()

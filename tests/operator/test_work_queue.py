@@ -108,3 +108,13 @@ async def test_shutting_down_releases_waiting_workers() -> None:
     queue.shut_down()
     with pytest.raises(ShutDown):
         await asyncio.wait_for(waiting, 1.0)
+
+
+async def test_the_ready_keys_can_be_reordered_but_not_changed() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    for key in "abc":
+        queue.add(key)
+    queue.reorder_ready(lambda keys: keys.reverse())
+    with pytest.raises(ValueError):
+        queue.reorder_ready(lambda keys: keys.append("d"))
+    assert [await next_key(queue) for _ in range(3)] == ["c", "b", "a"]
