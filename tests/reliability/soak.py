@@ -238,6 +238,8 @@ class SoakReport:
         lines += [f"    ? {p}" for p in self.problems_at_end[:40]]
         if self.figures_file is not None:
             lines.append(f"  figures: {self.figures_file}")
+        if f.get("histories_of_problem_adapters"):
+            lines.append(f"  the event log of every adapter named above: {f['histories_of_problem_adapters']}")
         return "\n".join(lines)
 
 
@@ -399,6 +401,7 @@ class Soak:
         self.api_key = f"soak-key-{secrets.token_urlsafe(24)}"
         """Not from the seed: a value nothing else could print by chance. It must appear nowhere (see the end)."""
         self.verify_outputs: list[str] = []
+        self.histories_file: Path | None = None
 
     def rng(self, name: str) -> random.Random:
         return random.Random(f"{self.config.seed}:{name}")
@@ -613,6 +616,7 @@ class Soak:
             "--lease-namespace", "default",
             "--lease-duration", f"{LEASE_DURATION:g}", "--renew-deadline", "2", "--retry-period", "0.5",
             "--log-format", "json",
+            "--log-level", os.environ.get("MODELADAPTER_SOAK_LOG_LEVEL", "info"),
             "--concurrency", str(self.config.concurrency),
         ]  # fmt: skip
         log_file = self.workdir / f"{identity}.log"
@@ -703,6 +707,7 @@ class Soak:
         await self._check_log_sql()
         verify_exit, verify_output = await self._final_verify()
         metrics = await self._scrape_metrics()
+        await self._write_histories(problems)
         figures = await self._figures(converged_after)
         if self.operator is not None:
             await self._stop_operator(self.operator)
@@ -714,6 +719,26 @@ class Soak:
         report.figures_file = self.workdir / "soak-figures.json"
         report.figures_file.write_text(json.dumps(report.figures, indent=2, default=str))
         return report
+
+    async def _write_histories(self, problems: list[str]) -> None:
+        """`modeladapter events` of every adapter a problem or a violation names, to `histories.txt` (the
+        PostgreSQL database is dropped after the run; this is what explains a failure afterwards)."""
+        named = {p.split(":", 1)[0] for p in problems}
+        named |= {word.split("/", 1)[1] for v in self.violations for word in v.detail.split() if word.count("/") == 1
+                  and word.split("/", 1)[0] in ("default", "team-b")}  # fmt: skip
+        if not named:
+            return
+        with (self.workdir / "histories.txt").open("w") as out:
+            for name in sorted(named):
+                record = self.records.get(name)
+                namespace = record.namespace if record is not None else "default"
+                command = [str(Path(sys.executable).parent / "modeladapter"), "events", "--adapter", name, "-n", namespace,
+                           "--database-url", self.database_url]  # fmt: skip
+                process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE,
+                                                               stderr=asyncio.subprocess.STDOUT)  # fmt: skip
+                output, _ = await process.communicate()
+                out.write(f"===== {namespace}/{name} (exit {process.returncode})\n{output.decode(errors='replace')}\n")
+        self.histories_file = self.workdir / "histories.txt"
 
     async def _scrape_metrics(self) -> str:
         if self.operator is None:
@@ -1285,6 +1310,7 @@ class Soak:
             "strict_converge_seconds": round(self.strict_converged_after, 2) if self.strict_converged_after is not None else None,
             "driver_errors": dict(self.driver_errors),
             "invariant_violations": len(self.violations),
+            "histories_of_problem_adapters": str(self.histories_file) if self.histories_file else None,
         }
 
 
