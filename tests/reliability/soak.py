@@ -734,8 +734,10 @@ class Soak:
                 namespace = record.namespace if record is not None else "default"
                 command = [str(Path(sys.executable).parent / "modeladapter"), "events", "--adapter", name, "-n", namespace,
                            "--database-url", self.database_url]  # fmt: skip
-                process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE,
-                                                               stderr=asyncio.subprocess.STDOUT)  # fmt: skip
+                process = await asyncio.create_subprocess_exec(
+                    *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                    env={k: v for k, v in os.environ.items() if not k.startswith("MODELADAPTER_")},
+                )  # fmt: skip
                 output, _ = await process.communicate()
                 out.write(f"===== {namespace}/{name} (exit {process.returncode})\n{output.decode(errors='replace')}\n")
         self.histories_file = self.workdir / "histories.txt"
