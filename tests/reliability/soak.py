@@ -770,11 +770,10 @@ class Soak:
             places[f"{kind}s"] = json.dumps(self.server.objects(api_version, kind), ensure_ascii=False)
         if not places["the event log"] or not any(p.log_file.stat().st_size for p in self.processes):
             self.violate("security", "nothing to search: the event log or the operators' logs are empty")
-        for place, content in places.items():
-            if self.api_key in content:
-                self.violate("security", f"the engines' API key appears in {place}")
-        return {"places": sorted(places), "characters": sum(len(c) for c in places.values()),
-                "leaks": sum(1 for content in places.values() if self.api_key in content)}  # fmt: skip
+        leaked = [place for place, content in places.items() if self.api_key in content]
+        for place in leaked:
+            self.violate("security", f"the engines' API key appears in {place}")
+        return {"places": sorted(places), "characters": sum(len(c) for c in places.values()), "leaks": len(leaked)}
 
     async def _stop_operator(self, operator: OperatorProcess) -> None:
         """SIGTERM must stop the operator cleanly (status 0) within 20 s; if it does not, SIGABRT makes Python's
@@ -1128,8 +1127,9 @@ class Soak:
             env={k: v for k, v in os.environ.items() if not k.startswith("MODELADAPTER_")},
         )  # fmt: skip
         output, _ = await process.communicate()
-        self.verify_outputs.append(output.decode(errors="replace"))
-        return int(process.returncode or 0), output.decode(errors="replace")
+        text_output = output.decode(errors="replace")
+        self.verify_outputs.append(text_output)
+        return int(process.returncode or 0), text_output
 
     async def _check_verify(self) -> None:
         """Invariant 4 while the faults run: a drift that persists (not the append-then-patch race)."""

@@ -7,12 +7,17 @@ break one invariant at a time; no operator runs.
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from kubernetes_asyncio import client, config
+from sqlalchemy import text
 
+from modeladapter.fsm.events import PhaseChanged, ServiceBound, stamp
+from modeladapter.fsm.phases import Phase
 from modeladapter.operator.kube import MODELADAPTERS, Kube
 from modeladapter.operator.manifests import modeladapter_crd
 from modeladapter.sandbox.apiserver import ApiServer
@@ -26,6 +31,7 @@ from tests.reliability.soak import (
     Soak,
     SoakConfig,
 )
+from tests.e2e.conftest import OperatorProcess
 
 
 @pytest.fixture
@@ -118,12 +124,6 @@ async def test_a_deleted_adapter_left_on_a_live_engine_is_a_violation(soak: Soak
 
 
 async def test_a_gap_in_a_stream_or_in_the_positions_is_a_violation(soak: Soak) -> None:
-    from datetime import UTC, datetime
-
-    from sqlalchemy import text
-
-    from modeladapter.fsm.events import ServiceBound, stamp
-
     events = stamp([ServiceBound(service="x", endpoints=("127.9.9.2",)), ServiceBound(service="x", endpoints=())],
                    at=datetime.now(UTC))  # fmt: skip
     await soak.store.append("uid-1", events, expected_version=0, namespace="default", name="x")
@@ -139,11 +139,6 @@ async def test_a_gap_in_a_stream_or_in_the_positions_is_a_violation(soak: Soak) 
 
 
 async def test_a_verify_drift_that_persists_is_a_violation(soak: Soak, tmp_path: Path) -> None:
-    from datetime import UTC, datetime
-
-    from modeladapter.fsm.events import PhaseChanged, stamp
-    from modeladapter.fsm.phases import Phase
-
     record = pool_a_adapter()
     soak.records[record.name] = record
     created = await soak.kube.create(MODELADAPTERS, "default", record.manifest())
@@ -169,12 +164,6 @@ async def test_a_verify_drift_that_persists_is_a_violation(soak: Soak, tmp_path:
 
 
 async def test_the_api_key_anywhere_in_the_output_of_the_run_is_a_violation(soak: Soak, tmp_path: Path) -> None:
-    import subprocess
-    from datetime import UTC, datetime
-
-    from modeladapter.fsm.events import ServiceBound, stamp
-    from tests.e2e.conftest import OperatorProcess
-
     log_file = tmp_path / "soak-operator-1.log"
     log_file.write_text('{"level": "INFO", "message": "loaded"}\n')
     soak.processes = [OperatorProcess(subprocess.Popen(["true"]), 0, log_file)]
