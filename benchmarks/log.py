@@ -1,6 +1,6 @@
 """The event log's figures: appends per second (SQLite, PostgreSQL), folds per second, and `history` on a big log.
 
-The events are a real adapter's: the event catalogue's example story (`modeladapter.operator.catalogue`), 67
+The events are a real adapter's: the event catalogue's example story (`docs.catalogue`), 67
 events decided by the real state machines (retries, a pod switch, Running, an eviction, a lost pod, deletion).
 """
 
@@ -19,8 +19,9 @@ from sqlalchemy.engine import make_url
 from modeladapter import migrations
 from modeladapter.fsm.events import NewEvent, RecordedEvent
 from modeladapter.fsm.state import fold
-from modeladapter.operator import auditing, rendering
-from modeladapter.operator.catalogue import example_story
+from modeladapter.operator.audit import auditing
+from modeladapter.operator.audit import rendering
+from docs.catalogue import example_story
 from modeladapter.store import SqlEventStore, create_engine
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"

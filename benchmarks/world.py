@@ -27,8 +27,8 @@ from typing import Any
 import httpx
 from kubernetes_asyncio import client, config
 
-from modeladapter.operator.kube import MODELADAPTERS, Kube
-from modeladapter.operator.manifests import modeladapter_crd
+from modeladapter.operator.kube.client import MODELADAPTERS, Kube
+from modeladapter.operator.kube.manifests import modeladapter_crd
 from modeladapter.sandbox.apiserver import ApiServer
 from modeladapter.sandbox.engine.adapter_files import write_peft_adapter
 from modeladapter.sandbox.engine.faults import Fault, Route

@@ -1,6 +1,6 @@
 """`modeladapter sandbox`: the whole system on one machine, in one process, with no cluster.
 
-The flags are declared by the CLI (`modeladapter.operator.cli`); `run_sandbox(args)` checks them, starts a
+The flags are declared by the CLI (`modeladapter.operator.cli.main`); `run_sandbox(args)` checks them, starts a
 `SandboxSession`, applies the sample adapter (or the `-f` files), and prints the log live until Ctrl-C (exit
 0), or, with `--exit-when-running`, until every applied adapter is Running (exit 0) or `--timeout` passes
 (exit 1, with what each adapter is stuck on). Bad input and an unusable environment (a busy port, a locked
@@ -29,10 +29,10 @@ from typing import Any, Final, TextIO
 
 from modeladapter.fsm.events import LoadFailed, SpecRejected, UnloadFailed
 from modeladapter.fsm.state import fold
-from modeladapter.operator.kube import KubeError
-from modeladapter.operator.logs import configure_logging, make_handler
-from modeladapter.operator.narration import clock
-from modeladapter.operator.settings import parse_seconds
+from modeladapter.operator.kube.client import KubeError
+from modeladapter.operator.controller.logs import configure_logging, make_handler
+from modeladapter.operator.audit.narration import clock
+from modeladapter.operator.controller.settings import parse_seconds
 from modeladapter.sandbox.chaos import Chaos, ChaosPlan, start_chaos
 from modeladapter.sandbox.documents import (
     AdapterRef,

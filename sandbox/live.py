@@ -22,7 +22,7 @@ from typing import Final, TextIO
 from modeladapter.fsm.events import LoadFailed, PhaseChanged, PlacementExhausted, PodLost, PodSwitched, RecordedEvent
 from modeladapter.fsm.phases import Phase, PlacementState
 from modeladapter.fsm.state import AdapterState, FoldError, fold
-from modeladapter.operator.narration import line
+from modeladapter.operator.audit.narration import line
 from modeladapter.sandbox.documents import AdapterRef
 from modeladapter.store import SqlEventStore
 

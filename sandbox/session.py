@@ -48,10 +48,10 @@ from typing import IO, Any, Final, Literal
 from sqlalchemy.exc import DBAPIError
 
 from modeladapter import migrations
-from modeladapter.operator.kube import MODELADAPTERS, AlreadyExists, Kube, NotFound, Resource
-from modeladapter.operator.manifests import modeladapter_crd
-from modeladapter.operator.running import Operator
-from modeladapter.operator.settings import OperatorSettings
+from modeladapter.operator.kube.client import MODELADAPTERS, AlreadyExists, Kube, NotFound, Resource
+from modeladapter.operator.kube.manifests import modeladapter_crd
+from modeladapter.operator.controller.running import Operator
+from modeladapter.operator.controller.settings import OperatorSettings
 from modeladapter.sandbox.apiserver import ApiServer
 from modeladapter.sandbox.documents import POD_LABELS, SAMPLE_ARTIFACT, AdapterRef, Manifest, ref
 from modeladapter.sandbox.engine.adapter_files import write_peft_adapter

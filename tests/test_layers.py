@@ -3,7 +3,7 @@
 * `fsm` imports no I/O library and reads no clock;
 * `store` imports only `fsm` among our packages; `adapters` and `store` never import each other;
 * only `operator` and `sandbox` know Kubernetes (`kubernetes_asyncio`);
-* `sandbox` may import `operator`, never the reverse, except in the CLI (`operator/cli.py`, the composition root);
+* `sandbox` may import `operator`, never the reverse, except in the CLI (`operator/cli/main.py`, the composition root);
 * every import of our code goes through `modeladapter.`, never a bare folder name or a relative import.
 """
 
@@ -32,9 +32,9 @@ ALLOWED_INTERNAL = {
     "sandbox": {"fsm", "store", "adapters", "migrations", "operator", "sandbox"},
 }
 KUBERNETES_LAYERS = {"operator", "sandbox"}
-# The CLI is the composition root: `modeladapter sandbox` wires the sandbox to the operator, so operator/cli.py
+# The CLI is the composition root: `modeladapter sandbox` wires the sandbox to the operator, so operator/cli/main.py
 # (and nothing else in operator) may import the sandbox; it does so lazily, inside that command's dispatch.
-COMPOSITION_ROOT = {"operator/cli.py": {"sandbox"}}
+COMPOSITION_ROOT = {"operator/cli/main.py": {"sandbox"}}
 
 
 def modules(layer: str) -> Iterator[Path]:

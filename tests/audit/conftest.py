@@ -1,7 +1,7 @@
 """A real event log to audit, produced once per backend (SQLite, PostgreSQL) by the real operator.
 
 `produced_log` is the one producer: it starts the Kubernetes API emulator, seven simulated vLLM engines and the
-operator (`modeladapter.operator.running.Operator`, as `modeladapter run` runs it, with a 50 ms backoff base)
+operator (`modeladapter.operator.controller.running.Operator`, as `modeladapter run` runs it, with a 50 ms backoff base)
 in a background thread, and plays a scenario with real faults through them:
 
 * `clean` (default/clean): loads on its only pod and runs;
@@ -57,11 +57,11 @@ from sqlalchemy.exc import DBAPIError
 from modeladapter import migrations
 from modeladapter.fsm.events import AdapterEvent, LoadFailed, PhaseChanged, RecordedEvent, stamp
 from modeladapter.fsm.phases import Phase
-from modeladapter.operator.cli import main
-from modeladapter.operator.kube import MODELADAPTERS, Kube, NotFound, Raw
-from modeladapter.operator.manifests import modeladapter_crd
-from modeladapter.operator.running import Operator
-from modeladapter.operator.settings import OperatorSettings
+from modeladapter.operator.cli.main import main
+from modeladapter.operator.kube.client import MODELADAPTERS, Kube, NotFound, Raw
+from modeladapter.operator.kube.manifests import modeladapter_crd
+from modeladapter.operator.controller.running import Operator
+from modeladapter.operator.controller.settings import OperatorSettings
 from modeladapter.sandbox.apiserver import ApiServer
 from modeladapter.sandbox.engine.adapter_files import write_peft_adapter
 from modeladapter.sandbox.engine.faults import Fault

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from modeladapter.operator.cli import main
+from modeladapter.operator.cli.main import main
 from modeladapter.store import DEFAULT_DATABASE_URL
 from tests.audit.conftest import run_process, sandbox_environment, small_log
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from modeladapter.operator.timeinput import TimeInputError, parse_duration, parse_time
+from modeladapter.operator.cli.timeinput import TimeInputError, parse_duration, parse_time
 
 NOW = datetime(2026, 11, 26, 21, 4, 5, 123456, tzinfo=UTC)
 

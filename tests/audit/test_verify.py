@@ -14,7 +14,7 @@ from typing import Any
 
 from modeladapter.fsm.events import PhaseChanged, SpecObserved
 from modeladapter.fsm.phases import Phase
-from modeladapter.operator.kube import MODELADAPTERS, Kube
+from modeladapter.operator.kube.client import MODELADAPTERS, Kube
 from tests.audit.conftest import (
     MODELADAPTER,
     Databases,

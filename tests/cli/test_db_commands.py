@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from modeladapter import migrations
 from modeladapter.fsm import Phase, fold
-from modeladapter.operator.cli import main
+from modeladapter.operator.cli.main import main
 from modeladapter.store import SqlEventStore, create_engine
 
 

@@ -27,11 +27,11 @@ from modeladapter import migrations
 from modeladapter.adapters.connections import EngineConnections
 from modeladapter.fsm.backoff import BackoffPolicy
 from modeladapter.fsm.state import AdapterState, fold
-from modeladapter.operator.controlling import Controller
-from modeladapter.operator.kube import ENDPOINTSLICES, MODELADAPTERS, SERVICES, Kube, NotFound, Raw
-from modeladapter.operator.manifests import modeladapter_crd
-from modeladapter.operator.reconciling import ReconcileSettings, Reconciler
-from modeladapter.operator.recording import EventRecorder
+from modeladapter.operator.controller.controller import Controller
+from modeladapter.operator.kube.client import ENDPOINTSLICES, MODELADAPTERS, SERVICES, Kube, NotFound, Raw
+from modeladapter.operator.kube.manifests import modeladapter_crd
+from modeladapter.operator.reconcile.reconciler import ReconcileSettings, Reconciler
+from modeladapter.operator.kube.events import EventRecorder
 from modeladapter.sandbox.apiserver import ApiServer
 from modeladapter.sandbox.engine.adapter_files import write_peft_adapter
 from modeladapter.sandbox.engine.fleet import EngineFleet

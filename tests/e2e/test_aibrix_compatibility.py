@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from modeladapter.operator.kube import MODELADAPTERS, SECRETS
+from modeladapter.operator.kube.client import MODELADAPTERS, SECRETS
 from modeladapter.sandbox.engine.adapter_files import write_peft_adapter
 from modeladapter.sandbox.engine.runtime import SimulatedRuntimeSidecar
 from tests.e2e.conftest import FAST, POD_LABELS, Sandbox

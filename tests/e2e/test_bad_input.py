@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from modeladapter.operator.kube import MODELADAPTERS, SECRETS, KubeError
+from modeladapter.operator.kube.client import MODELADAPTERS, SECRETS, KubeError
 from tests.e2e.conftest import Sandbox, adapter_manifest
 
 

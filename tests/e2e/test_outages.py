@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy import text
 
-from modeladapter.operator.probes import CheckResult
-from modeladapter.operator.running import Operator
-from modeladapter.operator.settings import OperatorSettings
+from modeladapter.operator.controller.probes import CheckResult
+from modeladapter.operator.controller.running import Operator
+from modeladapter.operator.controller.settings import OperatorSettings
 from modeladapter.store import create_engine
 from tests.conftest import POSTGRES_URL
 from tests.e2e.conftest import Sandbox, adapter_manifest, free_port

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from modeladapter.operator.kube import SECRETS
+from modeladapter.operator.kube.client import SECRETS
 from modeladapter.sandbox.engine.vllm_lane import Lane, VllmServer
 from tests.e2e.conftest import POD_LABELS, Sandbox, adapter_manifest
 

@@ -10,7 +10,7 @@ import pytest
 
 from modeladapter.fsm.events import LoadFailed, PodSwitched
 from modeladapter.fsm.phases import Phase, PlacementState
-from modeladapter.operator.kube import MODELADAPTERS, SERVICES
+from modeladapter.operator.kube.client import MODELADAPTERS, SERVICES
 from modeladapter.sandbox.engine.faults import Fault
 from modeladapter.store.queries import phase_history
 from tests.e2e.conftest import FAST, Sandbox, adapter_manifest
@@ -251,7 +251,7 @@ async def test_a_selector_change_unloads_from_pods_that_no_longer_match(sandbox:
     # Only pods of zone a from now on; label one pod so.
     pod = sandbox.server.get("v1", "Pod", "default", pods[0])
     assert pod is not None
-    await sandbox.kube.patch(__import__("modeladapter.operator.kube", fromlist=["PODS"]).PODS, "default", pods[0], {"metadata": {"labels": {"zone": "a"}}})
+    await sandbox.kube.patch(__import__("modeladapter.operator.kube.client", fromlist=["PODS"]).PODS, "default", pods[0], {"metadata": {"labels": {"zone": "a"}}})
     selector = {"matchLabels": {"model.aibrix.ai/name": "qwen-coder-1-5b-instruct"}, "matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}
     await sandbox.apply(adapter_manifest(podSelector=selector))
     await sandbox.eventually(lambda: _status_with(sandbox, "qwen-code-lora", lambda s: s.get("instances") == [pods[0]]), what="one instance")

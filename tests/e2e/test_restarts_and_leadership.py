@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from modeladapter.fsm.events import LoadFailed, PhaseChanged
-from modeladapter.operator.kube import LEASES
+from modeladapter.operator.kube.client import LEASES
 from modeladapter.sandbox.engine.faults import Fault
 from tests.e2e.conftest import Sandbox, adapter_manifest
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from modeladapter.fsm.events import LoadSucceeded, UnloadFailed
 from modeladapter.fsm.phases import PlacementState
-from modeladapter.operator.kube import SECRETS, SERVICES
+from modeladapter.operator.kube.client import SECRETS, SERVICES
 from modeladapter.sandbox.engine.faults import Fault
 from tests.e2e.conftest import ARTIFACT, FAST, POD_LABELS, Sandbox, adapter_manifest
 

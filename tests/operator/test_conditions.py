@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from modeladapter.operator.conditions import Condition, format_time, set_conditions
+from modeladapter.operator.api.conditions import Condition, format_time, set_conditions
 
 T0 = datetime(2025, 2, 16, 19, 14, 50, 123456, tzinfo=UTC)
 

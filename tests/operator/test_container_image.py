@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modeladapter.operator.manifests import DEPLOYMENT_FILE
+from modeladapter.operator.kube.manifests import DEPLOYMENT_FILE
 
 REPO = Path(__file__).resolve().parents[2]
 

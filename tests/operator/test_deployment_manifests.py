@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 import yaml
 
-from modeladapter.operator.cli import main
-from modeladapter.operator.manifests import DEFAULT_NAMESPACE, DEPLOYMENT_FILE, default_image, operator_manifests
-from modeladapter.operator.manifests import modeladapter_crd
-from modeladapter.operator.settings import OPTIONS, add_run_arguments, env_var, parse_host_port, settings_from
+from modeladapter.operator.cli.main import main
+from modeladapter.operator.kube.manifests import DEFAULT_NAMESPACE, DEPLOYMENT_FILE, default_image, operator_manifests
+from modeladapter.operator.kube.manifests import modeladapter_crd
+from modeladapter.operator.controller.settings import OPTIONS, add_run_arguments, env_var, parse_host_port, settings_from
 from modeladapter.sandbox.apiserver import ApiServer
 from modeladapter.sandbox.realcluster import RealCluster, RealClusterUnavailable, binaries
 

@@ -1,4 +1,4 @@
-"""`docs/events.md` is rendered from the code (`modeladapter.operator.catalogue`); it must not drift from it."""
+"""`docs/events.md` is rendered from the code (`docs.catalogue`); it must not drift from it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from modeladapter.fsm import events as ev
 from modeladapter.fsm.phases import PhaseTrigger, PlacementTrigger
-from modeladapter.operator.catalogue import (
+from docs.catalogue import (
     edges_recording,
     event_models,
     example_story,
@@ -22,7 +22,7 @@ DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "events.md"
 def test_the_catalogue_matches_the_code() -> None:
     assert DOCUMENT.read_text() == render_document(), (
         "docs/events.md is out of date: run "
-        "`python -m modeladapter.operator.catalogue > docs/events.md` and commit the result"
+        "`python -m docs.catalogue > docs/events.md` and commit the result"
     )
 
 

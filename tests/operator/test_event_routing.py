@@ -8,8 +8,8 @@ from typing import Any, cast
 from modeladapter.fsm.events import PlacementChanged
 from modeladapter.fsm.phases import PlacementState
 from modeladapter.fsm.state import AdapterState, advance
-from modeladapter.operator.cluster import ClusterView
-from modeladapter.operator.kube import Kube
+from modeladapter.operator.controller.cluster import ClusterView
+from modeladapter.operator.kube.client import Kube
 
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)

@@ -12,8 +12,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from modeladapter.fsm.phases import Phase
-from modeladapter.operator.metrics import OperatorMetrics
-from modeladapter.operator.probes import CheckResult, ProbeServer
+from modeladapter.operator.controller.metrics import OperatorMetrics
+from modeladapter.operator.controller.probes import CheckResult, ProbeServer
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from modeladapter.fsm.events import EVENT_TYPES, RecordedEvent
-from modeladapter.operator.catalogue import example_story
-from modeladapter.operator.narration import clock, line, narrate
+from docs.catalogue import example_story
+from modeladapter.operator.audit.narration import clock, line, narrate
 
 
 def _story() -> list[RecordedEvent]:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from modeladapter.operator.manifests import operator_manifests
-from modeladapter.operator.metrics import OperatorMetrics
-from modeladapter.operator.settings import OPTIONS, OperatorSettings, env_var, flag
+from modeladapter.operator.kube.manifests import operator_manifests
+from modeladapter.operator.controller.metrics import OperatorMetrics
+from modeladapter.operator.controller.settings import OPTIONS, OperatorSettings, env_var, flag
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 

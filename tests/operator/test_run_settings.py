@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from modeladapter.operator.cli import main
-from modeladapter.operator.settings import (
+from modeladapter.operator.cli.main import main
+from modeladapter.operator.controller.settings import (
     OPTIONS,
     OperatorSettings,
     SettingsError,
@@ -192,16 +192,16 @@ def test_settings_built_in_code_are_checked_too() -> None:
 
 @pytest.fixture
 def operator_entry_point(monkeypatch: pytest.MonkeyPatch) -> list[OperatorSettings]:
-    """Stands in for `modeladapter.operator.running` (the operator process): records what it is started with."""
+    """Stands in for `modeladapter.operator.controller.running` (the operator process): records what it is started with."""
     started: list[OperatorSettings] = []
 
     async def run_operator(settings: OperatorSettings) -> int:
         started.append(settings)
         return 0
 
-    module = types.ModuleType("modeladapter.operator.running")
+    module = types.ModuleType("modeladapter.operator.controller.running")
     module.run_operator = run_operator  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "modeladapter.operator.running", module)
+    monkeypatch.setitem(sys.modules, "modeladapter.operator.controller.running", module)
     return started
 
 

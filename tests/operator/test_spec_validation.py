@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from modeladapter.fsm.scheduling import SchedulingPolicy
-from modeladapter.operator.spec import AdapterSpec, LabelSelector, Requirement, SecretKeyRef, SpecProblem, parse_spec
+from modeladapter.operator.api.spec import AdapterSpec, LabelSelector, Requirement, SecretKeyRef, SpecProblem, parse_spec
 
 QWEN_SELECTOR = {"matchLabels": {"model.aibrix.ai/name": "qwen-coder-1-5b-instruct", "adapter.model.aibrix.ai/enabled": "true"}}
 

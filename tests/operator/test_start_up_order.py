@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from modeladapter.operator.controlling import Controller
-from modeladapter.operator.kube import Kube
-from modeladapter.operator.reconciling import Reconciler
+from modeladapter.operator.controller.controller import Controller
+from modeladapter.operator.kube.client import Kube
+from modeladapter.operator.reconcile.reconciler import Reconciler
 from modeladapter.store import SqlEventStore
 
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from modeladapter.operator.logs import configure_logging, current_log_context, log_context, make_handler, redact
-from modeladapter.operator.settings import LogFormat
+from modeladapter.operator.controller.logs import configure_logging, current_log_context, log_context, make_handler, redact
+from modeladapter.operator.controller.settings import LogFormat
 
 log = logging.getLogger("modeladapter.operator.test")
 

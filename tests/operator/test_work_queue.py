@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from modeladapter.operator.queueing import ShutDown, WorkQueue
+from modeladapter.operator.controller.queueing import ShutDown, WorkQueue
 
 
 class FakeClock:

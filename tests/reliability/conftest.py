@@ -16,8 +16,8 @@ from typing import Any
 from kubernetes_asyncio import client, config
 
 from modeladapter import migrations
-from modeladapter.operator.kube import Kube
-from modeladapter.operator.manifests import modeladapter_crd
+from modeladapter.operator.kube.client import Kube
+from modeladapter.operator.kube.manifests import modeladapter_crd
 from modeladapter.sandbox.apiserver import ApiServer
 from modeladapter.sandbox.engine.adapter_files import write_peft_adapter
 from modeladapter.sandbox.engine.fleet import EngineFleet

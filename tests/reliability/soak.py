@@ -135,8 +135,8 @@ from modeladapter import migrations
 from modeladapter.adapters.connections import TOTAL_TIMEOUT
 from modeladapter.fsm.phases import Phase, PlacementState
 from modeladapter.fsm.state import AdapterState, fold
-from modeladapter.operator.kube import MODELADAPTERS, Kube, KubeError, NotFound, Raw
-from modeladapter.operator.manifests import modeladapter_crd
+from modeladapter.operator.kube.client import MODELADAPTERS, Kube, KubeError, NotFound, Raw
+from modeladapter.operator.kube.manifests import modeladapter_crd
 from modeladapter.sandbox.apiserver import ApiServer
 from modeladapter.sandbox.engine.adapter_files import write_peft_adapter
 from modeladapter.sandbox.engine.faults import Fault

@@ -8,7 +8,7 @@ parts, every part with the effect it must have:
   that was spoiled (wrong types, missing required fields, names and labels Kubernetes refuses, replicas 0 or
   negative, a spec that is not an object);
 * accepted but unusable: `Failed`, condition `Ready` False `InvalidSpec` (or `SecretNotFound`) with a message
-  that starts with the spoiled field (`spec.artifactURL: ...`), as `modeladapter.operator.spec` promises;
+  that starts with the spoiled field (`spec.artifactURL: ...`), as `modeladapter.operator.api.spec` promises;
 * accepted and usable but the engine refuses the load (an unknown repository, `s3://` without the runtime
   sidecar, a port nothing listens on, an API key that cannot go into a header): `Failed`,
   `ModelAdapterLoadingError`;
@@ -54,8 +54,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modeladapter.fsm.backoff import BackoffPolicy
-from modeladapter.operator.kube import SECRETS, SERVICES
-from modeladapter.operator.reconciling import ReconcileSettings
+from modeladapter.operator.kube.client import SECRETS, SERVICES
+from modeladapter.operator.reconcile.reconciler import ReconcileSettings
 from modeladapter.sandbox.apiserver.server import MAX_BODY_BYTES
 from tests.e2e.conftest import ARTIFACT, BASE_MODEL, POD_LABELS, RunningOperator, Sandbox
 from tests.reliability.conftest import open_world

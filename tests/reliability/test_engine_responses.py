@@ -54,7 +54,7 @@ from modeladapter.adapters.outcomes import (
 )
 from modeladapter.adapters.selection import EngineKind, EngineTarget
 from modeladapter.adapters.sglang import _expect_success
-from modeladapter.operator.kube import MODELADAPTERS
+from modeladapter.operator.kube.client import MODELADAPTERS
 from tests.e2e.conftest import ARTIFACT, FAST, Sandbox, adapter_manifest
 from tests.reliability.conftest import open_world, random_loopback_block
 

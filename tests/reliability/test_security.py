@@ -43,9 +43,9 @@ import pytest
 import yaml
 from aiohttp import web
 
-from modeladapter.operator.cli import main
-from modeladapter.operator.kube import MODELADAPTERS, SECRETS, Raw, Resource
-from modeladapter.operator.manifests import operator_manifests
+from modeladapter.operator.cli.main import main
+from modeladapter.operator.kube.client import MODELADAPTERS, SECRETS, Raw, Resource
+from modeladapter.operator.kube.manifests import operator_manifests
 from modeladapter.sandbox.apiserver import ApiServer
 from modeladapter.sandbox.engine.adapter_files import write_peft_adapter
 from modeladapter.sandbox.engine.faults import Fault

@@ -18,8 +18,8 @@ from sqlalchemy import text
 
 from modeladapter.fsm.events import PhaseChanged, ServiceBound, stamp
 from modeladapter.fsm.phases import Phase
-from modeladapter.operator.kube import MODELADAPTERS, Kube
-from modeladapter.operator.manifests import modeladapter_crd
+from modeladapter.operator.kube.client import MODELADAPTERS, Kube
+from modeladapter.operator.kube.manifests import modeladapter_crd
 from modeladapter.sandbox.apiserver import ApiServer
 from modeladapter.sandbox.engine.adapter_files import write_peft_adapter
 from tests.reliability.soak import (

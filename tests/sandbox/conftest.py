@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import aiohttp
 import pytest
 
-from modeladapter.operator.manifests import modeladapter_crd
+from modeladapter.operator.kube.manifests import modeladapter_crd
 from modeladapter.sandbox.apiserver import ApiServer
 from modeladapter.sandbox.realcluster import RealCluster, RealClusterUnavailable
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from modeladapter.operator.manifests import modeladapter_crd
+from modeladapter.operator.kube.manifests import modeladapter_crd
 
 if TYPE_CHECKING:
     from conftest import Kube

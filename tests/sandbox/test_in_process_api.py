@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 import yaml
 
-from modeladapter.operator.manifests import modeladapter_crd
+from modeladapter.operator.kube.manifests import modeladapter_crd
 from modeladapter.sandbox.apiserver import ApiServer
 from modeladapter.sandbox.apiserver.store import Store
 

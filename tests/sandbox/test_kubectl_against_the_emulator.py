@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modeladapter.operator.manifests import modeladapter_crd
+from modeladapter.operator.kube.manifests import modeladapter_crd
 from modeladapter.sandbox.apiserver import ApiServer
 from modeladapter.sandbox.realcluster import RealClusterUnavailable, binaries
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from modeladapter.operator.cli import main
+from modeladapter.operator.cli.main import main
 from tests.sandbox_command.conftest import (
     SAMPLE,
     Background,

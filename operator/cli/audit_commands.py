@@ -1,11 +1,11 @@
 """The audit commands on the command line: `history`, `events`, `replay`, `verify`, `stuck`, `stats`.
 
 Each reads the event log (and `verify` the cluster), never writes to either, and prints a table (the default)
-or a JSON or YAML document (`-o json|yaml`; shapes in `modeladapter.operator.rendering`). Arguments are
+or a JSON or YAML document (`-o json|yaml`; shapes in `modeladapter.operator.audit.rendering`). Arguments are
 checked here, so that every bad input ends as one line on stderr and exit status 2 (`AuditError`); argparse
 itself only handles unknown flags. `verify` exits 1 when it finds drift.
 
-`modeladapter.operator.cli` registers the subcommands (`add_audit_commands`) and dispatches to `run_audit_command`.
+`modeladapter.operator.cli.main` registers the subcommands (`add_audit_commands`) and dispatches to `run_audit_command`.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ from typing import Any, Final, TextIO, TypeAlias
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from modeladapter.fsm.events import EVENT_TYPES
-from modeladapter.operator import auditing, rendering
-from modeladapter.operator.auditing import AuditError
-from modeladapter.operator.rendering import OUTPUT_FORMATS, OutputFormat
-from modeladapter.operator.timeinput import TIME_HELP, TimeInputError, parse_duration, parse_time
+from modeladapter.operator.audit import auditing
+from modeladapter.operator.audit import rendering
+from modeladapter.operator.audit.auditing import AuditError
+from modeladapter.operator.audit.rendering import OUTPUT_FORMATS, OutputFormat
+from modeladapter.operator.cli.timeinput import TIME_HELP, TimeInputError, parse_duration, parse_time
 from modeladapter.store import DEFAULT_DATABASE_URL, SqlEventStore, StoreError
 from modeladapter.store.engine import redact_url
 from modeladapter.store.queries import EventFilter, find_events, follow_events, last_position

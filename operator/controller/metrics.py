@@ -2,7 +2,7 @@
 
 Each `OperatorMetrics` owns a `CollectorRegistry`: nothing goes to prometheus-client's global registry, so
 tests, and two operators in one process (leader-election tests), each count their own. `ProbeServer`
-(`modeladapter.operator.probes`) serves `metrics.registry` at `/metrics`.
+(`modeladapter.operator.controller.probes`) serves `metrics.registry` at `/metrics`.
 
 | metric | type | labels | what |
 |---|---|---|---|

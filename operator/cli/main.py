@@ -2,7 +2,7 @@
 
 Subcommands so far: `run` (the operator), `manifests` (the CRD, RBAC and Deployment for `kubectl apply -f -`),
 `sandbox` (the whole system on this machine, no cluster), `db upgrade` / `db current`, and the read-only audit
-commands `history`, `events`, `replay`, `verify`, `stuck` and `stats` (`modeladapter.operator.audit_commands`).
+commands `history`, `events`, `replay`, `verify`, `stuck` and `stats` (`modeladapter.operator.cli.audit_commands`).
 Installed as `kubectl-modeladapter` too, it names itself `kubectl modeladapter` when run under that name.
 Bad input ends with a one-line message on stderr and exit status 2; nothing is written in that case.
 """
@@ -18,16 +18,16 @@ from collections.abc import Sequence
 from modeladapter import migrations
 from sqlalchemy.exc import DBAPIError
 
-from modeladapter.operator.manifests import (
+from modeladapter.operator.kube.manifests import (
     DEFAULT_NAMESPACE,
     PARTS,
     ManifestError,
     operator_manifests,
     render_manifests,
 )
-from modeladapter.operator.audit_commands import AUDIT_COMMANDS, add_audit_commands, run_audit_command
-from modeladapter.operator.logs import configure_logging
-from modeladapter.operator.settings import SettingsError, add_run_arguments, settings_from
+from modeladapter.operator.cli.audit_commands import AUDIT_COMMANDS, add_audit_commands, run_audit_command
+from modeladapter.operator.controller.logs import configure_logging
+from modeladapter.operator.controller.settings import SettingsError, add_run_arguments, settings_from
 from modeladapter.store import DEFAULT_DATABASE_URL, SchemaTooNew, UnsupportedDatabase, create_engine
 from modeladapter.store.engine import redact_url
 
@@ -126,7 +126,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"modeladapter run: {error}", file=sys.stderr)
         return USAGE_ERROR
     # Imported here so that the read-only commands never load the reconcile core.
-    from modeladapter.operator.running import run_operator
+    from modeladapter.operator.controller.running import run_operator
 
     configure_logging(level=settings.log_level, fmt=settings.log_format)
     try:

@@ -40,8 +40,8 @@ import yaml
 from modeladapter.fsm.events import RecordedEvent
 from modeladapter.fsm.phases import Phase
 from modeladapter.fsm.state import AdapterState
-from modeladapter.operator.auditing import Drift, History, Incarnation, PhaseStay, Replay, Stats, Verification
-from modeladapter.operator.narration import NO_PHASE, narrate
+from modeladapter.operator.audit.auditing import Drift, History, Incarnation, PhaseStay, Replay, Stats, Verification
+from modeladapter.operator.audit.narration import NO_PHASE, narrate
 from modeladapter.store.queries import StuckAdapter
 
 OutputFormat = Literal["table", "json", "yaml"]

@@ -23,15 +23,15 @@ from typing import Final
 
 from modeladapter import migrations
 from modeladapter.adapters.connections import EngineConnections
-from modeladapter.operator.cluster import ClusterView
-from modeladapter.operator.controlling import Controller
-from modeladapter.operator.kube import Kube
-from modeladapter.operator.leadership import LeaderElector
-from modeladapter.operator.metrics import OperatorMetrics
-from modeladapter.operator.probes import CheckResult, ProbeServer
-from modeladapter.operator.reconciling import ReconcileSettings, Reconciler
-from modeladapter.operator.recording import EventRecorder
-from modeladapter.operator.settings import OperatorSettings
+from modeladapter.operator.controller.cluster import ClusterView
+from modeladapter.operator.controller.controller import Controller
+from modeladapter.operator.kube.client import Kube
+from modeladapter.operator.controller.leadership import LeaderElector
+from modeladapter.operator.controller.metrics import OperatorMetrics
+from modeladapter.operator.controller.probes import CheckResult, ProbeServer
+from modeladapter.operator.reconcile.reconciler import ReconcileSettings, Reconciler
+from modeladapter.operator.kube.events import EventRecorder
+from modeladapter.operator.controller.settings import OperatorSettings
 from modeladapter.store import SchemaTooNew, SqlEventStore, create_engine
 from modeladapter.store.engine import redact_url
 

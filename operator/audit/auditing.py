@@ -2,7 +2,7 @@
 
 These serve the on-call engineer ("why is my adapter stuck in Loading?") and the auditor ("what was loaded
 where, when, by which decision?"). Everything comes from the event log through `modeladapter.store.queries`;
-`modeladapter.operator.rendering` turns the results into tables, JSON or YAML.
+`modeladapter.operator.audit.rendering` turns the results into tables, JSON or YAML.
 
 Nothing here writes. `open_event_log` never creates, migrates or appends: it refuses a SQLite path with no
 file (rather than creating one), an empty file or a database with no event log yet, and one at another schema
@@ -37,7 +37,7 @@ from modeladapter import migrations
 from modeladapter.fsm.events import PhaseChanged, RecordedEvent
 from modeladapter.fsm.phases import Phase
 from modeladapter.fsm.state import AdapterState, fold
-from modeladapter.operator.status import project_status
+from modeladapter.operator.api.status import project_status
 from modeladapter.store import SqlEventStore, StreamInfo, UnsupportedDatabase, create_engine, normalize_url
 from modeladapter.store.engine import SQLITE_BUSY_TIMEOUT_MS, is_memory_sqlite, redact_url
 from modeladapter.store.queries import (
@@ -56,7 +56,7 @@ from modeladapter.store.queries import (
 )
 
 if TYPE_CHECKING:
-    from modeladapter.operator.kube import Kube, Raw
+    from modeladapter.operator.kube.client import Kube, Raw
 
 SANDBOX_KUBECONFIG: Final = Path(".modeladapter") / "kubeconfig"
 """Where `modeladapter sandbox` writes its kubeconfig (relative to the directory it runs in)."""
@@ -353,7 +353,7 @@ async def connect_cluster(kubeconfig: Path, context: str | None = None) -> Async
     # Only verify talks to the cluster: the Kubernetes client (a third of the start-up time) is loaded here.
     from kubernetes_asyncio import client, config
 
-    from modeladapter.operator.kube import Kube
+    from modeladapter.operator.kube.client import Kube
 
     if not kubeconfig.is_file():
         raise AuditError(f"no kubeconfig at {kubeconfig}; pass --kubeconfig or set KUBECONFIG")
@@ -373,7 +373,7 @@ async def connect_cluster(kubeconfig: Path, context: str | None = None) -> Async
 
 async def verify(store: SqlEventStore, kube: Kube, *, namespace: str | None, now: datetime) -> Verification:
     """Every live stream's fold against its ModelAdapter's `status`, and adapters only one side knows."""
-    from modeladapter.operator.kube import MODELADAPTERS, KubeError, Unreachable
+    from modeladapter.operator.kube.client import MODELADAPTERS, KubeError, Unreachable
 
     live = [s for s in await store.streams(namespace=namespace) if s.finalized_at is None]
     recorded = await find_events(store, EventFilter(namespace=namespace))

@@ -24,8 +24,8 @@ from types import TracebackType
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from modeladapter.operator.metrics import OperatorMetrics
-from modeladapter.operator.settings import parse_host_port
+from modeladapter.operator.controller.metrics import OperatorMetrics
+from modeladapter.operator.controller.settings import parse_host_port
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from modeladapter.operator.kube import ENDPOINTSLICES, MODELADAPTERS, SERVICES, Kube, KubeError, NotFound, Raw
+from modeladapter.operator.kube.client import ENDPOINTSLICES, MODELADAPTERS, SERVICES, Kube, KubeError, NotFound, Raw
 
 ADAPTER_LABEL: Final = "adapter.model.aibrix.ai/name"
 MODEL_LABEL: Final = "model.aibrix.ai/name"

@@ -27,7 +27,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
-from modeladapter.operator.settings import LogFormat
+from modeladapter.operator.controller.settings import LogFormat
 
 MASK: Final = "***"
 CONTEXT_FIELDS: Final = ("adapter", "uid", "reconcile_id")

@@ -18,10 +18,10 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from modeladapter.operator.cluster import ClusterView
-from modeladapter.operator.kube import Kube
-from modeladapter.operator.queueing import ShutDown, WorkQueue
-from modeladapter.operator.reconciling import Reconciler
+from modeladapter.operator.controller.cluster import ClusterView
+from modeladapter.operator.kube.client import Kube
+from modeladapter.operator.controller.queueing import ShutDown, WorkQueue
+from modeladapter.operator.reconcile.reconciler import Reconciler
 from modeladapter.store import SqlEventStore
 
 log = logging.getLogger(__name__)

@@ -65,15 +65,15 @@ from modeladapter.fsm.progress import next_trigger
 from modeladapter.fsm.scheduling import Candidate, choose_pods
 from modeladapter.fsm.state import AdapterState, Placement, advance, fold
 from modeladapter.fsm.table import PHASE_TABLE
-from modeladapter.operator.cluster import ClusterView
-from modeladapter.operator.kube import MODELADAPTERS, SECRETS, Kube, KubeError, NotFound, Raw
-from modeladapter.operator.logs import log_context
-from modeladapter.operator.metrics import OperatorMetrics
-from modeladapter.operator.pods import ObservedPod, observe_pod
-from modeladapter.operator.recording import EventRecorder, Notice, events_for
-from modeladapter.operator.services import Endpoint, NotOurs, ensure_service
-from modeladapter.operator.spec import AdapterSpec, SpecProblem, parse_spec
-from modeladapter.operator.status import project_status, ready_message, retry_annotations, scheduled_message
+from modeladapter.operator.controller.cluster import ClusterView
+from modeladapter.operator.kube.client import MODELADAPTERS, SECRETS, Kube, KubeError, NotFound, Raw
+from modeladapter.operator.controller.logs import log_context
+from modeladapter.operator.controller.metrics import OperatorMetrics
+from modeladapter.operator.api.pods import ObservedPod, observe_pod
+from modeladapter.operator.kube.events import EventRecorder, Notice, events_for
+from modeladapter.operator.kube.services import Endpoint, NotOurs, ensure_service
+from modeladapter.operator.api.spec import AdapterSpec, SpecProblem, parse_spec
+from modeladapter.operator.api.status import project_status, ready_message, retry_annotations, scheduled_message
 from modeladapter.store import ConcurrencyConflict, SqlEventStore
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@
 `kubectl apply -f -` (what `modeladapter manifests` does). The files themselves apply as they are.
 
 The YAML lives in `deploy/`, not `manifests/`: in a namespace package mypy would take a `manifests/` folder
-for `modeladapter.operator.manifests` and never check this module.
+for `modeladapter.operator.kube.manifests` and never check this module.
 """
 
 from __future__ import annotations

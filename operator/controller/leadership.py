@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from modeladapter.operator.kube import LEASES, Conflict, Kube, KubeError, NotFound, Raw
+from modeladapter.operator.kube.client import LEASES, Conflict, Kube, KubeError, NotFound, Raw
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from modeladapter.fsm.state import AdapterState
-from modeladapter.operator.kube import MODELADAPTERS, PODS, Kube, Raw
-from modeladapter.operator.spec import AdapterSpec, LabelSelector, parse_spec
-from modeladapter.operator.watching import Informer
+from modeladapter.operator.kube.client import MODELADAPTERS, PODS, Kube, Raw
+from modeladapter.operator.api.spec import AdapterSpec, LabelSelector, parse_spec
+from modeladapter.operator.kube.informers import Informer
 
 Enqueue = Callable[[str], None]
 

@@ -19,7 +19,7 @@ import random
 from collections.abc import Callable
 from typing import Final
 
-from modeladapter.operator.kube import Expired, Kube, KubeError, Raw, Resource
+from modeladapter.operator.kube.client import Expired, Kube, KubeError, Raw, Resource
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ A time is one of:
 * RFC 3339 / ISO 8601: `2026-11-26T21:04:05Z`, `2026-11-26T22:04:05+01:00`, `2026-11-26 21:04:05.250`,
   `2026-11-26`; a time without an offset is UTC (the log records UTC, and a server's local zone is rarely
   what an auditor means);
-* a duration, meaning that long before now: `90s`, `5m`, `2h`, `1d` (`modeladapter.operator.settings`'
+* a duration, meaning that long before now: `90s`, `5m`, `2h`, `1d` (`modeladapter.operator.controller.settings`'
   duration syntax, shared with the operator's flags: `ms`, `s`, `m`, `h`, `d`, or plain seconds);
 * `now`.
 
@@ -24,7 +24,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from modeladapter.operator.settings import parse_seconds
+from modeladapter.operator.controller.settings import parse_seconds
 
 TIME_EXAMPLES: Final = "2026-11-26T21:04:05Z, 2026-11-26T22:04:05+01:00, 90s, 5m, 2h, 1d or now"
 TIME_HELP: Final = (

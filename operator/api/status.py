@@ -26,7 +26,7 @@ from typing import Any, Final
 
 from modeladapter.fsm.phases import Phase, PlacementState
 from modeladapter.fsm.state import AdapterState
-from modeladapter.operator.conditions import Condition, format_time, set_conditions
+from modeladapter.operator.api.conditions import Condition, format_time, set_conditions
 
 RETRY_COUNT: Final = "adapter.model.aibrix.ai/retry-count"
 LAST_RETRY_TIME: Final = "adapter.model.aibrix.ai/last-retry-time"

@@ -36,8 +36,8 @@ from modeladapter.fsm.events import (
 )
 from modeladapter.fsm.phases import Phase
 from modeladapter.fsm.state import AdapterState
-from modeladapter.operator.conditions import format_time
-from modeladapter.operator.kube import EVENTS, MODELADAPTERS, Kube, KubeError
+from modeladapter.operator.api.conditions import format_time
+from modeladapter.operator.kube.client import EVENTS, MODELADAPTERS, Kube, KubeError
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The event catalogue, `docs/events.md`, rendered from the code so that it cannot drift from it.
 
-`python -m modeladapter.operator.catalogue > docs/events.md` regenerates it; a test fails when the file and
+`python -m docs.catalogue > docs/events.md` regenerates it; a test fails when the file and
 this rendering disagree. Everything in it is read off the code:
 
 * the event types, their fields, types, defaults and descriptions: the pydantic models of
@@ -10,7 +10,7 @@ this rendering disagree. Everything in it is read off the code:
 * what folding does with it: the `match` case of `modeladapter.fsm.state` that handles it, and what it
   changed in an example;
 * the examples: one adapter's story, decided by the real state machines (`decide`) with scripted facts, told
-  by `modeladapter.operator.narration`, and the Kubernetes Events `modeladapter.operator.recording` makes of it.
+  by `modeladapter.operator.audit.narration`, and the Kubernetes Events `modeladapter.operator.kube.events` makes of it.
 
 It lives in `operator/` because the narration and the Kubernetes Events do; `fsm` stays pure.
 """
@@ -45,9 +45,9 @@ from modeladapter.fsm.machine import decide
 from modeladapter.fsm.phases import NEW, Phase, PhaseTrigger, PlacementState, PlacementTrigger, Trigger
 from modeladapter.fsm.state import AdapterState, Placement, fold
 from modeladapter.fsm.table import PHASE_TABLE, PLACEMENT_TABLE, Edge
-from modeladapter.operator.narration import line
-from modeladapter.operator.recording import Notice, events_for
-from modeladapter.operator.status import ready_message, scheduled_message
+from modeladapter.operator.audit.narration import line
+from modeladapter.operator.kube.events import Notice, events_for
+from modeladapter.operator.api.status import ready_message, scheduled_message
 from modeladapter.store.schema import events as events_table
 
 RECONCILER_SOURCE: Final = Path(__file__).resolve().with_name("reconciling.py")
@@ -543,7 +543,7 @@ def render_event(model: type[BaseModel], story: list[ev.RecordedEvent], recordin
     else:
         out += ["In the example below it changed nothing but the stream's `version` and `position`.", ""]
     out += [
-        "Example, narrated (`modeladapter.operator.narration.line`) and as its JSON payload:",
+        "Example, narrated (`modeladapter.operator.audit.narration.line`) and as its JSON payload:",
         "",
         "```text",
         line(example),
@@ -606,7 +606,7 @@ def render_document() -> str:
     sections = "\n".join(render_event(model, story, recordings, calls) for model in event_models())
     return f"""# Event catalogue
 
-Generated from the code by `python -m modeladapter.operator.catalogue > docs/events.md`;
+Generated from the code by `python -m docs.catalogue > docs/events.md`;
 `tests/operator/test_event_catalogue_is_current.py` fails when this file and the code disagree. Field
 descriptions are the attribute docstrings of `fsm/events.py`.
 
