@@ -12,7 +12,8 @@ facts behind them are recorded by whoever observed them. The placement machine's
 they record (`emit`), e.g. `LoadFailed` with the backoff's retry time.
 
 A pod that is *lost* (not Ready, terminating, the engine lost the adapter) may come back; a pod that is
-*gone* (deleted) takes the adapter with it, which counts as unloaded. Retiring any placement that may hold
+*gone* (deleted) takes the adapter with it, which counts as unloaded. Only a placement that holds, or is about
+to hold, the adapter can be lost: an `Exhausted` one holds nothing and keeps resting. Retiring any placement that may hold
 the adapter goes through a real unload call (`Unloading`): a load that timed out may still have landed, and a
 deleted ModelAdapter must leave no copy on any live pod. Only an `Assigned` placement, never tried, is
 dropped without a call.
@@ -107,7 +108,6 @@ PLACEMENT_TABLE: Final[tuple[Edge, ...]] = (
     Edge(U.RELOAD,           S.LOADED,     S.LOADING,                                     emit=emit.load_started),
     Edge(U.UNLOAD,           S.LOADED,     S.UNLOADING,                                   emit=emit.unload_started),
     Edge(U.RECONSIDER,       S.EXHAUSTED,  S.ASSIGNED),                                   # rested: fresh attempts
-    Edge(U.POD_LOST,         S.EXHAUSTED,  S.LOST,                                        emit=emit.pod_lost),
     Edge(U.POD_GONE,         S.EXHAUSTED,  S.UNLOADED,                                    emit=emit.pod_gone),
     Edge(U.UNLOAD,           S.EXHAUSTED,  S.UNLOADING,                                   emit=emit.unload_started),
     Edge(U.RELOAD,           S.LOST,       S.LOADING,                                     emit=emit.load_started),
@@ -122,6 +122,32 @@ PLACEMENT_TABLE: Final[tuple[Edge, ...]] = (
 
 PHASE_STATES: Final[tuple[str, ...]] = (NEW, *Phase)
 PLACEMENT_STATES: Final[tuple[str, ...]] = (NEW, *PlacementState)
+
+
+def table_of(trigger: PhaseTrigger | PlacementTrigger) -> tuple[Edge, ...]:
+    """The table a trigger belongs to (both machines have a `retry_due`: the trigger's type tells them apart)."""
+    return PHASE_TABLE if isinstance(trigger, PhaseTrigger) else PLACEMENT_TABLE
+
+
+def sources(trigger: PhaseTrigger | PlacementTrigger) -> frozenset[str]:
+    """The states that accept `trigger` (guards aside): what a planner rule asks before it fires it."""
+    return frozenset(edge.source for edge in table_of(trigger) if edge.trigger == trigger)
+
+
+def accepts(state: str, trigger: PhaseTrigger | PlacementTrigger) -> bool:
+    """Whether a machine in `state` has any edge for `trigger` (guards aside)."""
+    return state in sources(trigger)
+
+
+def lands(phase: Phase | None, trigger: PhaseTrigger) -> Phase | None:
+    """Where the phase edge of `trigger` from `phase` (None: `New`) lands; None if the table has no such edge.
+
+    The phase table has no guards, so one (phase, trigger) has at most one edge."""
+    source = NEW if phase is None else phase.value
+    for edge in PHASE_TABLE:
+        if edge.trigger is trigger and edge.source == source:
+            return Phase(edge.dest)
+    return None
 
 # The condition reason and message a phase decision records when the caller gives none.
 DEFAULT_PHASE_REASONS: Final[dict[PhaseTrigger, tuple[str, str]]] = {

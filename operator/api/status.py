@@ -26,20 +26,13 @@ from typing import Any, Final
 
 from modeladapter.fsm.phases import Phase, PlacementState
 from modeladapter.fsm.state import AdapterState
+from modeladapter.fsm.wording import ready_message, scheduled_message
 from modeladapter.operator.api.conditions import Condition, format_time, set_conditions
 
 RETRY_COUNT: Final = "adapter.model.aibrix.ai/retry-count"
 LAST_RETRY_TIME: Final = "adapter.model.aibrix.ai/last-retry-time"
 _RETRYING: Final = frozenset({PlacementState.LOADING, PlacementState.BACKOFF, PlacementState.EXHAUSTED})
 _UNSCHEDULED: Final = frozenset({Phase.PENDING, Phase.FAILED})
-
-
-def scheduled_message(namespace: str, name: str, pods: tuple[str, ...]) -> str:
-    return f"ModelAdapter {namespace}/{name} has selected {len(pods)} pods for scheduling: [{' '.join(pods)}]"
-
-
-def ready_message(namespace: str, name: str) -> str:
-    return f"ModelAdapter {namespace}/{name} is ready"
 
 
 def project_status(

@@ -23,13 +23,14 @@ from typing import Final
 
 from modeladapter import migrations
 from modeladapter.adapters.connections import EngineConnections
-from modeladapter.operator.controller.cluster import ClusterView
 from modeladapter.operator.controller.controller import Controller
 from modeladapter.operator.kube.client import Kube
 from modeladapter.operator.controller.leadership import LeaderElector
 from modeladapter.operator.controller.metrics import OperatorMetrics
 from modeladapter.operator.controller.probes import CheckResult, ProbeServer
-from modeladapter.operator.reconcile.reconciler import ReconcileSettings, Reconciler
+from modeladapter.operator.reconcile.ports import ClusterReader
+from modeladapter.operator.reconcile.reconciler import Reconciler
+from modeladapter.operator.reconcile.settings import ReconcileSettings
 from modeladapter.operator.kube.events import EventRecorder
 from modeladapter.operator.controller.settings import OperatorSettings
 from modeladapter.store import SchemaTooNew, SqlEventStore, create_engine
@@ -93,7 +94,7 @@ class Operator:
             )
             recorder = EventRecorder(kube, reporting_instance=settings.identity)
 
-            def reconciler(cluster: ClusterView) -> Reconciler:
+            def reconciler(cluster: ClusterReader) -> Reconciler:
                 return Reconciler(
                     kube=kube,
                     store=store,
@@ -101,7 +102,6 @@ class Operator:
                     cluster=cluster,
                     recorder=recorder,
                     settings=reconcile_settings,
-                    metrics=self.metrics,
                 )
 
             self.controller = Controller(
@@ -110,6 +110,7 @@ class Operator:
                 make_reconciler=reconciler,
                 namespace=settings.namespace,
                 concurrency=settings.concurrency,
+                metrics=self.metrics,
             )
             return await self._operate(kube)
         finally:

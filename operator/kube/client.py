@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from urllib.parse import quote
 
 import aiohttp
@@ -123,6 +123,44 @@ class WatchEvent:
     type: str
     """ADDED, MODIFIED, DELETED or BOOKMARK (ERROR events are raised as `KubeError`)."""
     object: Raw
+
+
+class KubeApi(Protocol):
+    """The verbs the operator uses. `Kube` speaks them over HTTP; the tests' in-process API
+    (`modeladapter.sandbox.apiserver.inprocess`) answers them from the emulator's store directly."""
+
+    async def get(self, resource: Resource, namespace: str | None, name: str) -> Raw: ...
+
+    async def list(
+        self, resource: Resource, namespace: str | None = None, *, label_selector: str | None = None
+    ) -> tuple[list[Raw], str]: ...
+
+    async def create(self, resource: Resource, namespace: str | None, body: Raw) -> Raw: ...
+
+    async def replace(self, resource: Resource, namespace: str | None, name: str, body: Raw) -> Raw: ...
+
+    async def patch(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        name: str,
+        patch: Raw,
+        *,
+        subresource: str | None = None,
+        content_type: str = MERGE_PATCH,
+    ) -> Raw: ...
+
+    async def delete(self, resource: Resource, namespace: str | None, name: str) -> None: ...
+
+    def watch(
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        *,
+        resource_version: str,
+        timeout_seconds: int = 300,
+        label_selector: str | None = None,
+    ) -> AsyncIterator[WatchEvent]: ...
 
 
 async def load_configuration(kubeconfig: str | None) -> client.Configuration:

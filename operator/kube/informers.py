@@ -19,7 +19,7 @@ import random
 from collections.abc import Callable
 from typing import Final
 
-from modeladapter.operator.kube.client import Expired, Kube, KubeError, Raw, Resource
+from modeladapter.operator.kube.client import Expired, KubeApi, KubeError, Raw, Resource
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def key_of(obj: Raw) -> Key:
 class Informer:
     def __init__(
         self,
-        kube: Kube,
+        kube: KubeApi,
         resource: Resource,
         on_change: ChangeHandler,
         *,

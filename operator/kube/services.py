@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from modeladapter.operator.kube.client import ENDPOINTSLICES, MODELADAPTERS, SERVICES, Kube, KubeError, NotFound, Raw
+from modeladapter.operator.api.view import AdapterObject, AdapterRef
+from modeladapter.operator.kube.client import ENDPOINTSLICES, MODELADAPTERS, SERVICES, KubeApi, KubeError, NotFound, Raw
 
 ADAPTER_LABEL: Final = "adapter.model.aibrix.ai/name"
 MODEL_LABEL: Final = "model.aibrix.ai/name"
@@ -34,23 +35,11 @@ class Endpoint:
     uid: str
 
 
-def owner_reference(adapter: Mapping[str, Any]) -> Raw:
-    metadata = adapter["metadata"]
-    return {
-        "apiVersion": MODELADAPTERS.api_version,
-        "kind": MODELADAPTERS.kind,
-        "name": metadata["name"],
-        "uid": metadata["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
-def desired_service(adapter: Mapping[str, Any], *, port: int) -> Raw:
-    metadata = adapter["metadata"]
-    labels = {ADAPTER_LABEL: metadata["name"]}
-    base_model = (adapter.get("spec") or {}).get("baseModel")
-    if isinstance(base_model, str) and base_model and len(base_model) <= 63 and LABEL_VALUE.fullmatch(base_model):
+def desired_service(adapter: AdapterObject, *, port: int) -> Raw:
+    ref = adapter.ref
+    labels = {ADAPTER_LABEL: ref.name}
+    base_model = adapter.base_model_label
+    if base_model and len(base_model) <= 63 and LABEL_VALUE.fullmatch(base_model):
         # A base model that cannot be a label value (`org/model`, too long) would make the API refuse the
         # whole Service and leave the adapter Bound for ever: it is informational, so it is left out.
         labels[MODEL_LABEL] = base_model
@@ -58,10 +47,10 @@ def desired_service(adapter: Mapping[str, Any], *, port: int) -> Raw:
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {
-            "name": metadata["name"],
-            "namespace": metadata["namespace"],
+            "name": ref.name,
+            "namespace": ref.namespace,
             "labels": labels,
-            "ownerReferences": [owner_reference(adapter)],
+            "ownerReferences": [ref.owner_reference()],
         },
         "spec": {
             "clusterIP": "None",
@@ -71,23 +60,22 @@ def desired_service(adapter: Mapping[str, Any], *, port: int) -> Raw:
     }
 
 
-def desired_endpoint_slice(adapter: Mapping[str, Any], endpoints: Sequence[Endpoint], *, port: int) -> Raw:
-    metadata = adapter["metadata"]
+def desired_endpoint_slice(ref: AdapterRef, endpoints: Sequence[Endpoint], *, port: int) -> Raw:
     return {
         "apiVersion": ENDPOINTSLICES.api_version,
         "kind": "EndpointSlice",
         "metadata": {
-            "name": metadata["name"],
-            "namespace": metadata["namespace"],
-            "labels": {SERVICE_NAME_LABEL: metadata["name"], MANAGED_BY_LABEL: MANAGED_BY},
-            "ownerReferences": [owner_reference(adapter)],
+            "name": ref.name,
+            "namespace": ref.namespace,
+            "labels": {SERVICE_NAME_LABEL: ref.name, MANAGED_BY_LABEL: MANAGED_BY},
+            "ownerReferences": [ref.owner_reference()],
         },
         "addressType": "IPv4",
         "endpoints": [
             {
                 "addresses": [e.ip],
                 "conditions": {"ready": True},
-                "targetRef": {"kind": "Pod", "namespace": metadata["namespace"], "name": e.pod, "uid": e.uid},
+                "targetRef": {"kind": "Pod", "namespace": ref.namespace, "name": e.pod, "uid": e.uid},
             }
             for e in sorted(endpoints, key=lambda e: (e.ip, e.pod))
         ],
@@ -102,11 +90,11 @@ class NotOurs(KubeError):
         super().__init__(409, "NotOwned", f"{kind} {namespace}/{name} exists and is not owned by a ModelAdapter")
 
 
-async def ensure_service(kube: Kube, adapter: Mapping[str, Any], endpoints: Sequence[Endpoint], *, port: int) -> None:
+async def ensure_service(kube: KubeApi, adapter: AdapterObject, endpoints: Sequence[Endpoint], *, port: int) -> None:
     """Create or correct the Service and the EndpointSlice. Raises `KubeError` if the API refuses, and
     `NotOurs` if an object of that name belongs to something else (it is never taken over)."""
-    namespace, name = adapter["metadata"]["namespace"], adapter["metadata"]["name"]
-    owner = owner_reference(adapter)
+    namespace, name = adapter.ref.namespace, adapter.ref.name
+    owner = adapter.ref.owner_reference()
     service = desired_service(adapter, port=port)
     try:
         current = await kube.get(SERVICES, namespace, name)
@@ -119,7 +107,7 @@ async def ensure_service(kube: Kube, adapter: Mapping[str, Any], endpoints: Sequ
             patch.setdefault("metadata", {})["labels"] = service["metadata"]["labels"]
         if patch:
             await kube.patch(SERVICES, namespace, name, patch)
-    slice_ = desired_endpoint_slice(adapter, endpoints, port=port)
+    slice_ = desired_endpoint_slice(adapter.ref, endpoints, port=port)
     try:
         current = await kube.get(ENDPOINTSLICES, namespace, name)
     except NotFound:

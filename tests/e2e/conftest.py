@@ -30,7 +30,8 @@ from modeladapter.fsm.state import AdapterState, fold
 from modeladapter.operator.controller.controller import Controller
 from modeladapter.operator.kube.client import ENDPOINTSLICES, MODELADAPTERS, SERVICES, Kube, NotFound, Raw
 from modeladapter.operator.kube.manifests import modeladapter_crd
-from modeladapter.operator.reconcile.reconciler import ReconcileSettings, Reconciler
+from modeladapter.operator.reconcile.reconciler import Reconciler
+from modeladapter.operator.reconcile.settings import ReconcileSettings
 from modeladapter.operator.kube.events import EventRecorder
 from modeladapter.sandbox.apiserver import ApiServer
 from modeladapter.sandbox.engine.adapter_files import write_peft_adapter

@@ -82,7 +82,7 @@ async def test_cut_watches_and_an_expired_history_are_survived(sandbox: Sandbox)
     await sandbox.phase("Running", "third", timeout=15)
     first = await sandbox.eventually(lambda: _on(sandbox, "first", pods[1]), timeout=15, what="first to move")
     assert first["phase"] == "Running"
-    informers = sandbox.operators[0].controller.cluster
+    informers = sandbox.operators[0].controller.cache
     assert informers.pods.relists + informers.adapters.relists >= 3, "the 410 made them list again"
 
 

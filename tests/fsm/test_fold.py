@@ -24,7 +24,7 @@ from modeladapter.fsm import (
     decide,
     fold,
 )
-from modeladapter.fsm.machine import accepts
+from modeladapter.fsm.table import accepts
 from modeladapter.fsm.phases import NEW
 from modeladapter.fsm.events import AdapterEvent, Finalized, RecordedEvent, ServiceBound, SpecObserved
 

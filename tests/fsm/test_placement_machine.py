@@ -44,7 +44,7 @@ Assigned   -        Loading    -              -           -         -          -
 Loading    -        -          Loaded         Exhausted   -         -          -               Lost     Unloaded -        Unloading -                -
 Backoff    -        -          -              -           Loading   -          -               Lost     Unloaded -        Unloading -                -
 Loaded     -        -          -              -           -         -          Lost            Lost     Unloaded Loading  Unloading -                -
-Exhausted  -        -          -              -           -         Assigned   -               Lost     Unloaded -        Unloading -                -
+Exhausted  -        -          -              -           -         Assigned   -               -        Unloaded -        Unloading -                -
 Lost       Assigned -          -              -           -         -          -               -        Unloaded Loading  Unloading -                -
 Unloading  -        -          -              -           -         -          -               -        Unloaded -        -         Unloaded         Unloading
 Unloaded   -        -          -              -           -         -          -               -        -        -        -         -                -

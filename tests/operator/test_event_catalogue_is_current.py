@@ -1,4 +1,4 @@
-"""`docs/events.md` is rendered from the code (`docs.catalogue`); it must not drift from it."""
+"""`docs/events.md` is rendered from the code (`python -m docs.catalogue`); it must not drift from it."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from docs.catalogue import (
     edges_recording,
     event_models,
     example_story,
-    reconcile_calls,
     render_document,
     render_type,
+    rule_index,
     type_name,
 )
 
@@ -57,24 +57,14 @@ def test_the_edges_that_record_facts_are_found_by_running_their_emitters() -> No
     }
 
 
-def test_reconcile_calls_tell_the_two_retry_due_triggers_apart_and_resolve_the_phase_walk() -> None:
-    source = '''
-from modeladapter.fsm.progress import next_trigger
-
-class Reconciler:
-    def _walk(self, step):
-        trigger = next_trigger(None, None)
-        step.decide(trigger)
-
-    def _schedule(self, step):
-        step.decide(U.RETRY_DUE, pod="p")
-        step.record(Finalized())
-'''
-    calls = reconcile_calls(source)
-    assert calls.firing(PlacementTrigger.RETRY_DUE) == {"_schedule"}
-    assert calls.firing(PhaseTrigger.RETRY_DUE) == {"_walk"}
-    assert all(calls.firing(trigger) == {"_walk"} for trigger in PhaseTrigger if trigger is not PhaseTrigger.RETRY_DUE)
-    assert calls.records == {"Finalized": {"_schedule"}}
+def test_the_rules_that_fire_a_trigger_come_from_their_declarations_and_tell_the_two_retry_dues_apart() -> None:
+    rules = rule_index()
+    assert rules.firing(PlacementTrigger.RETRY_DUE) == ["retry_when_due"]
+    assert rules.firing(PhaseTrigger.RETRY_DUE) == ["walk_phase"]
+    assert rules.firing(PhaseTrigger.CREATED) == ["admit", "walk_phase"]
+    assert rules.records["Finalized"] == ["finalize"]
+    fired = {trigger for trigger in [*PhaseTrigger, *PlacementTrigger] if rules.firing(trigger)}
+    assert fired == {*PhaseTrigger, *PlacementTrigger}, "every trigger of the tables is fired by some rule"
 
 
 def test_types_render_as_a_reader_writes_them() -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any, cast
 
 from modeladapter.operator.controller.controller import Controller
 from modeladapter.operator.kube.client import Kube
+from modeladapter.operator.reconcile.echoes import StatusEchoes
+from modeladapter.operator.reconcile.index import PlacementIndex
 from modeladapter.operator.reconcile.reconciler import Reconciler
 from modeladapter.store import SqlEventStore
 
@@ -24,10 +27,11 @@ def adapter(uid: str) -> dict[str, Any]:
 
 async def start_order(uids: list[str]) -> list[str]:
     """The order in which a freshly started controller's workers would take the adapters."""
+    shared = SimpleNamespace(index=PlacementIndex(), echoes=StatusEchoes())  # all the router needs of a reconciler
     controller = Controller(kube=cast(Kube, None), store=cast(SqlEventStore, NoStreams()),
-                            make_reconciler=lambda cluster: cast(Reconciler, None))  # fmt: skip
+                            make_reconciler=lambda cluster: cast(Reconciler, shared))  # fmt: skip
     for uid in uids:
-        controller.cluster._adapter_changed(None, adapter(uid))
+        controller.cache._adapter_changed(None, adapter(uid))
     await controller._enqueue_everything()
     return [await controller.queue.get() for _ in uids]
 

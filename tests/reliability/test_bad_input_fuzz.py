@@ -55,7 +55,7 @@ from hypothesis import strategies as st
 
 from modeladapter.fsm.backoff import BackoffPolicy
 from modeladapter.operator.kube.client import SECRETS, SERVICES
-from modeladapter.operator.reconcile.reconciler import ReconcileSettings
+from modeladapter.operator.reconcile.settings import ReconcileSettings
 from modeladapter.sandbox.apiserver.server import MAX_BODY_BYTES
 from tests.e2e.conftest import ARTIFACT, BASE_MODEL, POD_LABELS, RunningOperator, Sandbox
 from tests.reliability.conftest import open_world

@@ -1,0 +1,82 @@
+"""The operator's picture of the cluster: ModelAdapters and Pods, kept current by informers.
+
+The reconciles read it (`modeladapter.operator.reconcile.ports.ClusterReader`) instead of asking the API
+server on every pass. Every change is handed on to the listeners (the `EventRouter`), after the cache holds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Protocol
+
+from modeladapter.operator.kube.client import MODELADAPTERS, PODS, KubeApi, Raw
+from modeladapter.operator.kube.informers import Informer
+
+
+class ChangeListener(Protocol):
+    def adapter_changed(self, old: Raw | None, new: Raw | None) -> None: ...
+
+    def pod_changed(self, old: Raw | None, new: Raw | None) -> None: ...
+
+
+def uid_of(obj: Raw) -> str:
+    return str((obj.get("metadata") or {}).get("uid", ""))
+
+
+class ClusterCache:
+    def __init__(self, kube: KubeApi, *, namespace: str | None = None) -> None:
+        self.adapters = Informer(kube, MODELADAPTERS, self._adapter_changed, namespace=namespace)
+        self.pods = Informer(kube, PODS, self._pod_changed, namespace=namespace)
+        self._by_uid: dict[str, Raw] = {}
+        self._listeners: list[ChangeListener] = []
+
+    def listen(self, listener: ChangeListener) -> None:
+        self._listeners.append(listener)
+
+    async def run(self) -> None:
+        await asyncio.gather(self.adapters.run(), self.pods.run())
+
+    async def wait_synced(self) -> None:
+        await asyncio.gather(self.adapters.synced.wait(), self.pods.synced.wait())
+
+    @property
+    def synced(self) -> bool:
+        return self.adapters.synced.is_set() and self.pods.synced.is_set()
+
+    # --- reading (the reconcile's ClusterReader) -------------------------------------------------------------
+
+    def adapter(self, uid: str) -> Raw | None:
+        return self._by_uid.get(uid)
+
+    def adapter_uids(self) -> list[str]:
+        return list(self._by_uid)
+
+    def adapters_in(self, namespace: str) -> Iterable[tuple[str, Raw]]:
+        return [(uid, a) for uid, a in self._by_uid.items() if (a.get("metadata") or {}).get("namespace") == namespace]
+
+    def pod(self, namespace: str, name: str) -> Raw | None:
+        return self.pods.cache.get((namespace, name))
+
+    def pods_in(self, namespace: str) -> list[Raw]:
+        return [pod for (ns, _), pod in self.pods.cache.items() if ns == namespace]
+
+    # --- keeping it current ----------------------------------------------------------------------------------
+
+    def _adapter_changed(self, old: Raw | None, new: Raw | None) -> None:
+        if old is not None and new is not None and uid_of(old) != uid_of(new):
+            # Deleted and re-created under the same name while the watch was away (a relist saw only the end).
+            self._adapter_changed(old, None)
+            self._adapter_changed(None, new)
+            return
+        if new is None:
+            assert old is not None
+            self._by_uid.pop(uid_of(old), None)
+        else:
+            self._by_uid[uid_of(new)] = new
+        for listener in self._listeners:
+            listener.adapter_changed(old, new)
+
+    def _pod_changed(self, old: Raw | None, new: Raw | None) -> None:
+        for listener in self._listeners:
+            listener.pod_changed(old, new)

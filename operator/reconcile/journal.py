@@ -1,0 +1,58 @@
+"""The reconcile's one write path to the event log, and its cache of folded states.
+
+`Journal.append(pass)` appends everything the pass decided since its last append, in one transaction that
+expects the version the pass started from; another writer having appended first is `ConcurrencyConflict`,
+which goes up to the one place that handles it (`Reconciler.reconcile`). A pass appends ahead of its engine
+calls (so a crash in between leaves placements a restart can check and clean up, never a copy nobody knows
+of) and once at its end. What was appended is then told as Kubernetes Events (`notices`).
+
+Folded states are cached per uid and topped up with newer events: this process is the only writer while it
+leads, and a conflict drops the cached state.
+"""
+
+from __future__ import annotations
+
+import time
+
+from modeladapter.fsm.events import stamp
+from modeladapter.fsm.state import AdapterState, fold
+from modeladapter.operator.kube.events import EventRecorder
+from modeladapter.operator.reconcile.notices import events_for
+from modeladapter.operator.reconcile.passes import Pass
+from modeladapter.store import SqlEventStore
+
+
+class Journal:
+    def __init__(self, store: SqlEventStore, recorder: EventRecorder) -> None:
+        self.store = store
+        self.recorder = recorder
+        self._states: dict[str, AdapterState] = {}
+
+    async def load(self, uid: str) -> AdapterState:
+        """The adapter's state: the cached fold, topped up with what the log holds after it."""
+        cached = self._states.get(uid, AdapterState())
+        state = fold(await self.store.read(uid, after=cached.version), cached)
+        self._states[uid] = state
+        return state
+
+    def drop(self, uid: str) -> None:
+        self._states.pop(uid, None)
+
+    async def append(self, step: Pass) -> None:
+        """Append what `step` decided since its last append (nothing to do if it decided nothing)."""
+        if not step.pending:
+            return
+        payloads = list(step.pending)
+        began = time.perf_counter()
+        recorded = await self.store.append(
+            step.uid,
+            stamp(payloads, at=step.now, reconcile_id=step.reconcile_id, observed_generation=step.generation),
+            expected_version=step.base.version,
+            namespace=step.ref.namespace,
+            name=step.ref.name,
+        )
+        step.appended_as(recorded, time.perf_counter() - began)
+        self._states[step.uid] = step.base
+        notices = events_for(payloads, step.state, namespace=step.ref.namespace, name=step.ref.name)
+        if notices and step.ref.resource_version:
+            await self.recorder.record(step.ref, notices)

@@ -1,0 +1,28 @@
+"""What a reconcile returns: controller-runtime's `Result`, with what the controller counts.
+
+`requeue_after` is the earliest deadline the adapter waits for (a retry, a verification, a pod's stability
+window ...); None means nothing is due, and only a change (or the safety resync) brings it back. Failures are
+exceptions, never a special value: an append conflict is handled once, inside the reconcile (requeue at once,
+the next pass reads the log again); anything else reaches the controller, which retries with backoff.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from modeladapter.fsm.events import AdapterEvent
+from modeladapter.fsm.phases import Phase
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    requeue_after: timedelta | None
+    phase: Phase | None
+    """The adapter's phase after the pass (None: no decision yet)."""
+    finalized: bool = False
+    """The adapter's stream ended: it is gone for good."""
+    appended: tuple[AdapterEvent, ...] = ()
+    append_seconds: tuple[float, ...] = ()
+    conflict: bool = False
+    """Another writer appended first; the pass stopped there."""

@@ -1,0 +1,77 @@
+"""The engine API key and the artifact credentials of an adapter, read fresh for each pass, never stored and
+never shown; and the masking of everything the engines may echo back of them.
+
+A referenced Secret that does not exist, or lacks the key, is a problem of the spec (it names the field),
+which the reconcile turns into `Failed` with reason `SecretNotFound` until the Secret appears.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from modeladapter.operator.api.spec import AdapterSpec, SpecProblem
+from modeladapter.operator.api.view import AdapterObject
+from modeladapter.operator.kube.client import SECRETS, KubeApi, NotFound
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    api_key: str | None = field(default=None, repr=False)
+    artifact: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """The `credentialsSecretRef` Secret's data, for the runtime sidecar."""
+    sensitive: tuple[str, ...] = field(default=(), repr=False)
+    """Every secret value a call may carry, longest first: masked in whatever is recorded."""
+
+    def scrub(self, text: str) -> str:
+        """`text` with every secret value masked: an engine may echo what it was sent in its error."""
+        for secret in self.sensitive:
+            text = text.replace(secret, "***")
+        return text
+
+
+NO_CREDENTIALS = Credentials()
+
+
+async def read_credentials(kube: KubeApi, adapter: AdapterObject, spec: AdapterSpec) -> Credentials | SpecProblem:
+    namespace = adapter.ref.namespace
+    api_key: str | None = None
+    artifact: dict[str, str] = {}
+    if spec.api_key_secret is not None:
+        ref = spec.api_key_secret
+        try:
+            api_key = (await _secret_data(kube, namespace, ref.name)).get(ref.key)
+        except NotFound:
+            return SpecProblem("spec.apiKeySecretRef.name", f"Secret {namespace}/{ref.name} not found")
+        if not api_key:
+            return SpecProblem("spec.apiKeySecretRef.key", f"Secret {namespace}/{ref.name} has no key {ref.key!r}")
+    elif spec.has_inline_api_key:
+        api_key = adapter.additional_config.get("api-key")
+    if spec.credentials_secret is not None:
+        try:
+            artifact = await _secret_data(kube, namespace, spec.credentials_secret)
+        except NotFound:
+            return SpecProblem(
+                "spec.credentialsSecretRef.name", f"Secret {namespace}/{spec.credentials_secret} not found"
+            )
+    return Credentials(api_key=api_key, artifact=artifact, sensitive=_sensitive(api_key, artifact, adapter))
+
+
+async def _secret_data(kube: KubeApi, namespace: str, name: str) -> dict[str, str]:
+    secret = await kube.get(SECRETS, namespace, name)
+    data: dict[str, str] = {}
+    for key, value in (secret.get("data") or {}).items():
+        try:
+            data[str(key)] = base64.b64decode(str(value)).decode()
+        except (ValueError, UnicodeDecodeError):
+            continue  # binary data is no credential we could send
+    return data
+
+
+def _sensitive(api_key: str | None, artifact: Mapping[str, str], adapter: AdapterObject) -> tuple[str, ...]:
+    """Values from Secrets are masked from 4 characters on; `additionalConfig` values (mostly options such as
+    `true` or `16`, now and then a token) from 6, so that masking them does not garble every message."""
+    from_secrets = {v for v in (api_key or "", *artifact.values()) if len(v) >= 4}
+    values = from_secrets | {text for text in adapter.additional_config.values() if len(text) >= 6}
+    return tuple(sorted(values, key=len, reverse=True))
