@@ -36,7 +36,7 @@ def listings_due(
 
     def unconfirmed(pod: str) -> bool:
         confirmed = verified_at.get(pod)
-        return confirmed is None or confirmed < due
+        return confirmed is None or confirmed <= due
 
     return tuple(
         p.pod

@@ -11,7 +11,7 @@ look at the world at the moment a call arrives (what the event log says while a 
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -42,7 +42,7 @@ class ScriptedEngine:
     calls: list[tuple[Operation, str]] = field(default_factory=list)
     keys: list[str | None] = field(default_factory=list)
     """The API key each call carried (revealed: the tests look for leaks elsewhere)."""
-    on_call: Callable[[Operation, str], None] | None = None
+    on_call: Callable[[Operation, str], Awaitable[None]] | None = None
     _failures: dict[Operation, deque[EngineError]] = field(default_factory=lambda: defaultdict(deque))
 
     def fail(self, operation: Operation, error: EngineError, *, times: int = 1) -> None:
@@ -55,20 +55,20 @@ class ScriptedEngine:
     def count(self, operation: Operation) -> int:
         return sum(1 for op, _ in self.calls if op == operation)
 
-    def _call(self, operation: Operation, name: str) -> None:
+    async def _call(self, operation: Operation, name: str) -> None:
         self.calls.append((operation, name))
         if self.on_call is not None:
-            self.on_call(operation, name)
+            await self.on_call(operation, name)
         if self._failures[operation]:
             raise self._failures[operation].popleft()
 
     async def list_models(self) -> EngineModels:
-        self._call("list", "")
+        await self._call("list", "")
         adapters = [ServedModel(id=name, root=path, parent=BASE_MODEL) for name, path in self.served.items()]
         return EngineModels((ServedModel(id=BASE_MODEL, root=BASE_MODEL, parent=None), *adapters))
 
     async def load(self, request: LoadRequest, *, replace: bool = False) -> LoadResult:
-        self._call("load", request.name)
+        await self._call("load", request.name)
         path = lora_path_for_engine(request.artifact_url)
         loaded = self.served.get(request.name)
         if loaded is not None and not replace:
@@ -80,20 +80,20 @@ class ScriptedEngine:
         return LoadResult(request.name, path, LoadOutcome.LOADED)
 
     async def verify(self, name: str, artifact_url: str) -> Verification:
-        self._call("list", name)
+        await self._call("list", name)
         loaded = self.served.get(name)
         if loaded is None:
             return Verification.MISSING
         return Verification.LOADED if same_path(loaded, lora_path_for_engine(artifact_url)) else Verification.OTHER_PATH
 
     async def unload(self, name: str) -> UnloadResult:
-        self._call("unload", name)
+        await self._call("unload", name)
         if self.served.pop(name, None) is None:
             return UnloadResult(name, UnloadOutcome.NOT_LOADED)
         return UnloadResult(name, UnloadOutcome.UNLOADED)
 
     async def complete(self, model: str, prompt: str, *, max_tokens: int = 8) -> Completion:
-        self._call("list", model)
+        await self._call("list", model)
         return Completion(model, "", "length")
 
 

@@ -1,0 +1,82 @@
+"""A deleted adapter is unloaded from every pod before its finalizer goes; a failing unload is retried on a timer
+and given up at its deadline; an adapter forced off the cluster while the operator was away is cleaned up from
+the log alone."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from modeladapter.adapters.outcomes import EngineRejected
+from modeladapter.fsm.events import Finalized, PhaseChanged, UnloadFailed, Unloaded
+from modeladapter.operator.kube.client import MODELADAPTERS
+from tests.reconcile.conftest import World, manifest
+
+FAILING = EngineRejected("unload: the engine answered 500", status=500)
+
+
+async def test_deletion_unloads_everywhere_then_ends_the_stream_then_removes_the_finalizer(world: World) -> None:
+    engines = [world.add_pod("pod-0"), world.add_pod("pod-1")]
+    world.apply(manifest(replicas=2))
+    await world.reconcile()
+    uid = world.uid()
+    assert world.adapter()["metadata"]["finalizers"] == ["adapter.model.aibrix.ai/finalizer"]
+    world.delete("qwen-code-lora")
+    result = await world.reconcile(uid=uid)
+    assert all(engine.served == {} for engine in engines)
+    events = await world.events(uid=uid)
+    assert [e.to_phase.value for e in events if isinstance(e, PhaseChanged)][-1] == "Terminating"
+    assert isinstance(events[-1], Finalized) and result.finalized
+    if world.cluster.get(MODELADAPTERS, "default", "qwen-code-lora") is not None:
+        # The pass wrote the status (Terminating) before its unloads: the finalizer patch, sent with the version
+        # the pass began from, meets a conflict, and the next pass (in a second) removes it.
+        assert result.requeue_after == timedelta(seconds=1)
+        result = await world.reconcile(uid=uid)
+    assert result.requeue_after is None and result.appended == (), "a finalized stream takes nothing more"
+    assert world.cluster.get(MODELADAPTERS, "default", "qwen-code-lora") is None, "the finalizer went, so did the object"
+
+
+async def test_a_pod_that_is_gone_counts_as_unloaded(world: World) -> None:
+    world.add_pod("pod-0")
+    world.apply(manifest(replicas=1))
+    await world.reconcile()
+    uid = world.uid()
+    world.delete_pod("pod-0")
+    world.delete("qwen-code-lora")
+    await world.reconcile(uid=uid)
+    outcomes = [e.outcome for e in await world.events(uid=uid) if isinstance(e, Unloaded)]
+    assert outcomes == ["pod-gone"] and (await world.state(uid=uid)).finalized
+
+
+async def test_a_failing_unload_is_retried_on_a_timer_and_given_up_at_its_deadline(world: World) -> None:
+    engine = world.add_pod("pod-0")
+    world.apply(manifest(replicas=1))
+    await world.reconcile()
+    uid = world.uid()
+    engine.fail("unload", FAILING, times=100)
+    world.delete("qwen-code-lora")
+    result = await world.reconcile(uid=uid)
+    assert result.requeue_after == timedelta(seconds=5) and world.adapter()["status"]["phase"] == "Terminating"
+    for _ in range(12):
+        world.clock.advance(5)
+        result = await world.reconcile(uid=uid)
+    events = await world.events(uid=uid)
+    failures = [e for e in events if isinstance(e, UnloadFailed)]
+    assert failures[-1].abandoned and not any(f.abandoned for f in failures[:-1])
+    assert 10 <= len(failures) <= 14, "one try every 5 s for the 60 s of the deadline"
+    assert isinstance(events[-1], Finalized) and result.requeue_after is None
+
+
+async def test_an_adapter_forced_off_while_the_operator_was_away_is_unloaded_from_the_log_alone(world: World) -> None:
+    engine = world.add_pod("pod-0")
+    world.apply(manifest(replicas=1))
+    await world.reconcile()
+    uid = world.uid()
+    world.cluster.store.patch(
+        world.cluster.store.resource_type("model.aibrix.ai", "v1alpha1", "modeladapters"), "default", "qwen-code-lora",
+        "application/merge-patch+json", {"metadata": {"finalizers": None}},
+    )
+    world.delete("qwen-code-lora")
+    assert world.cluster.adapter(uid) is None
+    result = await world.reconcile(uid=uid)
+    assert engine.served == {} and result.finalized
+    assert isinstance((await world.events(uid=uid))[-1], Finalized)
