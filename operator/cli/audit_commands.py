@@ -24,9 +24,8 @@ from typing import Any, Final, TextIO, TypeAlias
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from modeladapter.fsm.events import EVENT_TYPES
-from modeladapter.operator.audit import auditing
-from modeladapter.operator.audit import rendering
-from modeladapter.operator.audit.auditing import AuditError
+from modeladapter.operator.audit import auditing, rendering, reports, verifying
+from modeladapter.operator.audit.eventlog import AuditError, open_event_log
 from modeladapter.operator.audit.rendering import OUTPUT_FORMATS, OutputFormat
 from modeladapter.operator.cli.timeinput import TIME_HELP, TimeInputError, parse_duration, parse_time
 from modeladapter.store import DEFAULT_DATABASE_URL, SqlEventStore, StoreError
@@ -192,7 +191,7 @@ def _namespace(args: argparse.Namespace) -> str | None:
 
 
 async def _history(args: argparse.Namespace, url: str, out: TextIO) -> int:
-    async with auditing.open_event_log(url) as store:
+    async with open_event_log(url) as store:
         result = await auditing.history(store, namespace=args.namespace, name=args.name, now=_now(), uid=args.uid)
     output = _output(args)
     out.write(rendering.history_table(result) if output == "table" else rendering.dump(rendering.history_document(result), output))
@@ -220,7 +219,7 @@ async def _events(args: argparse.Namespace, url: str, out: TextIO) -> int:
         until=_time("--until", args.until, now, end=True) if args.until is not None else None,
     )
     output = _output(args)
-    async with auditing.open_event_log(url) as store:
+    async with open_event_log(url) as store:
         if not args.follow:
             found = await auditing.events(store, selection, limit=limit)
             out.write(rendering.events_table(found) if output == "table" else rendering.dump([rendering.event_document(e) for e in found], output))
@@ -272,19 +271,19 @@ async def _follow(store: SqlEventStore, selection: EventFilter, limit: int | Non
 
 async def _replay(args: argparse.Namespace, url: str, out: TextIO) -> int:
     at = _time("--at", args.at, _now(), end=True)
-    async with auditing.open_event_log(url) as store:
+    async with open_event_log(url) as store:
         result = await auditing.replay(store, namespace=args.namespace, name=args.name, at=at, uid=args.uid, step=args.step)
     output = _output(args)
-    out.write(rendering.replay_table(result) if output == "table" else rendering.dump(rendering.replay_document(result), output))
+    out.write(reports.replay_table(result) if output == "table" else rendering.dump(reports.replay_document(result), output))
     return 0
 
 
 async def _verify(args: argparse.Namespace, url: str, out: TextIO) -> int:
-    kubeconfig = args.kubeconfig or auditing.default_kubeconfig()
-    async with auditing.open_event_log(url) as store, auditing.connect_cluster(kubeconfig, args.context) as kube:
-        result = await auditing.verify(store, kube, namespace=_namespace(args), now=_now())
+    kubeconfig = args.kubeconfig or verifying.default_kubeconfig()
+    async with open_event_log(url) as store, verifying.connect_cluster(kubeconfig, args.context) as kube:
+        result = await verifying.verify(store, kube, namespace=_namespace(args), now=_now())
     output = _output(args)
-    out.write(rendering.verification_table(result) if output == "table" else rendering.dump(rendering.verification_document(result), output))
+    out.write(reports.verification_table(result) if output == "table" else rendering.dump(reports.verification_document(result), output))
     return DRIFT if result.drifts else 0
 
 
@@ -293,18 +292,18 @@ async def _stuck(args: argparse.Namespace, url: str, out: TextIO) -> int:
         longer_than = parse_duration(args.longer_than)
     except TimeInputError as error:
         raise AuditError(f"--for: {error}") from None
-    async with auditing.open_event_log(url) as store:
+    async with open_event_log(url) as store:
         found = await auditing.stuck(store, longer_than=longer_than, namespace=_namespace(args), now=_now())
     output = _output(args)
-    out.write(rendering.stuck_table(found, longer_than=longer_than) if output == "table" else rendering.dump(rendering.stuck_document(found), output))
+    out.write(reports.stuck_table(found, longer_than=longer_than) if output == "table" else rendering.dump(reports.stuck_document(found), output))
     return 0
 
 
 async def _stats(args: argparse.Namespace, url: str, out: TextIO) -> int:
-    async with auditing.open_event_log(url) as store:
+    async with open_event_log(url) as store:
         result = await auditing.stats(store, namespace=_namespace(args))
     output = _output(args)
-    out.write(rendering.stats_table(result) if output == "table" else rendering.dump(rendering.stats_document(result), output))
+    out.write(reports.stats_table(result) if output == "table" else rendering.dump(reports.stats_document(result), output))
     return 0
 
 

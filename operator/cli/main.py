@@ -15,9 +15,12 @@ import os
 import sys
 from collections.abc import Sequence
 
-from modeladapter import migrations
 from sqlalchemy.exc import DBAPIError
 
+from modeladapter import migrations
+from modeladapter.operator.cli.audit_commands import AUDIT_COMMANDS, add_audit_commands, run_audit_command
+from modeladapter.operator.controller.logs import configure_logging
+from modeladapter.operator.controller.settings import SettingsError, add_run_arguments, settings_from
 from modeladapter.operator.kube.manifests import (
     DEFAULT_NAMESPACE,
     PARTS,
@@ -25,9 +28,6 @@ from modeladapter.operator.kube.manifests import (
     operator_manifests,
     render_manifests,
 )
-from modeladapter.operator.cli.audit_commands import AUDIT_COMMANDS, add_audit_commands, run_audit_command
-from modeladapter.operator.controller.logs import configure_logging
-from modeladapter.operator.controller.settings import SettingsError, add_run_arguments, settings_from
 from modeladapter.store import DEFAULT_DATABASE_URL, SchemaTooNew, UnsupportedDatabase, create_engine
 from modeladapter.store.engine import redact_url
 

@@ -1,7 +1,8 @@
 """The operator's picture of the cluster: ModelAdapters and Pods, kept current by informers.
 
 The reconciles read it (`modeladapter.operator.reconcile.ports.ClusterReader`) instead of asking the API
-server on every pass. Every change is handed on to the listeners (the `EventRouter`), after the cache holds it.
+server on every pass. Every change is handed on to the listener (the `EventRouter`) once the cache holds it: a
+pod's straight from its informer, a ModelAdapter's after the cache has indexed it by uid.
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ def uid_of(obj: Raw) -> str:
 class ClusterCache:
     def __init__(self, kube: KubeApi, *, namespace: str | None = None) -> None:
         self.adapters = Informer(kube, MODELADAPTERS, self._adapter_changed, namespace=namespace)
-        self.pods = Informer(kube, PODS, self._pod_changed, namespace=namespace)
+        self.pods = Informer(kube, PODS, _nobody_listens, namespace=namespace)
         self._by_uid: dict[str, Raw] = {}
-        self._listeners: list[ChangeListener] = []
+        self._listener: ChangeListener | None = None
 
     def listen(self, listener: ChangeListener) -> None:
-        self._listeners.append(listener)
+        self._listener = listener
+        self.pods.on_change = listener.pod_changed
 
     async def run(self) -> None:
         await asyncio.gather(self.adapters.run(), self.pods.run())
@@ -74,9 +76,9 @@ class ClusterCache:
             self._by_uid.pop(uid_of(old), None)
         else:
             self._by_uid[uid_of(new)] = new
-        for listener in self._listeners:
-            listener.adapter_changed(old, new)
+        if self._listener is not None:
+            self._listener.adapter_changed(old, new)
 
-    def _pod_changed(self, old: Raw | None, new: Raw | None) -> None:
-        for listener in self._listeners:
-            listener.pod_changed(old, new)
+
+def _nobody_listens(old: Raw | None, new: Raw | None) -> None:
+    """A pod change before a listener is set: the cache holds it, and the first sync enqueues every adapter."""

@@ -24,15 +24,15 @@ from typing import Final
 from modeladapter import migrations
 from modeladapter.adapters.connections import EngineConnections
 from modeladapter.operator.controller.controller import Controller
-from modeladapter.operator.kube.client import Kube
 from modeladapter.operator.controller.leadership import LeaderElector
 from modeladapter.operator.controller.metrics import OperatorMetrics
 from modeladapter.operator.controller.probes import CheckResult, ProbeServer
+from modeladapter.operator.controller.settings import OperatorSettings
+from modeladapter.operator.kube.client import Kube
+from modeladapter.operator.kube.events import EventRecorder
 from modeladapter.operator.reconcile.ports import ClusterReader
 from modeladapter.operator.reconcile.reconciler import Reconciler
 from modeladapter.operator.reconcile.settings import ReconcileSettings
-from modeladapter.operator.kube.events import EventRecorder
-from modeladapter.operator.controller.settings import OperatorSettings
 from modeladapter.store import SchemaTooNew, SqlEventStore, create_engine
 from modeladapter.store.engine import redact_url
 

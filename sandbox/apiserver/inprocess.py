@@ -18,7 +18,6 @@ import copy
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
 
 from modeladapter.operator.kube.client import (
     MERGE_PATCH,
@@ -174,7 +173,7 @@ class InProcessCluster:
         return copy.deepcopy(self.store.objects(resource.api_version, resource.kind, namespace))
 
     def get(self, resource: Resource, namespace: str, name: str) -> Raw | None:
-        found: Any = next(
-            (o for o in self.objects(resource, namespace) if (o.get("metadata") or {}).get("name") == name), None
-        )
-        return found
+        for obj in self.objects(resource, namespace):
+            if (obj.get("metadata") or {}).get("name") == name:
+                return obj
+        return None

@@ -8,7 +8,8 @@ import yaml
 
 from modeladapter.fsm.events import LoadFailed, RecordedEvent
 from modeladapter.fsm.state import fold
-from modeladapter.operator.audit.rendering import short_instant, state_document
+from modeladapter.operator.audit.rendering import short_instant
+from modeladapter.operator.audit.reports import state_document
 from tests.audit.conftest import ProducedLog, Run, SandboxLog, at, document, iso, one_line_error
 
 

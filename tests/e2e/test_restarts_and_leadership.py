@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from modeladapter.fsm.events import LoadFailed, PhaseChanged
+from modeladapter.fsm.events import LoadFailed, LoadStarted, PhaseChanged
 from modeladapter.operator.kube.client import LEASES
 from modeladapter.sandbox.engine.faults import Fault
 from tests.e2e.conftest import Sandbox, adapter_manifest
@@ -14,6 +14,18 @@ LOAD = "/v1/load_lora_adapter"
 
 def loads(sandbox: Sandbox, pod: str) -> int:
     return sum(1 for call in sandbox.engine(pod).calls if call.path == LOAD)
+
+
+async def answered_in_flight_loads(sandbox: Sandbox, pod: str) -> None:
+    """A load the killed operator had already sent is still answered by the engine, which runs in this loop:
+    give it the chance (up to a second) before the test changes the engine's mind."""
+    uid = (await sandbox.state()).stream_id
+    assert uid is not None
+    started = sum(1 for e in await sandbox.store.read(uid) if isinstance(e.payload, LoadStarted))
+    for _ in range(20):
+        if loads(sandbox, pod) >= started:
+            return
+        await asyncio.sleep(0.05)
 
 
 async def test_retries_survive_a_kill_the_next_operator_continues_the_count(sandbox: Sandbox) -> None:
@@ -28,6 +40,7 @@ async def test_retries_survive_a_kill_the_next_operator_continues_the_count(sand
 
     await sandbox.eventually(failed_twice, timeout=20, what="two failed attempts")
     first.kill()
+    await answered_in_flight_loads(sandbox, pod)
     sandbox.engine(pod).clear_faults()
     sandbox.spawn_operator("--backoff-base", "0.4", "--no-leader-election", identity="operator-b")
     await sandbox.phase("Running", timeout=20)

@@ -38,7 +38,7 @@ class Cluster:
         self.echoes = StatusEchoes()
         self.cache.listen(EventRouter(self.cache, woken.append, index=self.index, echoes=self.echoes))
         self._adapter_changed = self.cache._adapter_changed
-        self._pod_changed = self.cache._pod_changed
+        self._pod_changed = self.cache.pods.on_change
         self.adapter = self.cache.adapter
 
 
