@@ -61,7 +61,9 @@ def parse_artifact_url(url: str) -> Artifact:
     try:
         scheme = ArtifactScheme(scheme_name.lower())
     except ValueError:
-        raise InvalidRequest(f"artifactURL {url!r} has an unsupported scheme {scheme_name!r}; use {ACCEPTED_FORMS}")
+        raise InvalidRequest(
+            f"artifactURL {url!r} has an unsupported scheme {scheme_name!r}; use {ACCEPTED_FORMS}"
+        ) from None
     if scheme is ArtifactScheme.LOCAL:
         raise InvalidRequest(f"artifactURL {url!r} has an unsupported scheme; use {ACCEPTED_FORMS}")
     location = rest.strip("/")

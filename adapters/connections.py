@@ -174,8 +174,7 @@ class EngineConnections:
             except (httpx.TimeoutException, TimeoutError) as error:
                 logger.debug("%s %s: no answer (%s)", method, url, type(error).__name__)
                 raise EngineTimeout(
-                    f"{operation}: no answer from {target} within the time limit "
-                    f"({type(error).__name__})"
+                    f"{operation}: no answer from {target} within the time limit ({type(error).__name__})"
                 ) from error
             except httpx.TransportError as error:
                 logger.debug("%s %s: %s", method, url, type(error).__name__)

@@ -76,4 +76,4 @@ def _expect_success(text: str, *, operation: str) -> None:
     except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to parse
         raise ProtocolError(f"{operation}: SGLang answered 200 with a body that is not JSON") from None
     if not isinstance(document, dict) or document.get("success") is not True:
-        raise ProtocolError(f"{operation}: SGLang answered 200 without \"success\": true")
+        raise ProtocolError(f'{operation}: SGLang answered 200 without "success": true')

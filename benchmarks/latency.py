@@ -104,4 +104,3 @@ async def repair(*, trials: int) -> Latencies:
             since = datetime.now(UTC) - timedelta(minutes=5)
             await world.kubelet.create_pod(f"{serving}-r{trial}", NAMESPACE, labels=POD_LABELS, since=since)
         return Latencies(timings)
-

@@ -16,12 +16,11 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from docs.catalogue import example_story
 from modeladapter import migrations
 from modeladapter.fsm.events import NewEvent, RecordedEvent
 from modeladapter.fsm.state import fold
-from modeladapter.operator.audit import auditing
-from modeladapter.operator.audit import rendering
-from docs.catalogue import example_story
+from modeladapter.operator.audit import auditing, rendering
 from modeladapter.store import SqlEventStore, create_engine
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"

@@ -59,4 +59,8 @@ async def real_overhead(*, trials: int) -> dict[str, float]:
     finally:
         await asyncio.to_thread(server.stop)
     engine_ms, operator_ms = statistics.median(engine), statistics.median(operator)
-    return {"engine_load_ms": engine_ms, "apply_to_running_ms": operator_ms, "real_overhead_ms": operator_ms - engine_ms}
+    return {
+        "engine_load_ms": engine_ms,
+        "apply_to_running_ms": operator_ms,
+        "real_overhead_ms": operator_ms - engine_ms,
+    }

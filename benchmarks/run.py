@@ -47,7 +47,7 @@ TARGETS: dict[str, tuple[str, float]] = {
 class Run:
     def __init__(self, quick: bool) -> None:
         self.quick = quick
-        self.figures: dict[str, Any] = {key: None for key in TARGETS}
+        self.figures: dict[str, Any] = dict.fromkeys(TARGETS)
         self.extra: dict[str, Any] = {}
         self.failed: list[str] = []
         self.directory = tempfile.mkdtemp(prefix="modeladapter-bench-")

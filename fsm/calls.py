@@ -48,7 +48,9 @@ def listings_due(
 def unloads_due(state: AdapterState, *, now: datetime) -> tuple[str, ...]:
     """Pods whose unload should be tried now: every `Unloading` placement not waiting for its retry time."""
     return tuple(
-        p.pod for p in state.placements if p.state is S.UNLOADING and (p.next_retry_at is None or p.next_retry_at <= now)
+        p.pod
+        for p in state.placements
+        if p.state is S.UNLOADING and (p.next_retry_at is None or p.next_retry_at <= now)
     )
 
 

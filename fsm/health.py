@@ -52,7 +52,9 @@ def assess_pod(pod: PodView, *, now: datetime, stability: timedelta = DEFAULT_ST
     ready_for = now - pod.ready_since
     if ready_for < stability:
         seconds = max(ready_for.total_seconds(), 0.0)
-        return PodHealth(True, False, f"pod {pod.name} Ready for {seconds:.1f}s, less than {stability.total_seconds():g}s")
+        return PodHealth(
+            True, False, f"pod {pod.name} Ready for {seconds:.1f}s, less than {stability.total_seconds():g}s"
+        )
     return PodHealth(True, True, "")
 
 

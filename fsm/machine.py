@@ -13,8 +13,8 @@ what a replayable decision needs. The asynchronous work happens in the operator,
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from transitions import EventData, Machine, MachineError
@@ -23,7 +23,7 @@ from modeladapter.fsm.emitters import Emitter
 from modeladapter.fsm.events import AdapterEvent, PhaseChanged, PlacementChanged
 from modeladapter.fsm.facts import Decision, Facts
 from modeladapter.fsm.guards import Guard
-from modeladapter.fsm.phases import NEW, Phase, PhaseTrigger, PlacementState, PlacementTrigger, Trigger
+from modeladapter.fsm.phases import NEW, Phase, PhaseTrigger, PlacementState, Trigger
 from modeladapter.fsm.state import AdapterState, Placement
 from modeladapter.fsm.table import (
     DEFAULT_PHASE_REASONS,
@@ -33,7 +33,6 @@ from modeladapter.fsm.table import (
     PLACEMENT_TABLE,
     Edge,
 )
-
 
 # With `model_override=True` transitions binds only what the model declares (`trigger`) and logs a warning for
 # each of the ~40 convenience methods it skips, on every `add_model`. Those skips are the point of the
@@ -103,9 +102,7 @@ def _emitting(emitter: Emitter) -> Callable[[EventData], None]:
     return run
 
 
-def build_machine(
-    table: tuple[Edge, ...], states: tuple[str, ...], record: Callable[[EventData], None]
-) -> Machine:
+def build_machine(table: tuple[Edge, ...], states: tuple[str, ...], record: Callable[[EventData], None]) -> Machine:
     """One shared, model-less machine for a table."""
     transitions: list[dict[str, Any]] = []
     for edge in table:

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from modeladapter.fsm.events import Finalized, ServiceBound, SpecObserved, SpecRejected
+from modeladapter.fsm.events import Finalized, SpecObserved, SpecRejected
 from modeladapter.fsm.observations import Desired, Listed, Listing, Observation, PlanSettings
 from modeladapter.fsm.phases import PhaseTrigger, PlacementState, PlacementTrigger
 from modeladapter.fsm.plans import Plan, Planner, Pods
@@ -202,7 +202,12 @@ def _schedule(planner: Planner, pods: Pods, desired: Desired, *, reconsider_now:
 
     # Repair first: a healthy pod that lost the adapter (eviction, engine restart) gets it back.
     for placement in list(planner.state.placements):
-        if placement.state is S.LOST and placement.pod in pods.healthy and missing() > 0 and pods.has_room(placement.pod):
+        if (
+            placement.state is S.LOST
+            and placement.pod in pods.healthy
+            and missing() > 0
+            and pods.has_room(placement.pod)
+        ):
             planner.fire(REPAIR_LOST, U.RELOAD, pod=placement.pod, artifact_url=desired.artifact_url)
     # Exhausted pods get fresh attempts once they rested, or at once for a new spec (it may be the fix);
     # pods no longer needed are let go.
@@ -243,7 +248,9 @@ def _place(planner: Planner, pods: Pods, desired: Desired, count: int) -> Blocke
     displaced = [p for p in planner.state.placements if p.state in (S.EXHAUSTED, S.LOST) and p.pod not in choice.pods]
     for pod in choice.pods:
         old = displaced.pop(0) if displaced else None
-        reason = switch_reason(old) if old is not None else f"{desired.policy.value}: {pods.load(pod)} adapters on the pod"
+        reason = (
+            switch_reason(old) if old is not None else f"{desired.policy.value}: {pods.load(pod)} adapters on the pod"
+        )
         replaces = old.pod if old is not None else None
         planner.fire(PLACE_MISSING, U.ASSIGN, pod=pod, policy=desired.policy.value, replaces=replaces, reason=reason)
     if any(p.active for p in planner.state.placements):
@@ -273,7 +280,9 @@ def another_round(before: AdapterState, after: AdapterState, observation: Observ
 # --- deletion ---------------------------------------------------------------------------------------------------
 
 
-def plan_retirement(state: AdapterState, observation: Observation, settings: PlanSettings, *, deadline: datetime) -> Plan:
+def plan_retirement(
+    state: AdapterState, observation: Observation, settings: PlanSettings, *, deadline: datetime
+) -> Plan:
     """Unload the adapter from every pod (a deleted pod counts as unloaded), abandoning failures at `deadline`."""
     planner = Planner(state, observation, settings)
     for placement in list(planner.state.placements):
@@ -333,5 +342,3 @@ def _walk_to(planner: Planner, to: Target) -> None:
     where = planner.observation
     for step in walk(planner.state, to, namespace=where.namespace, name=where.name):
         planner.fire(WALK_PHASE, step.trigger, reason=step.reason, message=step.message)
-
-

@@ -11,16 +11,14 @@ under a rule that declares it (`modeladapter.fsm.rules`): the declarations are w
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from modeladapter.fsm.events import AdapterEvent
 from modeladapter.fsm.facts import Facts
-from modeladapter.fsm.health import PodHealth
 from modeladapter.fsm.machine import decide
-from modeladapter.fsm.observations import Observation, PlanSettings, SeenPod
+from modeladapter.fsm.observations import Observation, PlanSettings
 from modeladapter.fsm.phases import PlacementState, PlacementTrigger, Trigger
 from modeladapter.fsm.progress import Blocked
 from modeladapter.fsm.rules import Rule

@@ -37,7 +37,8 @@ UNLOAD_UNSELECTED: Final = Rule(
     "unload_unselected", "a pod the selector no longer matches gives the adapter back", fires=(U.UNLOAD,)
 )
 LOSE_UNHEALTHY: Final = Rule(
-    "lose_unhealthy", "a placement on a pod that is not healthy is lost at once (it leaves the instances)",
+    "lose_unhealthy",
+    "a placement on a pod that is not healthy is lost at once (it leaves the instances)",
     fires=(U.POD_LOST,),
 )
 SETTLE_INTERRUPTED_LOAD: Final = Rule(
@@ -67,7 +68,8 @@ PLACE_MISSING: Final = Rule(
     fires=(U.ASSIGN,),
 )
 TRIM_SURPLUS: Final = Rule(
-    "trim_surplus", "replicas beyond the desired count are unloaded, the least serving and newest first",
+    "trim_surplus",
+    "replicas beyond the desired count are unloaded, the least serving and newest first",
     fires=(U.UNLOAD,),
 )
 RELEASE_LOST: Final = Rule(
@@ -83,15 +85,18 @@ RETIRE_EVERYTHING: Final = Rule(
     fires=(U.POD_GONE, U.UNLOAD),
 )
 LOAD_OUTCOME: Final = Rule(
-    "load_outcome", "a load call's outcome: verified loaded, or failed (retriable or not)",
+    "load_outcome",
+    "a load call's outcome: verified loaded, or failed (retriable or not)",
     fires=(U.LOAD_SUCCEEDED, U.LOAD_FAILED),
 )
 UNLOAD_OUTCOME: Final = Rule(
-    "unload_outcome", "an unload call's outcome: unloaded, failed (retried until the deadline), or the pod is gone",
+    "unload_outcome",
+    "an unload call's outcome: unloaded, failed (retried until the deadline), or the pod is gone",
     fires=(U.UNLOAD_SUCCEEDED, U.UNLOAD_FAILED, U.POD_GONE),
 )
 BIND_ENDPOINTS: Final = Rule(
-    "bind_endpoints", "the addresses the Service's EndpointSlice now lists are recorded when they changed",
+    "bind_endpoints",
+    "the addresses the Service's EndpointSlice now lists are recorded when they changed",
     records=("ServiceBound",),
 )
 WALK_PHASE: Final = Rule(
@@ -100,7 +105,8 @@ WALK_PHASE: Final = Rule(
     fires=tuple(PhaseTrigger),
 )
 FINALIZE: Final = Rule(
-    "finalize", "a deleted adapter with no placement left ends its stream (before its finalizer goes)",
+    "finalize",
+    "a deleted adapter with no placement left ends its stream (before its finalizer goes)",
     records=("Finalized",),
 )
 

@@ -175,9 +175,7 @@ class _Folder:
         elif event.stream_id != self.stream_id:
             raise FoldError(f"event of stream {event.stream_id} folded into stream {self.stream_id}")
         if event.version != self.version + 1:
-            raise FoldError(
-                f"stream {event.stream_id}: expected version {self.version + 1}, got {event.version}"
-            )
+            raise FoldError(f"stream {event.stream_id}: expected version {self.version + 1}, got {event.version}")
         self.apply(event.payload, event.recorded_at)
         self.version = event.version
         self.position = event.position

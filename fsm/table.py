@@ -47,77 +47,77 @@ P, T = Phase, PhaseTrigger
 
 PHASE_TABLE: Final[tuple[Edge, ...]] = (
     # trigger                 source          dest
-    Edge(T.CREATED,            NEW,            P.PENDING),      # first reconcile of a new ModelAdapter
-    Edge(T.DELETION_REQUESTED, NEW,            P.TERMINATING),  # deleted before it was ever reconciled
-    Edge(T.SPEC_INVALID,       P.PENDING,      P.FAILED),       # the spec cannot be acted on
-    Edge(T.PODS_UNAVAILABLE,   P.PENDING,      P.PENDING),      # still waiting; the reason may have changed
-    Edge(T.PODS_SELECTED,      P.PENDING,      P.SCHEDULED),    # stable healthy pods chosen by the policy
-    Edge(T.DELETION_REQUESTED, P.PENDING,      P.TERMINATING),
-    Edge(T.SPEC_INVALID,       P.SCHEDULED,    P.FAILED),
-    Edge(T.PODS_UNAVAILABLE,   P.SCHEDULED,    P.PENDING),      # the chosen pods went away before loading
-    Edge(T.LOAD_STARTED,       P.SCHEDULED,    P.LOADING),      # first load call in flight
-    Edge(T.DELETION_REQUESTED, P.SCHEDULED,    P.TERMINATING),
-    Edge(T.SPEC_INVALID,       P.LOADING,      P.FAILED),
-    Edge(T.PODS_UNAVAILABLE,   P.LOADING,      P.PENDING),      # every pod lost, none to replace them
-    Edge(T.PODS_SELECTED,      P.LOADING,      P.SCHEDULED),    # pod switch: only fresh assignments remain
-    Edge(T.LOAD_VERIFIED,      P.LOADING,      P.BOUND),        # the engines list the adapter
-    Edge(T.LOADING_FAILED,     P.LOADING,      P.FAILED),       # no pod can take it: all exhausted
-    Edge(T.DELETION_REQUESTED, P.LOADING,      P.TERMINATING),
-    Edge(T.SPEC_INVALID,       P.BOUND,        P.FAILED),
-    Edge(T.PODS_UNAVAILABLE,   P.BOUND,        P.PENDING),
-    Edge(T.PODS_SELECTED,      P.BOUND,        P.SCHEDULED),    # every instance lost, new pods chosen
-    Edge(T.LOAD_STARTED,       P.BOUND,        P.LOADING),      # every instance lost or stale, reloading
-    Edge(T.SERVICE_BOUND,      P.BOUND,        P.RUNNING),      # Service and EndpointSlice list the instances
-    Edge(T.DELETION_REQUESTED, P.BOUND,        P.TERMINATING),
-    Edge(T.SPEC_INVALID,       P.RUNNING,      P.FAILED),
-    Edge(T.PODS_UNAVAILABLE,   P.RUNNING,      P.PENDING),
-    Edge(T.PODS_SELECTED,      P.RUNNING,      P.SCHEDULED),
-    Edge(T.LOAD_STARTED,       P.RUNNING,      P.LOADING),      # e.g. artifactURL changed: reload everywhere
-    Edge(T.SERVICE_LOST,       P.RUNNING,      P.BOUND),        # Service or EndpointSlice missing or stale
-    Edge(T.DELETION_REQUESTED, P.RUNNING,      P.TERMINATING),
-    Edge(T.SPEC_INVALID,       P.FAILED,       P.FAILED),       # a new generation is still invalid
-    Edge(T.SPEC_CHANGED,       P.FAILED,       P.PENDING),      # a new generation gets a fresh start
-    Edge(T.PODS_CHANGED,       P.FAILED,       P.PENDING),      # new candidate pods appeared
-    Edge(T.RETRY_DUE,          P.FAILED,       P.PENDING),      # exhausted pods rested long enough
-    Edge(T.DELETION_REQUESTED, P.FAILED,       P.TERMINATING),
+    Edge(T.CREATED, NEW, P.PENDING),  # first reconcile of a new ModelAdapter
+    Edge(T.DELETION_REQUESTED, NEW, P.TERMINATING),  # deleted before it was ever reconciled
+    Edge(T.SPEC_INVALID, P.PENDING, P.FAILED),  # the spec cannot be acted on
+    Edge(T.PODS_UNAVAILABLE, P.PENDING, P.PENDING),  # still waiting; the reason may have changed
+    Edge(T.PODS_SELECTED, P.PENDING, P.SCHEDULED),  # stable healthy pods chosen by the policy
+    Edge(T.DELETION_REQUESTED, P.PENDING, P.TERMINATING),
+    Edge(T.SPEC_INVALID, P.SCHEDULED, P.FAILED),
+    Edge(T.PODS_UNAVAILABLE, P.SCHEDULED, P.PENDING),  # the chosen pods went away before loading
+    Edge(T.LOAD_STARTED, P.SCHEDULED, P.LOADING),  # first load call in flight
+    Edge(T.DELETION_REQUESTED, P.SCHEDULED, P.TERMINATING),
+    Edge(T.SPEC_INVALID, P.LOADING, P.FAILED),
+    Edge(T.PODS_UNAVAILABLE, P.LOADING, P.PENDING),  # every pod lost, none to replace them
+    Edge(T.PODS_SELECTED, P.LOADING, P.SCHEDULED),  # pod switch: only fresh assignments remain
+    Edge(T.LOAD_VERIFIED, P.LOADING, P.BOUND),  # the engines list the adapter
+    Edge(T.LOADING_FAILED, P.LOADING, P.FAILED),  # no pod can take it: all exhausted
+    Edge(T.DELETION_REQUESTED, P.LOADING, P.TERMINATING),
+    Edge(T.SPEC_INVALID, P.BOUND, P.FAILED),
+    Edge(T.PODS_UNAVAILABLE, P.BOUND, P.PENDING),
+    Edge(T.PODS_SELECTED, P.BOUND, P.SCHEDULED),  # every instance lost, new pods chosen
+    Edge(T.LOAD_STARTED, P.BOUND, P.LOADING),  # every instance lost or stale, reloading
+    Edge(T.SERVICE_BOUND, P.BOUND, P.RUNNING),  # Service and EndpointSlice list the instances
+    Edge(T.DELETION_REQUESTED, P.BOUND, P.TERMINATING),
+    Edge(T.SPEC_INVALID, P.RUNNING, P.FAILED),
+    Edge(T.PODS_UNAVAILABLE, P.RUNNING, P.PENDING),
+    Edge(T.PODS_SELECTED, P.RUNNING, P.SCHEDULED),
+    Edge(T.LOAD_STARTED, P.RUNNING, P.LOADING),  # e.g. artifactURL changed: reload everywhere
+    Edge(T.SERVICE_LOST, P.RUNNING, P.BOUND),  # Service or EndpointSlice missing or stale
+    Edge(T.DELETION_REQUESTED, P.RUNNING, P.TERMINATING),
+    Edge(T.SPEC_INVALID, P.FAILED, P.FAILED),  # a new generation is still invalid
+    Edge(T.SPEC_CHANGED, P.FAILED, P.PENDING),  # a new generation gets a fresh start
+    Edge(T.PODS_CHANGED, P.FAILED, P.PENDING),  # new candidate pods appeared
+    Edge(T.RETRY_DUE, P.FAILED, P.PENDING),  # exhausted pods rested long enough
+    Edge(T.DELETION_REQUESTED, P.FAILED, P.TERMINATING),
 )
 
 S, U = PlacementState, PlacementTrigger
 
 PLACEMENT_TABLE: Final[tuple[Edge, ...]] = (
     # trigger             source        dest          guard                          emit
-    Edge(U.ASSIGN,           NEW,          S.ASSIGNED,                                    emit=emit.pod_selected),
-    Edge(U.START_LOAD,       S.ASSIGNED,   S.LOADING,                                     emit=emit.load_started),
-    Edge(U.POD_LOST,         S.ASSIGNED,   S.LOST,                                        emit=emit.pod_lost),
-    Edge(U.POD_GONE,         S.ASSIGNED,   S.UNLOADED,                                    emit=emit.pod_gone),
-    Edge(U.UNLOAD,           S.ASSIGNED,   S.UNLOADED,                                    emit=emit.nothing_to_unload),
-    Edge(U.LOAD_SUCCEEDED,   S.LOADING,    S.LOADED,                                      emit=emit.load_succeeded),
-    Edge(U.LOAD_FAILED,      S.LOADING,    S.BACKOFF,    guard.retriable,                 emit.load_failed_will_retry),
-    Edge(U.LOAD_FAILED,      S.LOADING,    S.EXHAUSTED,                                   emit=emit.load_failed_for_good),
-    Edge(U.POD_LOST,         S.LOADING,    S.LOST,                                        emit=emit.pod_lost),
-    Edge(U.POD_GONE,         S.LOADING,    S.UNLOADED,                                    emit=emit.pod_gone),
-    Edge(U.UNLOAD,           S.LOADING,    S.UNLOADING,                                   emit=emit.unload_started),
-    Edge(U.RETRY_DUE,        S.BACKOFF,    S.LOADING,    guard.attempts_left,             emit.load_started),
-    Edge(U.RETRY_DUE,        S.BACKOFF,    S.EXHAUSTED,                                   emit=emit.retries_exhausted),
-    Edge(U.POD_LOST,         S.BACKOFF,    S.LOST,                                        emit=emit.pod_lost),
-    Edge(U.POD_GONE,         S.BACKOFF,    S.UNLOADED,                                    emit=emit.pod_gone),
-    Edge(U.UNLOAD,           S.BACKOFF,    S.UNLOADING,                                   emit=emit.unload_started),
-    Edge(U.ADAPTER_MISSING,  S.LOADED,     S.LOST,                                        emit=emit.adapter_missing),
-    Edge(U.POD_LOST,         S.LOADED,     S.LOST,                                        emit=emit.pod_lost),
-    Edge(U.POD_GONE,         S.LOADED,     S.UNLOADED,                                    emit=emit.pod_gone),
-    Edge(U.RELOAD,           S.LOADED,     S.LOADING,                                     emit=emit.load_started),
-    Edge(U.UNLOAD,           S.LOADED,     S.UNLOADING,                                   emit=emit.unload_started),
-    Edge(U.RECONSIDER,       S.EXHAUSTED,  S.ASSIGNED),                                   # rested: fresh attempts
-    Edge(U.POD_GONE,         S.EXHAUSTED,  S.UNLOADED,                                    emit=emit.pod_gone),
-    Edge(U.UNLOAD,           S.EXHAUSTED,  S.UNLOADING,                                   emit=emit.unload_started),
-    Edge(U.RELOAD,           S.LOST,       S.LOADING,                                     emit=emit.load_started),
-    Edge(U.ASSIGN,           S.LOST,       S.ASSIGNED,                                    emit=emit.pod_selected),
-    Edge(U.POD_GONE,         S.LOST,       S.UNLOADED,                                    emit=emit.pod_gone),
-    Edge(U.UNLOAD,           S.LOST,       S.UNLOADING,                                   emit=emit.unload_started),
-    Edge(U.UNLOAD_SUCCEEDED, S.UNLOADING,  S.UNLOADED,                                    emit=emit.unloaded),
-    Edge(U.UNLOAD_FAILED,    S.UNLOADING,  S.UNLOADED,   guard.unload_deadline_passed,    emit.unload_abandoned),
-    Edge(U.UNLOAD_FAILED,    S.UNLOADING,  S.UNLOADING,                                   emit=emit.unload_failed),
-    Edge(U.POD_GONE,         S.UNLOADING,  S.UNLOADED,                                    emit=emit.pod_gone),
+    Edge(U.ASSIGN, NEW, S.ASSIGNED, emit=emit.pod_selected),
+    Edge(U.START_LOAD, S.ASSIGNED, S.LOADING, emit=emit.load_started),
+    Edge(U.POD_LOST, S.ASSIGNED, S.LOST, emit=emit.pod_lost),
+    Edge(U.POD_GONE, S.ASSIGNED, S.UNLOADED, emit=emit.pod_gone),
+    Edge(U.UNLOAD, S.ASSIGNED, S.UNLOADED, emit=emit.nothing_to_unload),
+    Edge(U.LOAD_SUCCEEDED, S.LOADING, S.LOADED, emit=emit.load_succeeded),
+    Edge(U.LOAD_FAILED, S.LOADING, S.BACKOFF, guard.retriable, emit.load_failed_will_retry),
+    Edge(U.LOAD_FAILED, S.LOADING, S.EXHAUSTED, emit=emit.load_failed_for_good),
+    Edge(U.POD_LOST, S.LOADING, S.LOST, emit=emit.pod_lost),
+    Edge(U.POD_GONE, S.LOADING, S.UNLOADED, emit=emit.pod_gone),
+    Edge(U.UNLOAD, S.LOADING, S.UNLOADING, emit=emit.unload_started),
+    Edge(U.RETRY_DUE, S.BACKOFF, S.LOADING, guard.attempts_left, emit.load_started),
+    Edge(U.RETRY_DUE, S.BACKOFF, S.EXHAUSTED, emit=emit.retries_exhausted),
+    Edge(U.POD_LOST, S.BACKOFF, S.LOST, emit=emit.pod_lost),
+    Edge(U.POD_GONE, S.BACKOFF, S.UNLOADED, emit=emit.pod_gone),
+    Edge(U.UNLOAD, S.BACKOFF, S.UNLOADING, emit=emit.unload_started),
+    Edge(U.ADAPTER_MISSING, S.LOADED, S.LOST, emit=emit.adapter_missing),
+    Edge(U.POD_LOST, S.LOADED, S.LOST, emit=emit.pod_lost),
+    Edge(U.POD_GONE, S.LOADED, S.UNLOADED, emit=emit.pod_gone),
+    Edge(U.RELOAD, S.LOADED, S.LOADING, emit=emit.load_started),
+    Edge(U.UNLOAD, S.LOADED, S.UNLOADING, emit=emit.unload_started),
+    Edge(U.RECONSIDER, S.EXHAUSTED, S.ASSIGNED),  # rested: fresh attempts
+    Edge(U.POD_GONE, S.EXHAUSTED, S.UNLOADED, emit=emit.pod_gone),
+    Edge(U.UNLOAD, S.EXHAUSTED, S.UNLOADING, emit=emit.unload_started),
+    Edge(U.RELOAD, S.LOST, S.LOADING, emit=emit.load_started),
+    Edge(U.ASSIGN, S.LOST, S.ASSIGNED, emit=emit.pod_selected),
+    Edge(U.POD_GONE, S.LOST, S.UNLOADED, emit=emit.pod_gone),
+    Edge(U.UNLOAD, S.LOST, S.UNLOADING, emit=emit.unload_started),
+    Edge(U.UNLOAD_SUCCEEDED, S.UNLOADING, S.UNLOADED, emit=emit.unloaded),
+    Edge(U.UNLOAD_FAILED, S.UNLOADING, S.UNLOADED, guard.unload_deadline_passed, emit.unload_abandoned),
+    Edge(U.UNLOAD_FAILED, S.UNLOADING, S.UNLOADING, emit=emit.unload_failed),
+    Edge(U.POD_GONE, S.UNLOADING, S.UNLOADED, emit=emit.pod_gone),
 )
 
 PHASE_STATES: Final[tuple[str, ...]] = (NEW, *Phase)
@@ -148,6 +148,7 @@ def lands(phase: Phase | None, trigger: PhaseTrigger) -> Phase | None:
         if edge.trigger is trigger and edge.source == source:
             return Phase(edge.dest)
     return None
+
 
 # The condition reason and message a phase decision records when the caller gives none.
 DEFAULT_PHASE_REASONS: Final[dict[PhaseTrigger, tuple[str, str]]] = {

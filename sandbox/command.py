@@ -29,10 +29,10 @@ from typing import Any, Final, TextIO
 
 from modeladapter.fsm.events import LoadFailed, SpecRejected, UnloadFailed
 from modeladapter.fsm.state import fold
-from modeladapter.operator.kube.client import KubeError
-from modeladapter.operator.controller.logs import configure_logging, make_handler
 from modeladapter.operator.audit.narration import clock
+from modeladapter.operator.controller.logs import configure_logging, make_handler
 from modeladapter.operator.controller.settings import parse_seconds
+from modeladapter.operator.kube.client import KubeError
 from modeladapter.sandbox.chaos import Chaos, ChaosPlan, start_chaos
 from modeladapter.sandbox.documents import (
     AdapterRef,
@@ -95,7 +95,11 @@ def request_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Sandbo
         try:
             normalize_url(database_url)
         except UnsupportedDatabase as error:
-            detail = str(error) if "unsupported database" in str(error) else f"not a database URL ({redact_url(database_url)})"
+            detail = (
+                str(error)
+                if "unsupported database" in str(error)
+                else f"not a database URL ({redact_url(database_url)})"
+            )
             raise UsageError(f"--database-url: {detail}") from None
     if args.timeout is not None and not args.exit_when_running:
         raise UsageError("--timeout: only applies with --exit-when-running")
@@ -253,7 +257,9 @@ def _banner(session: SandboxSession, request: SandboxRequest, screen: Screen) ->
     screen.print(f"  logs        {options.state_dir / 'operator.log'}  (the operator's own log)")
     screen.print(f"  try         kubectl --kubeconfig {kubeconfig} get modeladapters")
     if request.chaos is not None:
-        screen.print(f"  {request.chaos.describe()}; rerun with --chaos --seed {request.chaos.seed} for the same faults")
+        screen.print(
+            f"  {request.chaos.describe()}; rerun with --chaos --seed {request.chaos.seed} for the same faults"
+        )
     screen.print("")
 
 

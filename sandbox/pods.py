@@ -49,8 +49,7 @@ def engine_container(image: str = "vllm/vllm-openai:v0.6.0", port: int = 8000) -
     return {"name": "vllm", "image": image, "ports": [{"name": "http", "containerPort": port}]}
 
 
-def running_status(ip: str, *, ready: bool, since: datetime, containers: list[JsonDict],
-                   started: datetime) -> JsonDict:
+def running_status(ip: str, *, ready: bool, since: datetime, containers: list[JsonDict], started: datetime) -> JsonDict:
     """The status a kubelet reports for a started pod: phase, IPs, conditions and container states."""
     flag = "True" if ready else "False"
     moment = rfc3339(since)
@@ -68,8 +67,15 @@ def running_status(ip: str, *, ready: bool, since: datetime, containers: list[Js
             {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": start},
         ],
         "containerStatuses": [
-            {"name": c["name"], "ready": ready, "started": True, "restartCount": 0, "image": c.get("image", ""),
-             "imageID": "", "state": {"running": {"startedAt": start}}}
+            {
+                "name": c["name"],
+                "ready": ready,
+                "started": True,
+                "restartCount": 0,
+                "image": c.get("image", ""),
+                "imageID": "",
+                "state": {"running": {"startedAt": start}},
+            }
             for c in containers
         ],
     }
@@ -102,7 +108,8 @@ class SimulatedKubelet:
         """Create a running pod with the next free loopback IP; Ready (or not) since `since` (default now)."""
         spec_containers = containers or [engine_container()]
         body = {
-            "apiVersion": "v1", "kind": "Pod",
+            "apiVersion": "v1",
+            "kind": "Pod",
             "metadata": {"name": name, "labels": dict(labels or {}), "annotations": dict(annotations or {})},
             "spec": {"nodeName": self.node_name, "containers": spec_containers},
         }
@@ -116,8 +123,7 @@ class SimulatedKubelet:
     async def mark_ready(self, name: str, namespace: str = "default", *, since: datetime | None = None) -> JsonDict:
         return await self._set_ready(name, namespace, True, since)
 
-    async def mark_not_ready(self, name: str, namespace: str = "default", *,
-                             since: datetime | None = None) -> JsonDict:
+    async def mark_not_ready(self, name: str, namespace: str = "default", *, since: datetime | None = None) -> JsonDict:
         return await self._set_ready(name, namespace, False, since)
 
     async def _set_ready(self, name: str, namespace: str, ready: bool, since: datetime | None) -> JsonDict:
@@ -125,18 +131,21 @@ class SimulatedKubelet:
         moment = rfc3339(since or datetime.now(UTC))
         current = await self._raw(self._core.read_namespaced_pod_status(name, namespace, _preload_content=False))
         statuses = (current.get("status") or {}).get("containerStatuses") or []
-        patch = {"status": {
-            "conditions": [{"type": kind, "status": flag, "lastTransitionTime": moment}
-                           for kind in ("Ready", "ContainersReady")],
-            "containerStatuses": [dict(s, ready=ready) for s in statuses],
-        }}
+        patch = {
+            "status": {
+                "conditions": [
+                    {"type": kind, "status": flag, "lastTransitionTime": moment}
+                    for kind in ("Ready", "ContainersReady")
+                ],
+                "containerStatuses": [dict(s, ready=ready) for s in statuses],
+            }
+        }
         return await self._patch_status(name, namespace, patch)
 
     async def terminate(self, name: str, namespace: str = "default", *, grace_period_seconds: int = 30) -> JsonDict:
         """Begin a graceful deletion: the pod stays, with a deletionTimestamp, until `delete`."""
         options = client.V1DeleteOptions(grace_period_seconds=grace_period_seconds)
-        return await self._raw(self._core.delete_namespaced_pod(name, namespace, body=options,
-                                                                _preload_content=False))
+        return await self._raw(self._core.delete_namespaced_pod(name, namespace, body=options, _preload_content=False))
 
     async def delete(self, name: str, namespace: str = "default") -> None:
         """Remove the pod now (grace period 0), as a kubelet does once the containers have stopped."""
@@ -149,8 +158,7 @@ class SimulatedKubelet:
 
     async def _patch_status(self, name: str, namespace: str, patch: JsonDict) -> JsonDict:
         # A dict body on a core kind goes out as a strategic-merge patch: conditions merge by type.
-        return await self._raw(self._core.patch_namespaced_pod_status(name, namespace, patch,
-                                                                      _preload_content=False))
+        return await self._raw(self._core.patch_namespaced_pod_status(name, namespace, patch, _preload_content=False))
 
     @staticmethod
     async def _raw(call: Awaitable[Any]) -> JsonDict:

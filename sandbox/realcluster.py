@@ -113,39 +113,70 @@ class RealCluster:
         etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
         cluster = cls(url=f"https://127.0.0.1:{api_port}", token=token, workdir=workdir)
         try:
-            subprocess.run(["openssl", "genrsa", "-out", str(workdir / "sa.key"), "2048"], check=True,
-                           capture_output=True)
+            subprocess.run(
+                ["openssl", "genrsa", "-out", str(workdir / "sa.key"), "2048"], check=True, capture_output=True
+            )
             (workdir / "tokens.csv").write_text(f'{token},admin,admin,"system:masters"\n')
-            cluster._spawn("etcd", [
-                str(programs["etcd"]), "--data-dir", str(workdir / "etcd"), "--name", "default",
-                "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
-                "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
-                "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
-                "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
-                "--initial-cluster", f"default=http://127.0.0.1:{peer_port}",
-                "--log-level", "warn",
-            ])
-            cluster._spawn("kube-apiserver", [
-                str(programs["kube-apiserver"]),
-                f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-                "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={api_port}",
-                "--insecure-port=0", f"--cert-dir={workdir / 'certs'}",
-                f"--token-auth-file={workdir / 'tokens.csv'}", "--authorization-mode=AlwaysAllow",
-                f"--service-account-key-file={workdir / 'sa.key'}",
-                f"--service-account-signing-key-file={workdir / 'sa.key'}",
-                "--service-account-issuer=https://kubernetes.default.svc",
-                "--service-cluster-ip-range=10.96.0.0/16", "--disable-admission-plugins=ServiceAccount",
-                "--enable-priority-and-fairness=false", "--v=0",
-            ])
+            cluster._spawn(
+                "etcd",
+                [
+                    str(programs["etcd"]),
+                    "--data-dir",
+                    str(workdir / "etcd"),
+                    "--name",
+                    "default",
+                    "--listen-client-urls",
+                    f"http://127.0.0.1:{etcd_port}",
+                    "--advertise-client-urls",
+                    f"http://127.0.0.1:{etcd_port}",
+                    "--listen-peer-urls",
+                    f"http://127.0.0.1:{peer_port}",
+                    "--initial-advertise-peer-urls",
+                    f"http://127.0.0.1:{peer_port}",
+                    "--initial-cluster",
+                    f"default=http://127.0.0.1:{peer_port}",
+                    "--log-level",
+                    "warn",
+                ],
+            )
+            cluster._spawn(
+                "kube-apiserver",
+                [
+                    str(programs["kube-apiserver"]),
+                    f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+                    "--bind-address=127.0.0.1",
+                    "--advertise-address=127.0.0.1",
+                    f"--secure-port={api_port}",
+                    "--insecure-port=0",
+                    f"--cert-dir={workdir / 'certs'}",
+                    f"--token-auth-file={workdir / 'tokens.csv'}",
+                    "--authorization-mode=AlwaysAllow",
+                    f"--service-account-key-file={workdir / 'sa.key'}",
+                    f"--service-account-signing-key-file={workdir / 'sa.key'}",
+                    "--service-account-issuer=https://kubernetes.default.svc",
+                    "--service-cluster-ip-range=10.96.0.0/16",
+                    "--disable-admission-plugins=ServiceAccount",
+                    "--enable-priority-and-fairness=false",
+                    "--v=0",
+                ],
+            )
             cluster.wait_ready(timeout)
             for crd in crds:
                 cluster.install_crd(crd, timeout=timeout)
             cluster.write_kubeconfig(cluster.kubeconfig_path)
-            cluster._spawn("kube-controller-manager", [
-                str(programs["kube-controller-manager"]), f"--kubeconfig={cluster.kubeconfig_path}",
-                "--controllers=garbagecollector,namespace", "--leader-elect=false", "--port=0",
-                "--secure-port=0", "--use-service-account-credentials=false", "--v=0",
-            ])
+            cluster._spawn(
+                "kube-controller-manager",
+                [
+                    str(programs["kube-controller-manager"]),
+                    f"--kubeconfig={cluster.kubeconfig_path}",
+                    "--controllers=garbagecollector,namespace",
+                    "--leader-elect=false",
+                    "--port=0",
+                    "--secure-port=0",
+                    "--use-service-account-credentials=false",
+                    "--v=0",
+                ],
+            )
             time.sleep(1.0)
             cluster._check_alive()
         except BaseException:
@@ -155,8 +186,7 @@ class RealCluster:
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - kept open for the process's life
-        self.processes[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                                start_new_session=True)
+        self.processes[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def _check_alive(self) -> None:
         for name, process in self.processes.items():

@@ -48,10 +48,10 @@ from typing import IO, Any, Final, Literal
 from sqlalchemy.exc import DBAPIError
 
 from modeladapter import migrations
-from modeladapter.operator.kube.client import MODELADAPTERS, AlreadyExists, Kube, NotFound, Resource
-from modeladapter.operator.kube.manifests import modeladapter_crd
 from modeladapter.operator.controller.running import Operator
 from modeladapter.operator.controller.settings import OperatorSettings
+from modeladapter.operator.kube.client import MODELADAPTERS, AlreadyExists, Kube, NotFound, Resource
+from modeladapter.operator.kube.manifests import modeladapter_crd
 from modeladapter.sandbox.apiserver import ApiServer
 from modeladapter.sandbox.documents import POD_LABELS, SAMPLE_ARTIFACT, AdapterRef, Manifest, ref
 from modeladapter.sandbox.engine.adapter_files import write_peft_adapter
@@ -75,6 +75,8 @@ MAX_PODS: Final = int(ipaddress.IPv4Address(LAST_POD_IP)) - int(ipaddress.IPv4Ad
 def max_pods(first_pod_ip: str = FIRST_POD_IP) -> int:
     """How many consecutive pod addresses fit on loopback from `first_pod_ip` up to 127.255.255.254."""
     return int(ipaddress.IPv4Address(LAST_POD_IP)) - int(ipaddress.IPv4Address(first_pod_ip)) + 1
+
+
 DEFAULT_STATE_DIR: Final = Path(".modeladapter")
 DEPLOYMENT: Final = "qwen-coder-1-5b-instruct"
 NAMESPACE: Final = "default"
@@ -250,7 +252,9 @@ class SandboxSession:
                 EngineFleet(self.options.pods, port=ENGINE_PORT, hub=hub, first_ip=self.options.first_pod_ip)
             )
         except OSError as error:
-            raise SandboxProblem(f"cannot serve the simulated engines on port {ENGINE_PORT}: {error.strerror or error}") from None
+            raise SandboxProblem(
+                f"cannot serve the simulated engines on port {ENGINE_PORT}: {error.strerror or error}"
+            ) from None
         ready_since = datetime.now(UTC) - ALREADY_UP_FOR
         for ip in self.options.pod_ips:
             await self.create_pod(ip, ready_since=ready_since)
@@ -284,7 +288,9 @@ class SandboxSession:
                 raise SandboxProblem(f"vLLM did not start within {VLLM_START_TIMEOUT:.0f} s; see {servers[0].log_path}")
             if waiting and now - last_note >= 15:
                 last_note = now
-                self.say(f"still starting vLLM: {len(servers) - len(waiting)} of {len(servers)} up after {now - started:.0f} s")
+                self.say(
+                    f"still starting vLLM: {len(servers) - len(waiting)} of {len(servers)} up after {now - started:.0f} s"
+                )
 
     async def _stop_vllm(self) -> None:
         servers, self.vllm = self.vllm, []

@@ -33,7 +33,9 @@ class Codec:
         payload = event.payload.model_dump(mode="json", exclude={"type", "schema_version"})
         return event.payload.type, event.payload.schema_version, payload
 
-    def decode_payload(self, *, stream_id: str, version: int, type_: str, schema_version: int, payload: Any) -> AdapterEvent:
+    def decode_payload(
+        self, *, stream_id: str, version: int, type_: str, schema_version: int, payload: Any
+    ) -> AdapterEvent:
         if not isinstance(payload, dict):
             raise CorruptEvent(stream_id, version, f"payload is {type(payload).__name__}, not a JSON object")
         data: JSONObject = dict(payload)

@@ -42,9 +42,7 @@ class StreamIdentityMismatch(StoreError):
 
     def __init__(self, stream_id: str, *, recorded: tuple[str, str], given: tuple[str, str]) -> None:
         self.stream_id = stream_id
-        super().__init__(
-            f"stream {stream_id} belongs to {recorded[0]}/{recorded[1]}, not {given[0]}/{given[1]}"
-        )
+        super().__init__(f"stream {stream_id} belongs to {recorded[0]}/{recorded[1]}, not {given[0]}/{given[1]}")
 
 
 class SchemaTooNew(StoreError):

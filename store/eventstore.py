@@ -55,9 +55,7 @@ class StreamInfo:
     finalized_at: datetime | None
 
 
-_GroupOutcome = tuple[
-    list["_AppendRequest"], list[tuple["_AppendRequest", StoreError]], dict[int, list[RecordedEvent]]
-]
+_GroupOutcome = tuple[list["_AppendRequest"], list[tuple["_AppendRequest", StoreError]], dict[int, list[RecordedEvent]]]
 """Accepted requests, rejected ones with their error, and what each accepted one recorded (by id)."""
 
 
@@ -88,9 +86,14 @@ def _insert_events(connection: Connection, rows: list[dict[str, Any]]) -> None:
     # The whole chain the compiler applies (a TypeDecorator's own step, then its impl's); the public
     # `bind_processor` of a TypeDecorator stops after the first, and sqlite3 would format datetimes its own way.
     processors = [events.c[name].type._cached_bind_processor(dialect) for name in _EVENT_COLUMNS]
-    statement = f"INSERT INTO adapter_events ({', '.join(_EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(_EVENT_COLUMNS))})"
+    statement = (
+        f"INSERT INTO adapter_events ({', '.join(_EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(_EVENT_COLUMNS))})"
+    )
     encoded = [
-        tuple(process(row[name]) if process is not None else row[name] for name, process in zip(_EVENT_COLUMNS, processors))
+        tuple(
+            process(row[name]) if process is not None else row[name]
+            for name, process in zip(_EVENT_COLUMNS, processors, strict=True)
+        )
         for row in rows
     ]
     connection.exec_driver_sql(statement, encoded)

@@ -112,9 +112,7 @@ def _transitions(recorded: Sequence[RecordedEvent]) -> list[PhaseTransition]:
     return transitions
 
 
-async def time_in_phase(
-    store: SqlEventStore, *, namespace: str, name: str, now: datetime
-) -> dict[Phase, timedelta]:
+async def time_in_phase(store: SqlEventStore, *, namespace: str, name: str, now: datetime) -> dict[Phase, timedelta]:
     """Total time namespace/name has spent in each phase, over all its incarnations, up to `now`."""
     history = await phase_history(store, namespace=namespace, name=name)
     ended = {s.stream_id: s.finalized_at for s in await store.streams(namespace=namespace, name=name)}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-HANGING_TESTS = '''
+HANGING_TESTS = """
 import asyncio
 import pytest
 
@@ -26,7 +26,7 @@ async def test_swallows_the_first_cancellation():
 
 def test_after_them():
     pass
-'''
+"""
 
 
 def test_a_hanging_test_fails_with_every_stack_and_the_run_goes_on(tmp_path: Path) -> None:

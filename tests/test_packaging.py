@@ -68,7 +68,9 @@ def test_every_package_is_listed_so_that_a_wheel_holds_it_all() -> None:
             # A mapped folder is a package even with no module of its own (`operator/` holds only subpackages).
             if "__pycache__" not in directory.parts and (directory == REPO / folder or any(directory.glob("*.py"))):
                 found.add(".".join(["modeladapter", folder, *directory.relative_to(REPO / folder).parts]))
-    assert found == listed, f"missing from pyproject: {sorted(found - listed)}; listed but absent: {sorted(listed - found)}"
+    assert found == listed, (
+        f"missing from pyproject: {sorted(found - listed)}; listed but absent: {sorted(listed - found)}"
+    )
 
 
 @pytest.mark.parametrize("folder", MAPPED)

@@ -20,4 +20,12 @@ from docs.catalogue.document import render_document, render_type
 from docs.catalogue.reading import edges_recording, event_models, rule_index, type_name
 from docs.catalogue.story import example_story
 
-__all__ = ["edges_recording", "event_models", "example_story", "render_document", "render_type", "rule_index", "type_name"]
+__all__ = [
+    "edges_recording",
+    "event_models",
+    "example_story",
+    "render_document",
+    "render_type",
+    "rule_index",
+    "type_name",
+]

@@ -7,21 +7,11 @@ import json
 import types
 import typing
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from pydantic import AwareDatetime, BaseModel
 from pydantic.fields import FieldInfo
 
-from modeladapter.fsm import events as ev
-from modeladapter.fsm.phases import NEW, Phase, PhaseTrigger, PlacementState, PlacementTrigger
-from modeladapter.fsm.rules import RULES
-from modeladapter.fsm.state import AdapterState, fold
-from modeladapter.fsm.table import PHASE_TABLE, PLACEMENT_TABLE
-from modeladapter.operator.audit.narration import line
-from modeladapter.operator.kube.events import Notice
-from modeladapter.operator.reconcile.notices import events_for
-from modeladapter.store.schema import events as events_table
 from docs.catalogue.reading import (
     DECISIONS,
     Recording,
@@ -34,6 +24,15 @@ from docs.catalogue.reading import (
     type_name,
 )
 from docs.catalogue.story import NAME, NAMESPACE, example_story
+from modeladapter.fsm import events as ev
+from modeladapter.fsm.phases import NEW, Phase, PhaseTrigger, PlacementState, PlacementTrigger
+from modeladapter.fsm.rules import RULES
+from modeladapter.fsm.state import fold
+from modeladapter.fsm.table import PHASE_TABLE, PLACEMENT_TABLE
+from modeladapter.operator.audit.narration import line
+from modeladapter.operator.kube.events import Notice
+from modeladapter.operator.reconcile.notices import events_for
+from modeladapter.store.schema import events as events_table
 
 PREFERRED_EXAMPLE: Final[dict[str, Callable[[ev.AdapterEvent], bool]]] = {
     "PhaseChanged": lambda p: isinstance(p, ev.PhaseChanged) and p.trigger == PhaseTrigger.PODS_SELECTED,
@@ -54,7 +53,11 @@ def render_type(annotation: Any) -> str:
         return " | ".join(render_type(arg) for arg in typing.get_args(annotation))
     if origin is tuple:
         args = typing.get_args(annotation)
-        inner = f"{render_type(args[0])}, ..." if len(args) == 2 and args[1] is Ellipsis else ", ".join(map(render_type, args))
+        inner = (
+            f"{render_type(args[0])}, ..."
+            if len(args) == 2 and args[1] is Ellipsis
+            else ", ".join(map(render_type, args))
+        )
         return f"tuple[{inner}]"
     if isinstance(annotation, type):
         return annotation.__name__
@@ -97,14 +100,20 @@ def _rules(names: Sequence[str]) -> str:
 def _recorded_by(kind: str, recordings: dict[str, list[Recording]], rules: RuleIndex) -> list[str]:
     lines: list[str] = []
     if kind == "PhaseChanged":
-        lines.append(f"- every edge of the phase table ({len(PHASE_TABLE)} edges, [state-machines.md](state-machines.md#phase-statusphase))")
+        lines.append(
+            f"- every edge of the phase table ({len(PHASE_TABLE)} edges, [state-machines.md](state-machines.md#phase-statusphase))"
+        )
         by_rule: dict[str, list[str]] = {}
         for phase_trigger in PhaseTrigger:
             for rule in rules.firing(phase_trigger):
                 by_rule.setdefault(rule, []).append(phase_trigger.value)
         for rule, triggers in sorted(by_rule.items()):
             every = len(triggers) == len(PhaseTrigger)
-            which = "any phase trigger, along the path derived from the phase table" if every else ", ".join(f"`{t}`" for t in sorted(triggers))
+            which = (
+                "any phase trigger, along the path derived from the phase table"
+                if every
+                else ", ".join(f"`{t}`" for t in sorted(triggers))
+            )
             lines.append(f"- planner rule `{rule}`: {which}")
     elif kind == "PlacementChanged":
         lines.append(
@@ -113,7 +122,9 @@ def _recorded_by(kind: str, recordings: dict[str, list[Recording]], rules: RuleI
         )
         for placement_trigger in PlacementTrigger:
             if rules.firing(placement_trigger):
-                lines.append(f"- `{placement_trigger.value}`, fired by the planner rules {_rules(rules.firing(placement_trigger))}")
+                lines.append(
+                    f"- `{placement_trigger.value}`, fired by the planner rules {_rules(rules.firing(placement_trigger))}"
+                )
     # Edges that differ only in their source are one line.
     groups: dict[tuple[str, str, str, str, bool], list[Recording]] = {}
     for recording in recordings.get(kind, []):
@@ -175,7 +186,12 @@ def render_event(
         out += [*field_table(model), ""]
     else:
         out += ["No fields besides `type` and `schema_version`.", ""]
-    out += ["Recorded by (placement edges as `trigger [guard]: sources → destination`):", "", *_recorded_by(kind, recordings, rules), ""]
+    out += [
+        "Recorded by (placement edges as `trigger [guard]: sources → destination`):",
+        "",
+        *_recorded_by(kind, recordings, rules),
+        "",
+    ]
     if kind not in DECISIONS and kind not in rules.records and kind not in recordings:
         raise AssertionError(f"nothing records {kind}")
     out += ["Folding it (`fsm/state.py`):", "", "```python", fold_rule(kind), "```", ""]

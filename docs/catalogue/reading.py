@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel
 
+from docs.catalogue.story import STARTED
 from modeladapter.fsm import events as ev
 from modeladapter.fsm import state as state_module
 from modeladapter.fsm.facts import Decision, Facts
@@ -26,7 +27,6 @@ from modeladapter.fsm.phases import NEW, PhaseTrigger, PlacementState, Trigger
 from modeladapter.fsm.rules import RULES, Rule
 from modeladapter.fsm.state import AdapterState, Placement
 from modeladapter.fsm.table import PLACEMENT_TABLE, Edge
-from docs.catalogue.story import STARTED
 
 DECISIONS: Final = frozenset({"PhaseChanged", "PlacementChanged"})
 """The types the machines record for every edge they take; every other type is a fact."""
@@ -62,7 +62,9 @@ def _probe_decision(edge: Edge, *, replaces: str | None) -> Decision:
         replaces=replaces,
         unload_deadline=now,
     )
-    return Decision(adapter=AdapterState(placements=(placement,) if placement else ()), facts=facts, placement=placement)
+    return Decision(
+        adapter=AdapterState(placements=(placement,) if placement else ()), facts=facts, placement=placement
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +110,9 @@ def fold_rule(kind: str) -> str:
     helpers = {
         n.func.attr
         for n in ast.walk(chosen)
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in methods
+        if isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Attribute)
+        and n.func.attr in methods
         and n.func.attr != "_existing"
     }
     for helper in sorted(helpers):
@@ -156,8 +160,6 @@ def fold_changes(before: AdapterState, after: AdapterState) -> list[str]:
                 if old != new:
                     changes.append(f"`placements[{pod}].{item.name}`: `{_value(old)}` → `{_value(new)}`")
     return changes
-
-
 
 
 @dataclass(slots=True)

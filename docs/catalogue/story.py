@@ -33,6 +33,7 @@ STARTED: Final = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 FIRST_POSITION: Final = 1201
 """Positions are global: other adapters' events came before this one's."""
 
+
 # Which example to show when a type occurs more than once: the most telling one.
 @dataclass(slots=True)
 class _Story:
@@ -84,7 +85,9 @@ def example_story() -> list[ev.RecordedEvent]:
     P, U = PhaseTrigger, PlacementTrigger
     # Reconcile 1: a new adapter; the first pod is chosen and the load is written ahead of the call.
     story.record(
-        ev.SpecObserved(generation=1, artifact_url=ARTIFACT, replicas=1, scheduler_name="default", pod_selector=SELECTOR)
+        ev.SpecObserved(
+            generation=1, artifact_url=ARTIFACT, replicas=1, scheduler_name="default", pod_selector=SELECTOR
+        )
     )
     story.decide(P.CREATED)
     story.decide(U.ASSIGN, pod=first, policy="least-adapters", reason="least-adapters: 0 adapters on the pod")
@@ -146,7 +149,9 @@ def example_story() -> list[ev.RecordedEvent]:
             f"tos://, /absolute/path (got {bad_url})",
         ),
     )
-    story.decide(P.SPEC_INVALID, reason="InvalidSpec", message=story.state.rejection.message if story.state.rejection else "")
+    story.decide(
+        P.SPEC_INVALID, reason="InvalidSpec", message=story.state.rejection.message if story.state.rejection else ""
+    )
     # Deleted: the pod is gone by now, which counts as unloaded; the stream ends, then the finalizer goes.
     story.next_reconcile(timedelta(minutes=1))
     story.decide(P.DELETION_REQUESTED, reason="Terminating", message="unloading from every pod")

@@ -53,7 +53,9 @@ def project_status(
     if selected:
         wanted.append(Condition("Scheduled", "True", "Scheduled", scheduled_message(namespace, name, selected)))
     elif state.phase in _UNSCHEDULED and state.phase_trigger in ("pods_unavailable", "loading_failed"):
-        wanted.append(Condition("Scheduled", "False", state.phase_reason or "NoCandidatePods", state.phase_message or ""))
+        wanted.append(
+            Condition("Scheduled", "False", state.phase_reason or "NoCandidatePods", state.phase_message or "")
+        )
     if state.phase is Phase.RUNNING:
         wanted.append(Condition("Ready", "True", "ModelAdapterAvailable", ready_message(namespace, name)))
     elif _has_condition(existing, "Ready") or state.phase not in (None, Phase.PENDING, Phase.SCHEDULED):

@@ -96,9 +96,7 @@ class History:
     incarnations: list[Incarnation]
 
 
-async def history(
-    store: SqlEventStore, *, namespace: str, name: str, now: datetime, uid: str | None = None
-) -> History:
+async def history(store: SqlEventStore, *, namespace: str, name: str, now: datetime, uid: str | None = None) -> History:
     """The phase timeline of namespace/name, every incarnation (or the one `uid`), oldest first."""
     await incarnations_of(store, namespace=namespace, name=name)
     streams = await timeline(store, namespace=namespace, name=name)

@@ -99,7 +99,9 @@ def _sqlite_reader(path: Path, url: URL, empty: AuditError) -> AsyncEngine:
         raise AuditError(f"{path} is not a SQLite database, so not an event log")
     if header[18] == header[19] == SQLITE_WAL:
         return create_engine(url)
-    read_only = URL.create("sqlite+aiosqlite", database=f"file:{quote(str(path.resolve()))}", query={"mode": "ro", "uri": "true"})
+    read_only = URL.create(
+        "sqlite+aiosqlite", database=f"file:{quote(str(path.resolve()))}", query={"mode": "ro", "uri": "true"}
+    )
     return create_async_engine(read_only, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 
 
@@ -107,5 +109,3 @@ def first_line(error: BaseException) -> str:
     detail = getattr(error, "orig", None) or error
     text = str(detail).strip().splitlines()
     return text[0] if text else type(detail).__name__
-
-

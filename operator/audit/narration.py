@@ -50,7 +50,9 @@ def narrate(payload: AdapterEvent) -> str:
             )
         case SpecRejected():
             # The message already names the field (`<field>: <rule> (got ...)`).
-            detail = payload.message if payload.message.startswith(payload.field) else f"{payload.field}: {payload.message}"
+            detail = (
+                payload.message if payload.message.startswith(payload.field) else f"{payload.field}: {payload.message}"
+            )
             return f"spec generation {payload.generation} rejected: {detail}"
         case PodSelected():
             why = payload.reason.removeprefix(f"{payload.policy}: ")
@@ -80,8 +82,10 @@ def narrate(payload: AdapterEvent) -> str:
         case Unloaded():
             return f"unloaded from {payload.pod}: {payload.outcome}"
         case UnloadFailed():
-            then = "abandoned" if payload.abandoned else (
-                f"retry at {clock(payload.retry_at)}" if payload.retry_at else "will retry"
+            then = (
+                "abandoned"
+                if payload.abandoned
+                else (f"retry at {clock(payload.retry_at)}" if payload.retry_at else "will retry")
             )
             return f"unload from {payload.pod} failed ({then}): {payload.error}"
         case ServiceBound():

@@ -210,7 +210,11 @@ def history_table(result: History) -> str:
                     ]
                 )
             else:
-                rows.append(Span(short_instant(entry.recorded_at), f"  {entry.payload.type}: {one_line(narrate(entry.payload))}"))
+                rows.append(
+                    Span(
+                        short_instant(entry.recorded_at), f"  {entry.payload.type}: {one_line(narrate(entry.payload))}"
+                    )
+                )
         parts.append(title + "\n" + table(["TIME", "PHASE", "TRIGGER", "IN PHASE", "REASON", "MESSAGE"], rows))
     return "\n".join(parts)
 

@@ -14,7 +14,15 @@ from modeladapter.fsm.phases import Phase
 from modeladapter.fsm.state import AdapterState
 from modeladapter.operator.audit.auditing import Replay, Stats
 from modeladapter.operator.audit.narration import NO_PHASE, narrate
-from modeladapter.operator.audit.rendering import event_document, human, instant, one_line, seconds, short_instant, table
+from modeladapter.operator.audit.rendering import (
+    event_document,
+    human,
+    instant,
+    one_line,
+    seconds,
+    short_instant,
+    table,
+)
 from modeladapter.operator.audit.verifying import Drift, Verification
 from modeladapter.store.queries import StuckAdapter
 
@@ -78,7 +86,9 @@ def replay_table(result: Replay) -> str:
         before = _flatten(state_document(AdapterState()))
         for event, state in result.steps:
             after = _flatten(state_document(state))
-            lines.append(f"{short_instant(event.recorded_at)}  v{event.version}  {event.payload.type}: {one_line(narrate(event.payload))}")
+            lines.append(
+                f"{short_instant(event.recorded_at)}  v{event.version}  {event.payload.type}: {one_line(narrate(event.payload))}"
+            )
             for key in after:
                 if key not in ("version", "position") and before.get(key) != after[key]:
                     lines.append(f"    {key}: {_shown(before.get(key))} -> {_shown(after[key])}")
@@ -132,7 +142,11 @@ def _state_table(result: Replay) -> str:
         f" ({document['phase_trigger'] or '-'}: {document['phase_reason'] or '-'})",
         f"message:        {one_line(state.phase_message or '') or '-'}",
         f"generation:     {state.generation}"
-        + (f"  {state.spec.artifact_url}, replicas {state.spec.replicas if state.spec.replicas is not None else 'all'}" if state.spec else ""),
+        + (
+            f"  {state.spec.artifact_url}, replicas {state.spec.replicas if state.spec.replicas is not None else 'all'}"
+            if state.spec
+            else ""
+        ),
         f"instances:      {_shown(document['instances'])}",
         f"selected pods:  {_shown(document['selected_pods'])}",
         f"endpoints:      {_shown(document['endpoints'])}",
@@ -154,7 +168,9 @@ def _state_table(result: Replay) -> str:
     ]
     text = "\n".join(lines) + "\n"
     if rows:
-        text += "placements:\n" + _indent(table(["POD", "STATE", "SINCE", "ATTEMPTS", "NEXT RETRY", "LAST ERROR"], rows))
+        text += "placements:\n" + _indent(
+            table(["POD", "STATE", "SINCE", "ATTEMPTS", "NEXT RETRY", "LAST ERROR"], rows)
+        )
     else:
         text += "placements:     none\n"
     return text
@@ -190,10 +206,7 @@ def _drift_document(drift: Drift) -> dict[str, Any]:
 def verification_table(result: Verification) -> str:
     if not result.drifts:
         return f"no drift: {result.checked} adapter(s) in the cluster match the event log\n"
-    rows = [
-        [f"{d.namespace}/{d.name}", d.field, _compact(d.log), _compact(d.cluster), d.note]
-        for d in result.drifts
-    ]
+    rows = [[f"{d.namespace}/{d.name}", d.field, _compact(d.log), _compact(d.cluster), d.note] for d in result.drifts]
     adapters = len({d.uid for d in result.drifts})
     return (
         table(["ADAPTER", "FIELD", "LOG SAYS", "CLUSTER SAYS", "NOTE"], rows)
@@ -316,8 +329,10 @@ def stats_table(result: Stats) -> str:
     ]
     totals = document["totals"]
     counts = [
-        *[[f"{a['namespace']}/{a['name']}", str(a["retries"]), str(a["pod_switches"]), str(a["pod_losses"])]
-          for a in document["adapters"]],
+        *[
+            [f"{a['namespace']}/{a['name']}", str(a["retries"]), str(a["pod_switches"]), str(a["pod_losses"])]
+            for a in document["adapters"]
+        ],
         ["(total)", str(totals["retries"]), str(totals["pod_switches"]), str(totals["pod_losses"])],
     ]
     current = [[row["phase"], str(row["adapters"])] for row in document["current_phases"]]

@@ -83,9 +83,7 @@ async def connect_cluster(kubeconfig: Path, context: str | None = None) -> Async
         raise AuditError(f"no kubeconfig at {kubeconfig}; pass --kubeconfig or set KUBECONFIG")
     configuration = client.Configuration()
     try:
-        await config.load_kube_config(
-            config_file=str(kubeconfig), context=context, client_configuration=configuration
-        )
+        await config.load_kube_config(config_file=str(kubeconfig), context=context, client_configuration=configuration)
     except Exception as error:  # ConfigException, malformed YAML, missing keys...: all one line for the user
         raise AuditError(f"cannot use the kubeconfig {kubeconfig}: {first_line(error)}") from None
     kube = Kube(client.ApiClient(configuration), timeout=10.0)
@@ -108,7 +106,9 @@ async def verify(store: SqlEventStore, kube: Kube, *, namespace: str | None, now
     try:
         adapters, _ = await kube.list(MODELADAPTERS, namespace)
     except Unreachable as error:
-        raise AuditError(f"cannot reach the Kubernetes API server at {kube.api.configuration.host}: {error.message}") from None
+        raise AuditError(
+            f"cannot reach the Kubernetes API server at {kube.api.configuration.host}: {error.message}"
+        ) from None
     except KubeError as error:
         raise AuditError(f"cannot list ModelAdapters at {kube.api.configuration.host}: {error}") from None
     in_cluster = {str(a["metadata"]["uid"]): a for a in adapters}
@@ -117,23 +117,41 @@ async def verify(store: SqlEventStore, kube: Kube, *, namespace: str | None, now
         adapter = in_cluster.get(stream.stream_id)
         if adapter is None:
             drifts.append(
-                Drift(stream.namespace, stream.name, stream.stream_id, "adapter", _summary(states[stream.stream_id]), None,
-                      "in the log (not finalized) but not in the cluster")
+                Drift(
+                    stream.namespace,
+                    stream.name,
+                    stream.stream_id,
+                    "adapter",
+                    _summary(states[stream.stream_id]),
+                    None,
+                    "in the log (not finalized) but not in the cluster",
+                )
             )
             continue
         drifts.extend(_compare(states[stream.stream_id], adapter, now))
     logged = {s.stream_id for s in live}
     for uid, adapter in in_cluster.items():
         metadata = adapter["metadata"]
-        if uid not in logged and not _finalized_here(uid, await store.streams(namespace=metadata["namespace"], name=metadata["name"])):
+        if uid not in logged and not _finalized_here(
+            uid, await store.streams(namespace=metadata["namespace"], name=metadata["name"])
+        ):
             phase = (adapter.get("status") or {}).get("phase")
             drifts.append(
-                Drift(metadata["namespace"], metadata["name"], uid, "adapter", None, f"phase {phase or '(none)'}",
-                      "in the cluster but not in the log (not reconciled yet, or another event log)")
+                Drift(
+                    metadata["namespace"],
+                    metadata["name"],
+                    uid,
+                    "adapter",
+                    None,
+                    f"phase {phase or '(none)'}",
+                    "in the cluster but not in the log (not reconciled yet, or another event log)",
+                )
             )
     moved = await _moved_on(store, namespace, {s.stream_id: states[s.stream_id].version for s in live})
-    drifts = [Drift(d.namespace, d.name, d.uid, d.field, d.log, d.cluster, d.note or MOVED_ON) if d.uid in moved else d
-              for d in drifts]
+    drifts = [
+        Drift(d.namespace, d.name, d.uid, d.field, d.log, d.cluster, d.note or MOVED_ON) if d.uid in moved else d
+        for d in drifts
+    ]
     checked = sum(1 for s in live if s.stream_id in in_cluster)
     return Verification(checked, sorted(drifts, key=lambda d: (d.namespace, d.name, d.uid, d.field)))
 
@@ -146,7 +164,11 @@ def _finalized_here(uid: str, streams: Sequence[StreamInfo]) -> bool:
 
 async def _moved_on(store: SqlEventStore, namespace: str | None, versions: Mapping[str, int]) -> set[str]:
     """Streams whose version is no longer the one that was folded."""
-    return {s.stream_id for s in await store.streams(namespace=namespace) if s.stream_id in versions and s.version != versions[s.stream_id]}
+    return {
+        s.stream_id
+        for s in await store.streams(namespace=namespace)
+        if s.stream_id in versions and s.version != versions[s.stream_id]
+    }
 
 
 def _summary(state: AdapterState) -> str:
@@ -188,5 +210,3 @@ def _verdict(condition: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # --- stuck and stats ------------------------------------------------------------------------------------------
-
-

@@ -47,7 +47,9 @@ def add_audit_commands(commands: Subcommands, *, database: argparse.ArgumentPars
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-n", "--namespace", default="default", help="the adapters' namespace (default: default)")
     # Checked in run_audit_command rather than with `choices`, so that a wrong value is one line, not a usage.
-    common.add_argument("-o", "--output", default="table", metavar="table|json|yaml", help="table (default), json or yaml")
+    common.add_argument(
+        "-o", "--output", default="table", metavar="table|json|yaml", help="table (default), json or yaml"
+    )
     every = argparse.ArgumentParser(add_help=False)
     every.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace (overrides -n)")
     parents = [database, common]
@@ -194,7 +196,11 @@ async def _history(args: argparse.Namespace, url: str, out: TextIO) -> int:
     async with open_event_log(url) as store:
         result = await auditing.history(store, namespace=args.namespace, name=args.name, now=_now(), uid=args.uid)
     output = _output(args)
-    out.write(rendering.history_table(result) if output == "table" else rendering.dump(rendering.history_document(result), output))
+    out.write(
+        rendering.history_table(result)
+        if output == "table"
+        else rendering.dump(rendering.history_document(result), output)
+    )
     return 0
 
 
@@ -202,7 +208,9 @@ async def _events(args: argparse.Namespace, url: str, out: TextIO) -> int:
     now = _now()
     unknown = sorted(set(args.type) - EVENT_TYPES)
     if unknown:
-        raise AuditError(f"--type: unknown event type {', '.join(unknown)}; valid types: {', '.join(sorted(EVENT_TYPES))}")
+        raise AuditError(
+            f"--type: unknown event type {', '.join(unknown)}; valid types: {', '.join(sorted(EVENT_TYPES))}"
+        )
     limit: int | None = None
     if args.limit is not None:
         if not args.limit.strip().isdigit() or int(args.limit) < 1:
@@ -222,12 +230,18 @@ async def _events(args: argparse.Namespace, url: str, out: TextIO) -> int:
     async with open_event_log(url) as store:
         if not args.follow:
             found = await auditing.events(store, selection, limit=limit)
-            out.write(rendering.events_table(found) if output == "table" else rendering.dump([rendering.event_document(e) for e in found], output))
+            out.write(
+                rendering.events_table(found)
+                if output == "table"
+                else rendering.dump([rendering.event_document(e) for e in found], output)
+            )
             return 0
         return await _follow(store, selection, limit, output, out)
 
 
-async def _follow(store: SqlEventStore, selection: EventFilter, limit: int | None, output: OutputFormat, out: TextIO) -> int:
+async def _follow(
+    store: SqlEventStore, selection: EventFilter, limit: int | None, output: OutputFormat, out: TextIO
+) -> int:
     """Print the backlog, then every new event, until SIGINT or SIGTERM; exit status 0."""
     if selection.name is not None and selection.namespace is not None:
         await auditing.incarnations_of(store, namespace=selection.namespace, name=selection.name)
@@ -272,9 +286,13 @@ async def _follow(store: SqlEventStore, selection: EventFilter, limit: int | Non
 async def _replay(args: argparse.Namespace, url: str, out: TextIO) -> int:
     at = _time("--at", args.at, _now(), end=True)
     async with open_event_log(url) as store:
-        result = await auditing.replay(store, namespace=args.namespace, name=args.name, at=at, uid=args.uid, step=args.step)
+        result = await auditing.replay(
+            store, namespace=args.namespace, name=args.name, at=at, uid=args.uid, step=args.step
+        )
     output = _output(args)
-    out.write(reports.replay_table(result) if output == "table" else rendering.dump(reports.replay_document(result), output))
+    out.write(
+        reports.replay_table(result) if output == "table" else rendering.dump(reports.replay_document(result), output)
+    )
     return 0
 
 
@@ -283,7 +301,11 @@ async def _verify(args: argparse.Namespace, url: str, out: TextIO) -> int:
     async with open_event_log(url) as store, verifying.connect_cluster(kubeconfig, args.context) as kube:
         result = await verifying.verify(store, kube, namespace=_namespace(args), now=_now())
     output = _output(args)
-    out.write(reports.verification_table(result) if output == "table" else rendering.dump(reports.verification_document(result), output))
+    out.write(
+        reports.verification_table(result)
+        if output == "table"
+        else rendering.dump(reports.verification_document(result), output)
+    )
     return DRIFT if result.drifts else 0
 
 
@@ -295,7 +317,11 @@ async def _stuck(args: argparse.Namespace, url: str, out: TextIO) -> int:
     async with open_event_log(url) as store:
         found = await auditing.stuck(store, longer_than=longer_than, namespace=_namespace(args), now=_now())
     output = _output(args)
-    out.write(reports.stuck_table(found, longer_than=longer_than) if output == "table" else rendering.dump(reports.stuck_document(found), output))
+    out.write(
+        reports.stuck_table(found, longer_than=longer_than)
+        if output == "table"
+        else rendering.dump(reports.stuck_document(found), output)
+    )
     return 0
 
 
@@ -303,7 +329,9 @@ async def _stats(args: argparse.Namespace, url: str, out: TextIO) -> int:
     async with open_event_log(url) as store:
         result = await auditing.stats(store, namespace=_namespace(args))
     output = _output(args)
-    out.write(reports.stats_table(result) if output == "table" else rendering.dump(reports.stats_document(result), output))
+    out.write(
+        reports.stats_table(result) if output == "table" else rendering.dump(reports.stats_document(result), output)
+    )
     return 0
 
 

@@ -90,20 +90,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_sandbox_arguments(sandbox: argparse.ArgumentParser) -> None:
     # Values are checked by the sandbox, so that every bad one gets the same one-line message and status 2.
-    sandbox.add_argument("-f", "--filename", action="append", metavar="FILE",
-                         help="apply the ModelAdapters in FILE instead of the sample (repeatable)")
+    sandbox.add_argument(
+        "-f",
+        "--filename",
+        action="append",
+        metavar="FILE",
+        help="apply the ModelAdapters in FILE instead of the sample (repeatable)",
+    )
     sandbox.add_argument("--pods", metavar="N", help="simulated vLLM pods, on 127.0.0.2 upward, port 8000 (default 3)")
-    sandbox.add_argument("--engine", metavar="sim|vllm",
-                         help="sim: simulated vLLM engines (default); vllm: real vLLM 0.32 CPU servers (.ci/prepare/30-vllm)")
-    sandbox.add_argument("--exit-when-running", action="store_true",
-                         help="exit 0 once every applied adapter is Running, 1 after --timeout")
-    sandbox.add_argument("--timeout", metavar="DURATION",
-                         help="with --exit-when-running: how long to wait, e.g. 90s, 2m (default 2m; 10m with vllm)")
-    sandbox.add_argument("--chaos", action="store_true",
-                         help="inject engine faults and delete a serving pod, to show retries and the heal")
+    sandbox.add_argument(
+        "--engine",
+        metavar="sim|vllm",
+        help="sim: simulated vLLM engines (default); vllm: real vLLM 0.32 CPU servers (.ci/prepare/30-vllm)",
+    )
+    sandbox.add_argument(
+        "--exit-when-running",
+        action="store_true",
+        help="exit 0 once every applied adapter is Running, 1 after --timeout",
+    )
+    sandbox.add_argument(
+        "--timeout",
+        metavar="DURATION",
+        help="with --exit-when-running: how long to wait, e.g. 90s, 2m (default 2m; 10m with vllm)",
+    )
+    sandbox.add_argument(
+        "--chaos",
+        action="store_true",
+        help="inject engine faults and delete a serving pod, to show retries and the heal",
+    )
     sandbox.add_argument("--seed", metavar="N", help="with --chaos: the seed that picks the faults (default random)")
-    sandbox.add_argument("--first-pod-ip", metavar="IP",
-                         help="the first pod's loopback address; the others follow it (default 127.0.0.2)")
+    sandbox.add_argument(
+        "--first-pod-ip",
+        metavar="IP",
+        help="the first pod's loopback address; the others follow it (default 127.0.0.2)",
+    )
     sandbox.add_argument("--state-dir", metavar="DIR",
                          help="kubeconfig, event log, operator log and sample artifacts (default ./.modeladapter)")  # fmt: skip
 

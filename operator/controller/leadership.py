@@ -68,7 +68,9 @@ class LeaderElector:
             # on time, not after the HTTP client's own, longer, timeout.
             budget = self.retry_period
             if self.leading.is_set():
-                budget = max(min(self.renew_deadline - (self.monotonic() - self._last_renewed), self.renew_deadline), 0.01)
+                budget = max(
+                    min(self.renew_deadline - (self.monotonic() - self._last_renewed), self.renew_deadline), 0.01
+                )
             try:
                 async with asyncio.timeout(budget):
                     acquired = await self._try_acquire_or_renew()
@@ -82,7 +84,13 @@ class LeaderElector:
                     log.info("lease %s/%s acquired by %s", self.namespace, self.name, self.identity)
                     self.leading.set()
             elif self.leading.is_set() and now - self._last_renewed > self.renew_deadline:
-                log.error("lease %s/%s lost by %s: could not renew for %.1fs", self.namespace, self.name, self.identity, now - self._last_renewed)
+                log.error(
+                    "lease %s/%s lost by %s: could not renew for %.1fs",
+                    self.namespace,
+                    self.name,
+                    self.identity,
+                    now - self._last_renewed,
+                )
                 self.leading.clear()
                 self.lost.set()
                 return
@@ -113,7 +121,9 @@ class LeaderElector:
             try:
                 await self.kube.create(LEASES, self.namespace, self._new_lease(now_wall))
             except (Conflict, KubeError) as error:
-                log.info("lease %s/%s: another candidate created it first (%s)", self.namespace, self.name, error.reason)
+                log.info(
+                    "lease %s/%s: another candidate created it first (%s)", self.namespace, self.name, error.reason
+                )
                 return False
             return True
         spec: dict[str, Any] = lease.setdefault("spec", {})

@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any, Final, TextIO
 
 from modeladapter.operator.controller.settings import LogFormat
@@ -32,7 +33,8 @@ from modeladapter.operator.controller.settings import LogFormat
 MASK: Final = "***"
 CONTEXT_FIELDS: Final = ("adapter", "uid", "reconcile_id")
 
-_context: ContextVar[Mapping[str, str]] = ContextVar("modeladapter_log_context", default={})
+# The default is never changed: `log_context` sets a new mapping and resets the old one.
+_context: ContextVar[Mapping[str, str]] = ContextVar("modeladapter_log_context", default=MappingProxyType({}))
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is written as a field.
 _RECORD_ATTRIBUTES: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
@@ -72,7 +74,9 @@ def _redact_value(value: Any) -> Any:
 
 
 @contextmanager
-def log_context(*, adapter: str | None = None, uid: str | None = None, reconcile_id: str | None = None) -> Iterator[None]:
+def log_context(
+    *, adapter: str | None = None, uid: str | None = None, reconcile_id: str | None = None
+) -> Iterator[None]:
     """Tag every record logged inside the block (in this task and tasks it starts) with these fields.
 
     Nested blocks add to or override the outer one's fields; a field left as None keeps the outer value.

@@ -47,7 +47,11 @@ class EventRouter:
         uid = uid_of(current)
         if new is None:
             self._selectors.pop(uid, None)
-        elif old is not None and not worth_a_reconcile(old, new) and not self.echoes.overwritten(uid, new.get("status") or {}):
+        elif (
+            old is not None
+            and not worth_a_reconcile(old, new)
+            and not self.echoes.overwritten(uid, new.get("status") or {})
+        ):
             return  # our own status or annotation write coming back: nothing to act on
         self.enqueue(uid)
 

@@ -136,7 +136,10 @@ class Operator:
             except Exception as error:  # any failure to reach or migrate the database is retried
                 log.warning(
                     "event log %s not usable yet (%s: %s); retrying in %.0fs",
-                    redact_url(self.settings.database_url), type(error).__name__, error, delay,
+                    redact_url(self.settings.database_url),
+                    type(error).__name__,
+                    error,
+                    delay,
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, DATABASE_RETRY_CAP)
@@ -168,7 +171,9 @@ class Operator:
         else:
             controller.may_act.set()
         try:
-            done, _ = await asyncio.wait({work, stopping, *([lost] if lost else [])}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {work, stopping, *([lost] if lost else [])}, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             controller.may_act.clear()
             for task in tasks:

@@ -156,8 +156,14 @@ class OperatorSettings:
     """`json`: one JSON object per line, for log collectors; `text`: one readable line, for humans."""
 
     def __post_init__(self) -> None:
-        for name in ("stability_window", "backoff_base", "verify_interval", "lease_duration", "renew_deadline",
-                     "retry_period"):
+        for name in (
+            "stability_window",
+            "backoff_base",
+            "verify_interval",
+            "lease_duration",
+            "renew_deadline",
+            "retry_period",
+        ):
             _check_seconds(name, getattr(self, name), zero_allowed=name == "stability_window")
         longest_wait = BackoffPolicy().cap.total_seconds()
         if self.backoff_base > longest_wait:
@@ -344,13 +350,19 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     for option in OPTIONS:
         help_text = f"{option.help} (env {env_var(option.setting)}{_default_text(option.setting)})"
         if option.boolean:
-            group.add_argument(flag(option.setting), dest=option.setting, action=argparse.BooleanOptionalAction,
-                               default=None, help=help_text)
+            group.add_argument(
+                flag(option.setting),
+                dest=option.setting,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=help_text,
+            )
         else:
             # Strings on purpose: values are parsed in `settings_from`, so a bad flag and a bad variable get
             # the same message naming both.
-            group.add_argument(flag(option.setting), dest=option.setting, metavar=option.metavar, default=None,
-                               help=help_text)
+            group.add_argument(
+                flag(option.setting), dest=option.setting, metavar=option.metavar, default=None, help=help_text
+            )
 
 
 def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> OperatorSettings:

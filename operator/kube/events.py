@@ -45,7 +45,9 @@ class _Bucket:
 
 
 class EventRecorder:
-    def __init__(self, kube: KubeApi, *, clock: Callable[[], float] = time.monotonic, reporting_instance: str = "") -> None:
+    def __init__(
+        self, kube: KubeApi, *, clock: Callable[[], float] = time.monotonic, reporting_instance: str = ""
+    ) -> None:
         self.kube = kube
         self.clock = clock
         self.reporting_instance = reporting_instance

@@ -79,7 +79,9 @@ class Informer:
                 delay = min(delay * 2, BACKOFF_CAP)
 
     async def _relist(self) -> None:
-        items, resource_version = await self.kube.list(self.resource, self.namespace, label_selector=self.label_selector)
+        items, resource_version = await self.kube.list(
+            self.resource, self.namespace, label_selector=self.label_selector
+        )
         self.relists += 1
         fresh = {key_of(item): item for item in items}
         for key in [k for k in self.cache if k not in fresh]:

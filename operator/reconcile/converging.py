@@ -71,7 +71,9 @@ async def converge(
     step.take(plan_observations(step.state, at(observation, step.now), planning, listings=listings))
 
     # What to place and load, in rounds.
-    restart = Restart(failed_for=failed_for, fresh_spec=fresh_spec, tried=frozenset(p.pod for p in step.state.placements))
+    restart = Restart(
+        failed_for=failed_for, fresh_spec=fresh_spec, tried=frozenset(p.pod for p in step.state.placements)
+    )
     desired = Desired(
         artifact_url=spec.artifact_url,
         replicas=spec.replicas,
@@ -111,7 +113,9 @@ async def converge(
     step.take(plan_phase(step.state, observation, planning, blocked=plan.blocked, restart=restart))
     service_ready = await ctx.publisher.endpoints(step, adapter, sight.pods)
     step.take(
-        plan_phase(step.state, observation, planning, service_ready=service_ready, blocked=plan.blocked, restart=restart)
+        plan_phase(
+            step.state, observation, planning, service_ready=service_ready, blocked=plan.blocked, restart=restart
+        )
     )
     await ctx.finish(step, adapter, counts)
     ctx.index.record(step.uid, adapter.ref.namespace, step.state)

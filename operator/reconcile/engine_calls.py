@@ -21,7 +21,11 @@ from modeladapter.operator.api.pods import ObservedPod
 from modeladapter.operator.reconcile.ports import EngineClients
 from modeladapter.operator.reconcile.secrets import Credentials
 
-_LISTED = {Verification.LOADED: Listed.LOADED, Verification.MISSING: Listed.MISSING, Verification.OTHER_PATH: Listed.OTHER_PATH}
+_LISTED = {
+    Verification.LOADED: Listed.LOADED,
+    Verification.MISSING: Listed.MISSING,
+    Verification.OTHER_PATH: Listed.OTHER_PATH,
+}
 
 
 class EngineCalls:
@@ -51,7 +55,9 @@ class EngineCalls:
         )
         return self._clients.client(target, api_key=self._credentials.api_key or None)
 
-    async def listings(self, pods: Sequence[ObservedPod], *, name: str, artifacts: Mapping[str, str]) -> dict[str, Listing]:
+    async def listings(
+        self, pods: Sequence[ObservedPod], *, name: str, artifacts: Mapping[str, str]
+    ) -> dict[str, Listing]:
         """What each pod's engine lists for `name` (`artifacts`: the artifact each pod should serve)."""
 
         async def list_one(pod: ObservedPod) -> Listing:

@@ -17,7 +17,9 @@ async def ensure_finalizer(kube: KubeApi, adapter: AdapterObject) -> bool:
     if adapter.has_finalizer:
         return True
     ref = adapter.ref
-    patch = {"metadata": {"finalizers": [*adapter.finalizers, FINALIZER], "resourceVersion": ref.resource_version or None}}
+    patch = {
+        "metadata": {"finalizers": [*adapter.finalizers, FINALIZER], "resourceVersion": ref.resource_version or None}
+    }
     try:
         await kube.patch(MODELADAPTERS, ref.namespace, ref.name, patch)
     except KubeError as error:

@@ -33,29 +33,53 @@ def events_for(payloads: Sequence[AdapterEvent], after: AdapterState, *, namespa
     selected = [p.pod for p in payloads if isinstance(p, PodSelected)]
     if selected:
         notices.append(
-            Notice("Normal", "Scheduled", f"ModelAdapter has selected {len(selected)} pods for scheduling: [{' '.join(selected)}]")
+            Notice(
+                "Normal",
+                "Scheduled",
+                f"ModelAdapter has selected {len(selected)} pods for scheduling: [{' '.join(selected)}]",
+            )
         )
     for payload in payloads:
         match payload:
             case LoadStarted():
-                notices.append(Notice("Normal", "Loading", f"Loading adapter on pod {payload.pod} (attempt {payload.attempt})"))
+                notices.append(
+                    Notice("Normal", "Loading", f"Loading adapter on pod {payload.pod} (attempt {payload.attempt})")
+                )
             case LoadSucceeded():
                 notices.append(Notice("Normal", "Loaded", f"Successfully loaded adapter on pod {payload.pod}"))
             case LoadFailed():
                 then = f"; retrying at {format_time(payload.retry_at)}" if payload.retry_at else ""
                 notices.append(
-                    Notice("Warning", "LoadFailed", f"Failed to load adapter on pod {payload.pod} (attempt {payload.attempt}): {payload.error}{then}")
+                    Notice(
+                        "Warning",
+                        "LoadFailed",
+                        f"Failed to load adapter on pod {payload.pod} (attempt {payload.attempt}): {payload.error}{then}",
+                    )
                 )
             case PlacementExhausted(cause="max-retries"):
                 placement = after.placement(payload.pod)
                 error = placement.last_error if placement is not None else None
-                notices.append(Notice("Warning", "MaxRetriesExceeded", f"Max retries exceeded for pod {payload.pod}: {error or 'unknown error'}"))
+                notices.append(
+                    Notice(
+                        "Warning",
+                        "MaxRetriesExceeded",
+                        f"Max retries exceeded for pod {payload.pod}: {error or 'unknown error'}",
+                    )
+                )
             case PodSwitched():
-                notices.append(Notice("Normal", "PodSwitched", f"Switched from pod {payload.from_pod} to pod {payload.to_pod}: {payload.reason}"))
+                notices.append(
+                    Notice(
+                        "Normal",
+                        "PodSwitched",
+                        f"Switched from pod {payload.from_pod} to pod {payload.to_pod}: {payload.reason}",
+                    )
+                )
             case PodLost():
                 notices.append(Notice("Warning", "PodLost", f"Pod {payload.pod} lost: {payload.reason}"))
             case AdapterMissing():
-                notices.append(Notice("Warning", "PodLost", f"Adapter no longer served by pod {payload.pod}: {payload.reason}"))
+                notices.append(
+                    Notice("Warning", "PodLost", f"Adapter no longer served by pod {payload.pod}: {payload.reason}")
+                )
             case Unloaded(outcome="unloaded"):
                 notices.append(Notice("Normal", "Unloaded", f"Unloaded adapter from pod {payload.pod}"))
             case PhaseChanged(to_phase=Phase.RUNNING) if payload.from_phase is not Phase.RUNNING:

@@ -63,7 +63,9 @@ class Publisher:
                 message = f"{error.message}; the adapter stays Bound until it is renamed or removed"
                 await self.recorder.record(adapter.ref, [Notice("Warning", "ServiceConflict", message)])
             return False
-        step.take(plan_endpoints(step.state, service=adapter.ref.name, addresses=[e.ip for e in endpoints], now=step.now))
+        step.take(
+            plan_endpoints(step.state, service=adapter.ref.name, addresses=[e.ip for e in endpoints], now=step.now)
+        )
         return bool(endpoints) and len(endpoints) == len(step.state.instances)
 
     async def status(self, step: Pass, adapter: AdapterObject, counts: Counts, *, annotations: bool = True) -> None:

@@ -46,6 +46,8 @@ from modeladapter.store import ConcurrencyConflict, SqlEventStore
 
 log = logging.getLogger(__name__)
 
+DEFAULT_SETTINGS = ReconcileSettings()
+
 
 class Reconciler:
     def __init__(
@@ -56,7 +58,7 @@ class Reconciler:
         engines: EngineClients,
         cluster: ClusterReader,
         recorder: EventRecorder,
-        settings: ReconcileSettings = ReconcileSettings(),
+        settings: ReconcileSettings = DEFAULT_SETTINGS,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         index: PlacementIndex | None = None,
         echoes: StatusEchoes | None = None,
@@ -127,7 +129,9 @@ class Reconciler:
             return await terminate(ctx, step, adapter)
         if isinstance(adapter.spec, SpecProblem):
             await fail(ctx, step, adapter, reason="InvalidSpec", problem=adapter.spec)
-            return next_look(step.state, Observation(now=step.now, namespace="", name=""), ctx.settings.planning, service_ready=True)
+            return next_look(
+                step.state, Observation(now=step.now, namespace="", name=""), ctx.settings.planning, service_ready=True
+            )
         if not await ensure_finalizer(ctx.kube, adapter):
             await ctx.finish(step, adapter, Counts(candidates=0, desired=0))
             return ONE_SECOND

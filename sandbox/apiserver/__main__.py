@@ -22,8 +22,11 @@ async def serve(host: str, port: int, kubeconfig: str | None, token: str | None)
     async with ApiServer(host=host, port=port, token=token) as server:
         if kubeconfig:
             server.write_kubeconfig(kubeconfig)
-        print(f"Kubernetes API emulator serving on {server.url}"
-              + (f"; kubeconfig written to {kubeconfig}" if kubeconfig else ""), flush=True)
+        print(
+            f"Kubernetes API emulator serving on {server.url}"
+            + (f"; kubeconfig written to {kubeconfig}" if kubeconfig else ""),
+            flush=True,
+        )
         await stop.wait()
 
 

@@ -37,8 +37,9 @@ Inv = FieldErrorType.INVALID
 
 
 def _age_column() -> Column:
-    return Column("Age", "string", lambda obj, now: age(obj["metadata"].get("creationTimestamp"), now), "",
-                  CREATED_DESCRIPTION)
+    return Column(
+        "Age", "string", lambda obj, now: age(obj["metadata"].get("creationTimestamp"), now), "", CREATED_DESCRIPTION
+    )
 
 
 def _time_field(obj: JsonDict, path: list[str | int], *, micro: bool, kind: str) -> None:
@@ -55,13 +56,15 @@ def _time_field(obj: JsonDict, path: list[str | int], *, micro: bool, kind: str)
     if not isinstance(parent, dict) or not isinstance(last, str) or parent.get(last) is None:
         return
     value = parent[last]
-    fixed = normalise_micro_time(value) if micro and isinstance(value, str) else (
-        normalise_time(value) if isinstance(value, str) else None)
+    fixed = (
+        normalise_micro_time(value)
+        if micro and isinstance(value, str)
+        else (normalise_time(value) if isinstance(value, str) else None)
+    )
     if fixed is None:
         layout = "2006-01-02T15:04:05.000000Z07:00" if micro else "2006-01-02T15:04:05Z07:00"
         raise bad_request(
-            f'{kind} in version "v1" cannot be handled as a {kind}: parsing time {value!r} as "{layout}": '
-            "cannot parse"
+            f'{kind} in version "v1" cannot be handled as a {kind}: parsing time {value!r} as "{layout}": cannot parse'
         )
     parent[last] = fixed
 
@@ -81,11 +84,24 @@ def _namespace_update(new: JsonDict, old: JsonDict, _cluster: Cluster) -> JsonDi
 
 
 NAMESPACES = ResourceType(
-    group="", version="v1", kind="Namespace", plural="namespaces", singular="namespace", namespaced=False,
-    short_names=("ns",), status_subresource=True, name_rule="label", extra_subresources=("finalize",),
-    field_labels=getters("status.phase"), default_create=_namespace_create, default_update=_namespace_update,
-    columns=(name_column(), Column("Status", "string", lambda o, _n: dig(o, "status.phase"), "",
-                                   "The status of the namespace"), _age_column()),
+    group="",
+    version="v1",
+    kind="Namespace",
+    plural="namespaces",
+    singular="namespace",
+    namespaced=False,
+    short_names=("ns",),
+    status_subresource=True,
+    name_rule="label",
+    extra_subresources=("finalize",),
+    field_labels=getters("status.phase"),
+    default_create=_namespace_create,
+    default_update=_namespace_update,
+    columns=(
+        name_column(),
+        Column("Status", "string", lambda o, _n: dig(o, "status.phase"), "", "The status of the namespace"),
+        _age_column(),
+    ),
 )
 
 
@@ -143,7 +159,8 @@ def _qos_class(spec: JsonDict) -> str:
     if not any(r.get("requests") or r.get("limits") for r in resources):
         return "BestEffort"
     guaranteed = all(
-        r.get("limits") and all(r.get("requests", r["limits"]).get(k) == v for k, v in r["limits"].items())
+        r.get("limits")
+        and all(r.get("requests", r["limits"]).get(k) == v for k, v in r["limits"].items())
         and {"cpu", "memory"} <= set(r["limits"])
         for r in resources
     )
@@ -220,8 +237,14 @@ def _validate_pod(obj: JsonDict, old: JsonDict | None) -> list[FieldError]:
             errors.append(FieldError(Req, f"{path}.image"))
     policy = spec.get("restartPolicy")
     if policy not in ("Always", "OnFailure", "Never"):
-        errors.append(FieldError(FieldErrorType.NOT_SUPPORTED, "spec.restartPolicy", policy,
-                                 'supported values: "Always", "OnFailure", "Never"'))
+        errors.append(
+            FieldError(
+                FieldErrorType.NOT_SUPPORTED,
+                "spec.restartPolicy",
+                policy,
+                'supported values: "Always", "OnFailure", "Never"',
+            )
+        )
     if old is not None and _without_mutable(spec) != _without_mutable(old.get("spec") or {}):
         errors.append(FieldError(FieldErrorType.FORBIDDEN, "spec", None, _MUTABLE_POD_SPEC_MESSAGE))
     for index, entry in enumerate((obj.get("status") or {}).get("podIPs") or []):
@@ -258,21 +281,73 @@ def _none(value: object) -> str:
 
 
 PODS = ResourceType(
-    group="", version="v1", kind="Pod", plural="pods", singular="pod", namespaced=True, short_names=("po",),
-    categories=("all",), status_subresource=True, graceful_deletion=True, merge_keys=POD_MERGE_KEYS,
-    field_labels=getters("spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
-                         "status.phase", "status.podIP", "status.nominatedNodeName"),
-    default_create=_pod_create, default_update=_pod_update, validate=_validate_pod,
+    group="",
+    version="v1",
+    kind="Pod",
+    plural="pods",
+    singular="pod",
+    namespaced=True,
+    short_names=("po",),
+    categories=("all",),
+    status_subresource=True,
+    graceful_deletion=True,
+    merge_keys=POD_MERGE_KEYS,
+    field_labels=getters(
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "status.phase",
+        "status.podIP",
+        "status.nominatedNodeName",
+    ),
+    default_create=_pod_create,
+    default_update=_pod_update,
+    validate=_validate_pod,
     columns=(
         name_column(),
         Column("Ready", "string", _pod_ready, "", "The aggregate readiness state of this pod for accepting traffic."),
         Column("Status", "string", _pod_phase, "", "The aggregate status of the containers in this pod."),
-        Column("Restarts", "integer", _pod_restarts, "", "The number of times the containers in this pod have been restarted."),
+        Column(
+            "Restarts",
+            "integer",
+            _pod_restarts,
+            "",
+            "The number of times the containers in this pod have been restarted.",
+        ),
         _age_column(),
-        Column("IP", "string", lambda o, _n: _none(dig(o, "status.podIP")), "", "IP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated.", 1),
-        Column("Node", "string", lambda o, _n: _none(dig(o, "spec.nodeName")), "", "NodeName is a request to schedule this pod onto a specific node.", 1),
-        Column("Nominated Node", "string", lambda o, _n: _none(dig(o, "status.nominatedNodeName")), "", "nominatedNodeName is set only when this pod preempts other pods on the node.", 1),
-        Column("Readiness Gates", "string", lambda o, _n: "<none>", "", "If specified, all readiness gates will be evaluated for pod readiness.", 1),
+        Column(
+            "IP",
+            "string",
+            lambda o, _n: _none(dig(o, "status.podIP")),
+            "",
+            "IP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated.",
+            1,
+        ),
+        Column(
+            "Node",
+            "string",
+            lambda o, _n: _none(dig(o, "spec.nodeName")),
+            "",
+            "NodeName is a request to schedule this pod onto a specific node.",
+            1,
+        ),
+        Column(
+            "Nominated Node",
+            "string",
+            lambda o, _n: _none(dig(o, "status.nominatedNodeName")),
+            "",
+            "nominatedNodeName is set only when this pod preempts other pods on the node.",
+            1,
+        ),
+        Column(
+            "Readiness Gates",
+            "string",
+            lambda o, _n: "<none>",
+            "",
+            "If specified, all readiness gates will be evaluated for pod readiness.",
+            1,
+        ),
     ),
 )
 
@@ -324,8 +399,14 @@ def _validate_service(obj: JsonDict, old: JsonDict | None) -> list[FieldError]:
     errors: list[FieldError] = []
     kind = spec.get("type")
     if kind not in ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName"):
-        errors.append(FieldError(FieldErrorType.NOT_SUPPORTED, "spec.type", kind,
-                                 'supported values: "ClusterIP", "ExternalName", "LoadBalancer", "NodePort"'))
+        errors.append(
+            FieldError(
+                FieldErrorType.NOT_SUPPORTED,
+                "spec.type",
+                kind,
+                'supported values: "ClusterIP", "ExternalName", "LoadBalancer", "NodePort"',
+            )
+        )
     headless = spec.get("clusterIP") == "None"
     ports = spec.get("ports") or []
     if not ports and not headless and kind != "ExternalName":
@@ -347,22 +428,35 @@ def _validate_service(obj: JsonDict, old: JsonDict | None) -> list[FieldError]:
         if not isinstance(number, int) or not 1 <= number <= 65535:
             errors.append(FieldError(Inv, f"{path}.port", number, "must be between 1 and 65535, inclusive"))
         if port.get("protocol") not in ("TCP", "UDP", "SCTP"):
-            errors.append(FieldError(FieldErrorType.NOT_SUPPORTED, f"{path}.protocol", port.get("protocol"),
-                                     'supported values: "SCTP", "TCP", "UDP"'))
+            errors.append(
+                FieldError(
+                    FieldErrorType.NOT_SUPPORTED,
+                    f"{path}.protocol",
+                    port.get("protocol"),
+                    'supported values: "SCTP", "TCP", "UDP"',
+                )
+            )
     ip = spec.get("clusterIP")
     if old is None and ip and ip != "None":
         try:
             if ipaddress.ip_address(ip) not in SERVICE_CIDR:
-                errors.append(FieldError(Inv, "spec.clusterIPs", [ip],
-                                         f"failed to allocated ip:{ip} with error:provided IP is not in the valid range. "
-                                         f"The range of valid IPs is {SERVICE_CIDR}"))
+                errors.append(
+                    FieldError(
+                        Inv,
+                        "spec.clusterIPs",
+                        [ip],
+                        f"failed to allocated ip:{ip} with error:provided IP is not in the valid range. "
+                        f"The range of valid IPs is {SERVICE_CIDR}",
+                    )
+                )
         except ValueError:
             errors.append(FieldError(Inv, "spec.clusterIP", ip, "must be empty, 'None', or a valid IP address"))
     if old is not None:
         old_ip = (old.get("spec") or {}).get("clusterIP")
         if old_ip and ip != old_ip and kind != "ExternalName":
-            errors.append(FieldError(Inv, "spec.clusterIPs[0]", GoLiteral(f'[]string{{"{ip}"}}'),
-                                     "may not change once set"))
+            errors.append(
+                FieldError(Inv, "spec.clusterIPs[0]", GoLiteral(f'[]string{{"{ip}"}}'), "may not change once set")
+            )
     return errors
 
 
@@ -378,15 +472,30 @@ def _selector_cell(obj: JsonDict, _now: datetime) -> str:
 
 
 SERVICES = ResourceType(
-    group="", version="v1", kind="Service", plural="services", singular="service", namespaced=True,
-    short_names=("svc",), categories=("all",), status_subresource=True, allow_create_on_update=True,
-    allow_unconditional_update=False, unset_resource_version="",
-    delete_returns_status=True, name_rule="dns1035", merge_keys={**COMMON_MERGE_KEYS, "spec.ports": "port"},
-    default_create=_service_create, default_update=_service_update, validate=_validate_service,
+    group="",
+    version="v1",
+    kind="Service",
+    plural="services",
+    singular="service",
+    namespaced=True,
+    short_names=("svc",),
+    categories=("all",),
+    status_subresource=True,
+    allow_create_on_update=True,
+    allow_unconditional_update=False,
+    unset_resource_version="",
+    delete_returns_status=True,
+    name_rule="dns1035",
+    merge_keys={**COMMON_MERGE_KEYS, "spec.ports": "port"},
+    default_create=_service_create,
+    default_update=_service_update,
+    validate=_validate_service,
     columns=(
         name_column(),
         Column("Type", "string", lambda o, _n: dig(o, "spec.type"), "", "The type of the service."),
-        Column("Cluster-IP", "string", lambda o, _n: _none(dig(o, "spec.clusterIP")), "", "The cluster IP of the service."),
+        Column(
+            "Cluster-IP", "string", lambda o, _n: _none(dig(o, "spec.clusterIP")), "", "The cluster IP of the service."
+        ),
         Column("External-IP", "string", lambda o, _n: "<none>", "", "The external IP of the service."),
         Column("Port(s)", "string", _service_ports_cell, "", "The ports of the service."),
         _age_column(),
@@ -407,7 +516,7 @@ CONFIG_KEY_MESSAGE = (
 def _secret_data(obj: JsonDict) -> JsonDict:
     data = obj.get("data") or {}
     if not isinstance(data, dict):
-        raise bad_request("Secret in version \"v1\" cannot be handled as a Secret: data must be an object")
+        raise bad_request('Secret in version "v1" cannot be handled as a Secret: data must be an object')
     for key, value in data.items():
         try:
             base64.b64decode(value if isinstance(value, str) else "", validate=True)
@@ -443,18 +552,29 @@ def _validate_secret(obj: JsonDict, old: JsonDict | None) -> list[FieldError]:
         if obj.get("type") != old.get("type"):
             errors.append(FieldError(Inv, "type", obj.get("type"), "field is immutable"))
         if old.get("immutable") and (obj.get("data") != old.get("data") or not obj.get("immutable")):
-            errors.append(FieldError(FieldErrorType.FORBIDDEN, "data", None,
-                                     "field is immutable when `immutable` is set"))
+            errors.append(
+                FieldError(FieldErrorType.FORBIDDEN, "data", None, "field is immutable when `immutable` is set")
+            )
     return errors
 
 
 SECRETS = ResourceType(
-    group="", version="v1", kind="Secret", plural="secrets", singular="secret", namespaced=True,
-    field_labels=getters("type"), default_create=_secret_create, default_update=_secret_update,
+    group="",
+    version="v1",
+    kind="Secret",
+    plural="secrets",
+    singular="secret",
+    namespaced=True,
+    field_labels=getters("type"),
+    default_create=_secret_create,
+    default_update=_secret_update,
     validate=_validate_secret,
-    columns=(name_column(), Column("Type", "string", lambda o, _n: o.get("type", ""), "", "The type of the secret"),
-             Column("Data", "string", lambda o, _n: len(o.get("data") or {}), "", "The number of data items"),
-             _age_column()),
+    columns=(
+        name_column(),
+        Column("Type", "string", lambda o, _n: o.get("type", ""), "", "The type of the secret"),
+        Column("Data", "string", lambda o, _n: len(o.get("data") or {}), "", "The number of data items"),
+        _age_column(),
+    ),
 )
 
 
@@ -568,9 +688,17 @@ def _validate_v1_event(obj: JsonDict, old: JsonDict | None) -> list[FieldError]:
 
 
 EVENT_FIELDS = getters(
-    "involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
-    "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason",
-    "reportingComponent", "type", "source",
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "type",
+    "source",
 )
 EVENT_FIELDS["source"] = lambda obj: dig(obj, "source.component")
 
@@ -586,9 +714,19 @@ def _last_seen(obj: JsonDict, now: datetime) -> str:
 
 
 CORE_EVENTS = ResourceType(
-    group="", version="v1", kind="Event", plural="events", singular="event", namespaced=True, short_names=("ev",),
-    allow_create_on_update=True, storage="/events", field_labels=EVENT_FIELDS, default_create=_event_times,
-    default_update=_event_update, validate=_validate_legacy_event,
+    group="",
+    version="v1",
+    kind="Event",
+    plural="events",
+    singular="event",
+    namespaced=True,
+    short_names=("ev",),
+    allow_create_on_update=True,
+    storage="/events",
+    field_labels=EVENT_FIELDS,
+    default_create=_event_times,
+    default_update=_event_update,
+    validate=_validate_legacy_event,
     columns=(
         Column("Last Seen", "string", _last_seen, "", "Time when this Event was last seen"),
         Column("Type", "string", lambda o, _n: o.get("type", ""), "", "Type of this event"),
@@ -599,10 +737,22 @@ CORE_EVENTS = ResourceType(
 )
 
 EVENTS_V1 = ResourceType(
-    group="events.k8s.io", version="v1", kind="Event", plural="events", singular="event", namespaced=True,
-    short_names=("ev",), allow_create_on_update=True, storage="/events",
-    field_labels=EVENT_FIELDS, default_create=_event_times, default_update=_event_update, validate=_validate_v1_event,
-    to_storage=_event_from_v1, from_storage=_event_to_v1, columns=CORE_EVENTS.columns,
+    group="events.k8s.io",
+    version="v1",
+    kind="Event",
+    plural="events",
+    singular="event",
+    namespaced=True,
+    short_names=("ev",),
+    allow_create_on_update=True,
+    storage="/events",
+    field_labels=EVENT_FIELDS,
+    default_create=_event_times,
+    default_update=_event_update,
+    validate=_validate_v1_event,
+    to_storage=_event_from_v1,
+    from_storage=_event_to_v1,
+    columns=CORE_EVENTS.columns,
 )
 
 
@@ -629,11 +779,23 @@ def _validate_lease(obj: JsonDict, _old: JsonDict | None) -> list[FieldError]:
 
 
 LEASES = ResourceType(
-    group="coordination.k8s.io", version="v1", kind="Lease", plural="leases", singular="lease", namespaced=True,
-    allow_create_on_update=True, allow_unconditional_update=False, invalid_kind="leases", default_create=_lease_times,
-    default_update=lambda new, _old, cluster: _lease_times(new, cluster), validate=_validate_lease,
-    columns=(name_column(), Column("Holder", "string", lambda o, _n: dig(o, "spec.holderIdentity"), "",
-                                   "The holder of the lease"), _age_column()),
+    group="coordination.k8s.io",
+    version="v1",
+    kind="Lease",
+    plural="leases",
+    singular="lease",
+    namespaced=True,
+    allow_create_on_update=True,
+    allow_unconditional_update=False,
+    invalid_kind="leases",
+    default_create=_lease_times,
+    default_update=lambda new, _old, cluster: _lease_times(new, cluster),
+    validate=_validate_lease,
+    columns=(
+        name_column(),
+        Column("Holder", "string", lambda o, _n: dig(o, "spec.holderIdentity"), "", "The holder of the lease"),
+        _age_column(),
+    ),
 )
 
 
@@ -656,8 +818,9 @@ def _validate_endpointslice(obj: JsonDict, old: JsonDict | None) -> list[FieldEr
     if not kind:
         errors.append(FieldError(Req, "addressType"))
     elif kind not in ("IPv4", "IPv6", "FQDN"):
-        errors.append(FieldError(FieldErrorType.NOT_SUPPORTED, "addressType", kind,
-                                 'supported values: "FQDN", "IPv4", "IPv6"'))
+        errors.append(
+            FieldError(FieldErrorType.NOT_SUPPORTED, "addressType", kind, 'supported values: "FQDN", "IPv4", "IPv6"')
+        )
     if old is not None and old.get("addressType") != kind:
         errors.append(FieldError(Inv, "addressType", kind, "field is immutable"))
     for index, endpoint in enumerate(obj.get("endpoints") or []):
@@ -673,8 +836,7 @@ def _validate_endpointslice(obj: JsonDict, old: JsonDict | None) -> list[FieldEr
                     if (kind == "IPv4") != (parsed.version == 4):
                         raise ValueError
                 except ValueError:
-                    errors.append(FieldError(Inv, f"{path}[{position}]", address,
-                                             f"must be a valid {kind} address"))
+                    errors.append(FieldError(Inv, f"{path}[{position}]", address, f"must be a valid {kind} address"))
     for index, port in enumerate(obj.get("ports") or []):
         name = port.get("name") if isinstance(port, dict) else None
         if name:
@@ -691,12 +853,29 @@ def _endpoints_cell(obj: JsonDict, _now: datetime) -> str:
 
 
 ENDPOINTSLICES = ResourceType(
-    group="discovery.k8s.io", version="v1", kind="EndpointSlice", plural="endpointslices", singular="endpointslice",
-    namespaced=True, has_generation=True, default_create=_endpointslice_defaults,
-    default_update=lambda new, _old, cluster: _endpointslice_defaults(new, cluster), validate=_validate_endpointslice,
-    columns=(name_column(), Column("AddressType", "string", lambda o, _n: o.get("addressType", ""), "", ""),
-             Column("Ports", "string", lambda o, _n: ",".join(str(p.get("port")) for p in o.get("ports") or []) or "<unset>", "", ""),
-             Column("Endpoints", "string", _endpoints_cell, "", ""), _age_column()),
+    group="discovery.k8s.io",
+    version="v1",
+    kind="EndpointSlice",
+    plural="endpointslices",
+    singular="endpointslice",
+    namespaced=True,
+    has_generation=True,
+    default_create=_endpointslice_defaults,
+    default_update=lambda new, _old, cluster: _endpointslice_defaults(new, cluster),
+    validate=_validate_endpointslice,
+    columns=(
+        name_column(),
+        Column("AddressType", "string", lambda o, _n: o.get("addressType", ""), "", ""),
+        Column(
+            "Ports",
+            "string",
+            lambda o, _n: ",".join(str(p.get("port")) for p in o.get("ports") or []) or "<unset>",
+            "",
+            "",
+        ),
+        Column("Endpoints", "string", _endpoints_cell, "", ""),
+        _age_column(),
+    ),
 )
 
 
@@ -723,10 +902,20 @@ def crd_established_status(obj: JsonDict, now: str) -> JsonDict:
     return {
         "acceptedNames": copy.deepcopy(spec.get("names") or {}),
         "conditions": [
-            {"type": "NamesAccepted", "status": "True", "lastTransitionTime": now, "reason": "NoConflicts",
-             "message": "no conflicts found"},
-            {"type": "Established", "status": "True", "lastTransitionTime": now, "reason": "InitialNamesAccepted",
-             "message": "the initial names have been accepted"},
+            {
+                "type": "NamesAccepted",
+                "status": "True",
+                "lastTransitionTime": now,
+                "reason": "NoConflicts",
+                "message": "no conflicts found",
+            },
+            {
+                "type": "Established",
+                "status": "True",
+                "lastTransitionTime": now,
+                "reason": "InitialNamesAccepted",
+                "message": "the initial names have been accepted",
+            },
         ],
         "storedVersions": storage,
     }
@@ -745,19 +934,24 @@ def _validate_crd(obj: JsonDict, old: JsonDict | None) -> list[FieldError]:
         if not names.get(field):
             errors.append(FieldError(Req, f"spec.names.{field}"))
     if names.get("plural") and group and obj["metadata"].get("name") != f"{names['plural']}.{group}":
-        errors.append(FieldError(Inv, "metadata.name", obj["metadata"].get("name"),
-                                 'must be spec.names.plural+"."+spec.group'))
+        errors.append(
+            FieldError(Inv, "metadata.name", obj["metadata"].get("name"), 'must be spec.names.plural+"."+spec.group')
+        )
     scope = spec.get("scope")
     if scope not in ("Namespaced", "Cluster"):
-        errors.append(FieldError(FieldErrorType.NOT_SUPPORTED, "spec.scope", scope, 'supported values: "Cluster", "Namespaced"'))
+        errors.append(
+            FieldError(FieldErrorType.NOT_SUPPORTED, "spec.scope", scope, 'supported values: "Cluster", "Namespaced"')
+        )
     versions = spec.get("versions") or []
-    if not versions:
-        errors.append(FieldError(Inv, "spec.versions", versions, "must have exactly one version marked as storage version"))
-    elif sum(1 for v in versions if isinstance(v, dict) and v.get("storage")) != 1:
-        errors.append(FieldError(Inv, "spec.versions", versions, "must have exactly one version marked as storage version"))
+    if not versions or sum(1 for v in versions if isinstance(v, dict) and v.get("storage")) != 1:
+        errors.append(
+            FieldError(Inv, "spec.versions", versions, "must have exactly one version marked as storage version")
+        )
     for index, version in enumerate(versions):
         if isinstance(version, dict) and not (version.get("schema") or {}).get("openAPIV3Schema"):
-            errors.append(FieldError(Req, f"spec.versions[{index}].schema.openAPIV3Schema", None, "schemas are required"))
+            errors.append(
+                FieldError(Req, f"spec.versions[{index}].schema.openAPIV3Schema", None, "schemas are required")
+            )
     if old is not None:
         for field in ("group",):
             if (old.get("spec") or {}).get(field) != spec.get(field):
@@ -766,17 +960,36 @@ def _validate_crd(obj: JsonDict, old: JsonDict | None) -> list[FieldError]:
 
 
 CRDS = ResourceType(
-    group="apiextensions.k8s.io", version="v1", kind="CustomResourceDefinition", plural="customresourcedefinitions",
-    singular="customresourcedefinition", namespaced=False, short_names=("crd", "crds"), categories=("api-extensions",),
-    status_subresource=True, has_generation=True, allow_unconditional_update=False, default_create=_crd_create,
+    group="apiextensions.k8s.io",
+    version="v1",
+    kind="CustomResourceDefinition",
+    plural="customresourcedefinitions",
+    singular="customresourcedefinition",
+    namespaced=False,
+    short_names=("crd", "crds"),
+    categories=("api-extensions",),
+    status_subresource=True,
+    has_generation=True,
+    allow_unconditional_update=False,
+    default_create=_crd_create,
     validate=_validate_crd,
-    columns=(name_column(), Column("Created At", "date", lambda o, _n: o["metadata"].get("creationTimestamp"), "",
-                                   CREATED_DESCRIPTION)),
+    columns=(
+        name_column(),
+        Column("Created At", "date", lambda o, _n: o["metadata"].get("creationTimestamp"), "", CREATED_DESCRIPTION),
+    ),
 )
 
 
 BUILTIN_TYPES: tuple[ResourceType, ...] = (
-    NAMESPACES, PODS, SERVICES, SECRETS, CORE_EVENTS, EVENTS_V1, LEASES, ENDPOINTSLICES, CRDS,
+    NAMESPACES,
+    PODS,
+    SERVICES,
+    SECRETS,
+    CORE_EVENTS,
+    EVENTS_V1,
+    LEASES,
+    ENDPOINTSLICES,
+    CRDS,
 )
 
 
@@ -786,20 +999,27 @@ def check_body_shape(obj: object, resource: ResourceType) -> JsonDict:
         raise bad_request(f"Object 'Kind' is missing in '{obj!r}'"[:300])
     kind, api_version = obj.get("kind"), obj.get("apiVersion")
     if api_version is not None and api_version != resource.api_version:
-        raise bad_request(f"the API version in the data ({api_version}) does not match the expected API version "
-                          f"({resource.api_version})")
+        raise bad_request(
+            f"the API version in the data ({api_version}) does not match the expected API version "
+            f"({resource.api_version})"
+        )
     if kind and kind != resource.kind:
         if not resource.builtin:  # the custom resource validator reports it as a field
             name = (obj.get("metadata") or {}).get("name", "") if isinstance(obj.get("metadata"), dict) else ""
-            raise invalid(str(kind), resource.group, str(name), [FieldError(
-                Inv, "kind", kind, f"must be {resource.kind}")])
-        raise bad_request(f'{kind} in version "{resource.version}" cannot be handled as a {resource.kind}: '
-                          f"converting (v1.{kind}) to (core.{resource.kind}): unknown conversion")
+            raise invalid(
+                str(kind), resource.group, str(name), [FieldError(Inv, "kind", kind, f"must be {resource.kind}")]
+            )
+        raise bad_request(
+            f'{kind} in version "{resource.version}" cannot be handled as a {resource.kind}: '
+            f"converting (v1.{kind}) to (core.{resource.kind}): unknown conversion"
+        )
     metadata = obj.get("metadata", {})
     if metadata is None:
         metadata = {}
     if not isinstance(metadata, dict):
-        raise bad_request(f'{resource.kind} in version "{resource.version}" cannot be handled as a {resource.kind}: '
-                          "metadata must be an object")
+        raise bad_request(
+            f'{resource.kind} in version "{resource.version}" cannot be handled as a {resource.kind}: '
+            "metadata must be an object"
+        )
     obj["metadata"] = metadata
     return obj

@@ -101,13 +101,15 @@ def resource_list(types: Iterable[ResourceType], group_name: str, version: str) 
             entry["categories"] = list(resource.categories)
         resources.append(entry)
         for sub in (("status",) if resource.status_subresource else ()) + resource.extra_subresources:
-            resources.append({
-                "name": f"{resource.plural}/{sub}",
-                "singularName": "",
-                "namespaced": resource.namespaced,
-                "kind": resource.kind,
-                "verbs": ["get", "patch", "update"] if sub == "status" else ["update"],
-            })
+            resources.append(
+                {
+                    "name": f"{resource.plural}/{sub}",
+                    "singularName": "",
+                    "namespaced": resource.namespaced,
+                    "kind": resource.kind,
+                    "verbs": ["get", "patch", "update"] if sub == "status" else ["update"],
+                }
+            )
     group_version = f"{group_name}/{version}" if group_name else version
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}
 
@@ -116,8 +118,7 @@ def resource_list(types: Iterable[ResourceType], group_name: str, version: str) 
 
 
 def openapi_json() -> JsonDict:
-    return {"swagger": "2.0", "info": {"title": "Kubernetes", "version": GIT_VERSION}, "paths": {},
-            "definitions": {}}
+    return {"swagger": "2.0", "info": {"title": "Kubernetes", "version": GIT_VERSION}, "paths": {}, "definitions": {}}
 
 
 def _varint(value: int) -> bytes:

@@ -102,7 +102,11 @@ class InProcessKube:
         self.requests.append(("patch" if subresource is None else f"patch/{subresource}", resource.plural, name))
         with _as_kube_errors():
             obj = self.store.patch(
-                self._type(resource), namespace or "", name, content_type, copy.deepcopy(patch),
+                self._type(resource),
+                namespace or "",
+                name,
+                content_type,
+                copy.deepcopy(patch),
                 subresource=subresource or "",
             )
             return self._settled(obj)

@@ -153,7 +153,7 @@ def parse_time(text: str, *, micro: bool) -> datetime | None:
             digits = re.match(r"\d+", rest)
             assert digits is not None
             fraction = digits.group(0)
-            fixed = f"{head}.{(fraction + '000000')[:6]}{rest[len(fraction):]}"
+            fixed = f"{head}.{(fraction + '000000')[:6]}{rest[len(fraction) :]}"
         return datetime.fromisoformat(fixed)
     except ValueError:
         return None

@@ -138,7 +138,7 @@ def crd_served_types(crd: JsonDict) -> list[ResourceType]:
         if not version.get("served", True):
             continue
         schema = root_schema(version)
-        status = "status" in ((version.get("subresources") or {}))
+        status = "status" in (version.get("subresources") or {})
         result.append(
             ResourceType(
                 group=spec.get("group", ""),

@@ -129,20 +129,30 @@ def validate(value: Any, schema: Schema | None, path: str = "") -> list[FieldErr
         if schema.get("nullable"):
             return []
         if "type" in schema:
-            return [FieldError(FieldErrorType.INVALID, path, "null",
-                               f'{name} in body must be of type {schema["type"]}: "null"')]
+            return [
+                FieldError(
+                    FieldErrorType.INVALID, path, "null", f'{name} in body must be of type {schema["type"]}: "null"'
+                )
+            ]
         return []
     expected = schema.get("type")
     int_or_string = schema.get("x-kubernetes-int-or-string")
     if int_or_string:
         if not isinstance(value, int | str) or isinstance(value, bool):
-            errors.append(FieldError(FieldErrorType.INVALID, path, _json_type(value),
-                                     f'{name} in body must be of type integer,string: "{_json_type(value)}"'))
+            errors.append(
+                FieldError(
+                    FieldErrorType.INVALID,
+                    path,
+                    _json_type(value),
+                    f'{name} in body must be of type integer,string: "{_json_type(value)}"',
+                )
+            )
             return errors
     elif expected and not _type_ok(expected, value):
         actual = _json_type(value)
-        return [FieldError(FieldErrorType.INVALID, path, actual,
-                           f'{name} in body must be of type {expected}: "{actual}"')]
+        return [
+            FieldError(FieldErrorType.INVALID, path, actual, f'{name} in body must be of type {expected}: "{actual}"')
+        ]
     if "enum" in schema and value not in schema["enum"]:
         supported = ", ".join(json.dumps(_enum_text(v)) for v in schema["enum"])
         errors.append(FieldError(FieldErrorType.NOT_SUPPORTED, path, value, f"supported values: {supported}"))
@@ -156,27 +166,52 @@ def validate(value: Any, schema: Schema | None, path: str = "") -> list[FieldErr
             high = schema["maximum"]
             if value > high or (schema.get("exclusiveMaximum") and value == high):
                 word = "less than" if schema.get("exclusiveMaximum") else "less than or equal to"
-                errors.append(FieldError(FieldErrorType.INVALID, path, value, f"{name} in body should be {word} {high}"))
+                errors.append(
+                    FieldError(FieldErrorType.INVALID, path, value, f"{name} in body should be {word} {high}")
+                )
     if isinstance(value, str):
         if "maxLength" in schema and len(value) > schema["maxLength"]:
-            errors.append(FieldError(FieldErrorType.TOO_LONG, path, value,
-                                     f"may not be longer than {schema['maxLength']}"))
+            errors.append(
+                FieldError(FieldErrorType.TOO_LONG, path, value, f"may not be longer than {schema['maxLength']}")
+            )
         if "minLength" in schema and len(value) < schema["minLength"]:
-            errors.append(FieldError(FieldErrorType.INVALID, path, value,
-                                     f"{name} in body should be at least {schema['minLength']} chars long"))
+            errors.append(
+                FieldError(
+                    FieldErrorType.INVALID,
+                    path,
+                    value,
+                    f"{name} in body should be at least {schema['minLength']} chars long",
+                )
+            )
         if "pattern" in schema and re.search(schema["pattern"], value) is None:
-            errors.append(FieldError(FieldErrorType.INVALID, path, value,
-                                     f"{name} in body should match '{schema['pattern']}'"))
+            errors.append(
+                FieldError(FieldErrorType.INVALID, path, value, f"{name} in body should match '{schema['pattern']}'")
+            )
         if "format" in schema and not _format_ok(schema["format"], value):
-            errors.append(FieldError(FieldErrorType.INVALID, path, value,
-                                     f'{name} in body must be of type {schema["format"]}: "{value}"'))
+            errors.append(
+                FieldError(
+                    FieldErrorType.INVALID, path, value, f'{name} in body must be of type {schema["format"]}: "{value}"'
+                )
+            )
     if isinstance(value, list):
         if "maxItems" in schema and len(value) > schema["maxItems"]:
-            errors.append(FieldError(FieldErrorType.INVALID, path, value,
-                                     f"{name} in body should have at most {schema['maxItems']} items"))
+            errors.append(
+                FieldError(
+                    FieldErrorType.INVALID,
+                    path,
+                    value,
+                    f"{name} in body should have at most {schema['maxItems']} items",
+                )
+            )
         if "minItems" in schema and len(value) < schema["minItems"]:
-            errors.append(FieldError(FieldErrorType.INVALID, path, value,
-                                     f"{name} in body should have at least {schema['minItems']} items"))
+            errors.append(
+                FieldError(
+                    FieldErrorType.INVALID,
+                    path,
+                    value,
+                    f"{name} in body should have at least {schema['minItems']} items",
+                )
+            )
         items = schema.get("items")
         if isinstance(items, dict):
             # go-openapi (as used by kube-apiserver v1.20) names an item's field without its index:

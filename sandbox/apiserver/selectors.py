@@ -83,12 +83,12 @@ def _split_top_level(text: str) -> list[str]:
 
 def _check_key(key: str, whole: str) -> None:
     if not key or not _KEY.fullmatch(key):
-        raise bad_request(f"unable to parse requirement: invalid label key \"{key}\" in selector \"{whole}\"")
+        raise bad_request(f'unable to parse requirement: invalid label key "{key}" in selector "{whole}"')
 
 
 def _check_value(value: str, whole: str) -> None:
     if len(value) > 63 or not _VALUE.fullmatch(value):
-        raise bad_request(f"unable to parse requirement: invalid label value: \"{value}\" in selector \"{whole}\"")
+        raise bad_request(f'unable to parse requirement: invalid label value: "{value}" in selector "{whole}"')
 
 
 _SET = re.compile(r"^\s*(?P<key>\S+?)\s+(?P<op>in|notin)\s*\((?P<values>[^()]*)\)\s*$")
@@ -102,7 +102,7 @@ def parse_label_selector(text: str | None) -> LabelSelector:
     for raw in _split_top_level(text):
         part = raw.strip()
         if not part:
-            raise bad_request(f'unable to parse requirement: found \'\', expected: identifier in selector "{text}"')
+            raise bad_request(f"unable to parse requirement: found '', expected: identifier in selector \"{text}\"")
         if part.startswith("!"):
             key = part[1:].strip()
             _check_key(key, text)
@@ -168,10 +168,10 @@ def parse_field_selector(text: str | None, supported: Mapping[str, FieldGetter])
         part = raw.strip()
         match = re.fullmatch(r"(?P<field>[^=!]+?)\s*(?P<op>==|=|!=)\s*(?P<value>.*)", part)
         if match is None:
-            raise bad_request(f'invalid selector: \'{text}\'; can\'t understand \'{part}\'')
+            raise bad_request(f"invalid selector: '{text}'; can't understand '{part}'")
         name = match["field"].strip()
         if name not in supported:
-            raise bad_request(f'field label not supported: {name}')
+            raise bad_request(f"field label not supported: {name}")
         requirements.append(FieldRequirement(name, match["value"].strip(), match["op"] != "!="))
     return FieldSelector(tuple(requirements))
 

@@ -87,8 +87,13 @@ def negotiate(accept: str | None) -> Rendering:
         if wanted:
             continue
         return Rendering("application/yaml" if media == "application/yaml" else "application/json")
-    raise ApiError(406, "NotAcceptable", "only the following media types are accepted: "
-                   "application/json, application/yaml, application/vnd.kubernetes.protobuf", {})
+    raise ApiError(
+        406,
+        "NotAcceptable",
+        "only the following media types are accepted: "
+        "application/json, application/yaml, application/vnd.kubernetes.protobuf",
+        {},
+    )
 
 
 def _bool(value: str | None) -> bool:
@@ -261,10 +266,12 @@ class ApiServer:
     @staticmethod
     def _respond(body: Any, rendering: Rendering, status: int = 200) -> web.Response:
         if rendering.media_type == "application/yaml":
-            return web.Response(text=yaml.safe_dump(body, sort_keys=False), status=status,
-                                content_type="application/yaml")
-        return web.Response(text=json.dumps(body, separators=(",", ":")), status=status,
-                            content_type="application/json")
+            return web.Response(
+                text=yaml.safe_dump(body, sort_keys=False), status=status, content_type="application/yaml"
+            )
+        return web.Response(
+            text=json.dumps(body, separators=(",", ":")), status=status, content_type="application/json"
+        )
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
@@ -397,8 +404,9 @@ class ApiServer:
             if target.subresource == "finalize":
                 obj, created = self._finalize_namespace(target, body)
             else:
-                obj, created = store.update(resource, namespace, target.name, body, subresource=target.subresource,
-                                            dry_run=dry_run)
+                obj, created = store.update(
+                    resource, namespace, target.name, body, subresource=target.subresource, dry_run=dry_run
+                )
             return self._respond(self._render_one(resource, obj, rendering), rendering, 201 if created else 200)
         if method == "PATCH":
             media, _ = _media_params(request.headers.get("Content-Type", ""))
@@ -407,8 +415,9 @@ class ApiServer:
                 await self._read_body(request)
                 raise errors.unsupported_media_type(media, allowed)
             patch = await self._decode_body(request, allowed=allowed, resource=resource)
-            obj = store.patch(resource, namespace, target.name, media, patch, subresource=target.subresource,
-                              dry_run=dry_run)
+            obj = store.patch(
+                resource, namespace, target.name, media, patch, subresource=target.subresource, dry_run=dry_run
+            )
             return self._respond(self._render_one(resource, obj, rendering), rendering)
         if method == "DELETE":
             if target.subresource:
@@ -422,8 +431,11 @@ class ApiServer:
 
     @staticmethod
     def _success_status(resource: ResourceType, obj: JsonDict) -> JsonDict:
-        details: JsonDict = {"name": obj["metadata"]["name"], "kind": resource.plural,
-                             "uid": obj["metadata"].get("uid")}
+        details: JsonDict = {
+            "name": obj["metadata"]["name"],
+            "kind": resource.plural,
+            "uid": obj["metadata"].get("uid"),
+        }
         if resource.group:
             details["group"] = resource.group
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
@@ -439,8 +451,13 @@ class ApiServer:
 
     def _render_one(self, resource: ResourceType, obj: JsonDict, rendering: Rendering) -> JsonDict:
         if rendering.table_version and obj.get("kind") == resource.kind:
-            return table(resource, [obj], list_metadata={"resourceVersion": obj["metadata"].get("resourceVersion", "")},
-                         table_version=rendering.table_version, include_object="Metadata")
+            return table(
+                resource,
+                [obj],
+                list_metadata={"resourceVersion": obj["metadata"].get("resourceVersion", "")},
+                table_version=rendering.table_version,
+                include_object="Metadata",
+            )
         return obj
 
     def _selectors(self, target: Target, query: dict[str, str]) -> tuple[Any, Any]:
@@ -457,19 +474,29 @@ class ApiServer:
         if query.get("resourceVersion"):
             parse_resource_version(query["resourceVersion"])
         namespace = target.namespace if target.resource.namespaced else None
-        page = self.store.list_objects(target.resource, namespace, labels, fields, limit=limit,
-                               continue_token=query.get("continue", ""))
+        page = self.store.list_objects(
+            target.resource, namespace, labels, fields, limit=limit, continue_token=query.get("continue", "")
+        )
         metadata: JsonDict = {"resourceVersion": str(page.resource_version)}
         if page.continue_token:
             metadata["continue"] = page.continue_token
         if page.remaining is not None:
             metadata["remainingItemCount"] = page.remaining
         if rendering.table_version:
-            body = table(target.resource, page.items, list_metadata=metadata, table_version=rendering.table_version,
-                         include_object=query.get("includeObject", "Metadata"))
+            body = table(
+                target.resource,
+                page.items,
+                list_metadata=metadata,
+                table_version=rendering.table_version,
+                include_object=query.get("includeObject", "Metadata"),
+            )
         else:
-            body = {"kind": f"{target.resource.kind}List", "apiVersion": target.resource.api_version,
-                    "metadata": metadata, "items": page.items}
+            body = {
+                "kind": f"{target.resource.kind}List",
+                "apiVersion": target.resource.api_version,
+                "metadata": metadata,
+                "items": page.items,
+            }
         return self._respond(body, rendering)
 
     async def _delete_options(self, request: web.Request, query: dict[str, str]) -> DeleteOptions:
@@ -481,8 +508,9 @@ class ApiServer:
             raise errors.bad_request(f"json parse error: {error}") from None
         return DeleteOptions.parse(body, query)
 
-    async def _delete_collection(self, request: web.Request, target: Target, query: dict[str, str],
-                                 rendering: Rendering) -> web.Response:
+    async def _delete_collection(
+        self, request: web.Request, target: Target, query: dict[str, str], rendering: Rendering
+    ) -> web.Response:
         labels, fields = self._selectors(target, query)
         options = await self._delete_options(request, query)
         namespace = target.namespace if target.resource.namespaced else None
@@ -492,9 +520,15 @@ class ApiServer:
             meta = obj["metadata"]
             with contextlib.suppress(ApiError):
                 deleted.append(self.store.delete(target.resource, meta.get("namespace", ""), meta["name"], options)[0])
-        return self._respond({"kind": f"{target.resource.kind}List", "apiVersion": target.resource.api_version,
-                              "metadata": {"resourceVersion": str(self.store.resource_version)}, "items": deleted},
-                             rendering)
+        return self._respond(
+            {
+                "kind": f"{target.resource.kind}List",
+                "apiVersion": target.resource.api_version,
+                "metadata": {"resourceVersion": str(self.store.resource_version)},
+                "items": deleted,
+            },
+            rendering,
+        )
 
     async def _watch(self, request: web.Request, target: Target, rendering: Rendering) -> web.StreamResponse:
         query = request.query
@@ -577,15 +611,23 @@ class _WatchStream:
 
     def _encode(self, event_type: str, obj: JsonDict) -> bytes:
         if self.rendering.table_version and event_type in ("ADDED", "MODIFIED", "DELETED"):
-            obj = table(self.resource, [obj], list_metadata={"resourceVersion": obj["metadata"]["resourceVersion"]},
-                        table_version=self.rendering.table_version, include_object="Metadata")
+            obj = table(
+                self.resource,
+                [obj],
+                list_metadata={"resourceVersion": obj["metadata"]["resourceVersion"]},
+                table_version=self.rendering.table_version,
+                include_object="Metadata",
+            )
         if self.rendering.media_type == "application/yaml":
             return (yaml.safe_dump({"type": event_type, "object": obj}) + "---\n").encode()
         return _event_line(event_type, obj)
 
     def _bookmark(self) -> bytes:
-        obj = {"kind": self.resource.kind, "apiVersion": self.resource.api_version,
-               "metadata": {"resourceVersion": str(self.server.store.resource_version)}}
+        obj = {
+            "kind": self.resource.kind,
+            "apiVersion": self.resource.api_version,
+            "metadata": {"resourceVersion": str(self.server.store.resource_version)},
+        }
         return _event_line("BOOKMARK", obj)
 
     async def run(self, response: web.StreamResponse, request: web.Request, timeout: float | None) -> None:

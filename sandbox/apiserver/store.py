@@ -154,9 +154,19 @@ class DeleteOptions:
                 source[key] = query[key]
         policy = source.get("propagationPolicy")
         if policy is not None and policy not in ("Orphan", "Background", "Foreground"):
-            raise errors.invalid("DeleteOptions", "", "", [FieldError(
-                FieldErrorType.NOT_SUPPORTED, "propagationPolicy", policy,
-                'supported values: "Foreground", "Background", "Orphan", "nil"')])
+            raise errors.invalid(
+                "DeleteOptions",
+                "",
+                "",
+                [
+                    FieldError(
+                        FieldErrorType.NOT_SUPPORTED,
+                        "propagationPolicy",
+                        policy,
+                        'supported values: "Foreground", "Background", "Orphan", "nil"',
+                    )
+                ],
+            )
         grace = source.get("gracePeriodSeconds")
         try:
             grace_value = None if grace is None else int(grace)
@@ -168,15 +178,21 @@ class DeleteOptions:
         preconditions = source.get("preconditions") or {}
         if not isinstance(preconditions, dict):
             raise errors.bad_request("preconditions must be an object")
-        return cls(policy, grace_value, preconditions.get("uid"), preconditions.get("resourceVersion"),
-                   orphan if isinstance(orphan, bool) else None)
+        return cls(
+            policy,
+            grace_value,
+            preconditions.get("uid"),
+            preconditions.get("resourceVersion"),
+            orphan if isinstance(orphan, bool) else None,
+        )
 
 
 class Store:
     """All objects of the emulated cluster, their history, the watchers, and the background controllers."""
 
-    def __init__(self, *, clock: Callable[[], datetime] | None = None, history_limit: int = 1000,
-                 snapshot_limit: int = 256) -> None:
+    def __init__(
+        self, *, clock: Callable[[], datetime] | None = None, history_limit: int = 1000, snapshot_limit: int = 256
+    ) -> None:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._history_limit = history_limit
         self._snapshot_limit = snapshot_limit
@@ -259,8 +275,11 @@ class Store:
 
     def _served(self, resource: ResourceType, stored: JsonDict) -> JsonDict:
         served = resource.from_storage(stored)
-        return {"kind": resource.kind, "apiVersion": resource.api_version,
-                **{k: v for k, v in served.items() if k not in ("kind", "apiVersion")}}
+        return {
+            "kind": resource.kind,
+            "apiVersion": resource.api_version,
+            **{k: v for k, v in served.items() if k not in ("kind", "apiVersion")},
+        }
 
     def _lookup(self, resource: ResourceType, namespace: str, name: str) -> JsonDict:
         stored = self._objects.get(resource.storage_key, {}).get((namespace if resource.namespaced else "", name))
@@ -271,14 +290,23 @@ class Store:
     def get(self, resource: ResourceType, namespace: str, name: str) -> JsonDict:
         return self._served(resource, self._lookup(resource, namespace, name))
 
-    def _matching(self, resource: ResourceType, namespace: str | None, labels: LabelSelector,
-                  fields: FieldSelector) -> list[JsonDict]:
+    def _matching(
+        self, resource: ResourceType, namespace: str | None, labels: LabelSelector, fields: FieldSelector
+    ) -> list[JsonDict]:
         probe = Watcher(resource, namespace, labels, fields, lambda _t, _o: None)
         objects = self._objects.get(resource.storage_key, {})
         return [objects[key] for key in sorted(objects) if probe.matches(objects[key])]
 
-    def list_objects(self, resource: ResourceType, namespace: str | None, labels: LabelSelector, fields: FieldSelector,
-             *, limit: int = 0, continue_token: str = "") -> ListPage:
+    def list_objects(
+        self,
+        resource: ResourceType,
+        namespace: str | None,
+        labels: LabelSelector,
+        fields: FieldSelector,
+        *,
+        limit: int = 0,
+        continue_token: str = "",
+    ) -> ListPage:
         if continue_token:
             snapshot_id, offset = self._decode_continue(continue_token)
             snapshot = self._snapshots.get(snapshot_id)
@@ -303,8 +331,7 @@ class Store:
             self._snapshots.popitem(last=False)
         token = base64.urlsafe_b64encode(json.dumps({"s": snapshot_id, "o": offset + limit}).encode()).decode()
         remaining = len(items) - limit if labels.empty and fields.empty else None
-        return ListPage([self._served(resource, o) for o in items[:limit]], snapshot.resource_version, token,
-                        remaining)
+        return ListPage([self._served(resource, o) for o in items[:limit]], snapshot.resource_version, token, remaining)
 
     @staticmethod
     def _decode_continue(token: str) -> tuple[str, int]:
@@ -387,12 +414,22 @@ class Store:
             raise errors.namespace_not_found(namespace)
         if creating and ns["metadata"].get("deletionTimestamp"):
             raise errors.ApiError(
-                403, "Forbidden",
+                403,
+                "Forbidden",
                 f'{resource.group_resource} "{namespace}" is forbidden: unable to create new content in namespace '
                 f"{namespace} because it is being terminated",
-                {"name": namespace, "group": resource.group, "kind": resource.plural,
-                 "causes": [{"reason": "NamespaceTerminating", "message": f"namespace {namespace} is being "
-                             "terminated", "field": "metadata.namespace"}]},
+                {
+                    "name": namespace,
+                    "group": resource.group,
+                    "kind": resource.plural,
+                    "causes": [
+                        {
+                            "reason": "NamespaceTerminating",
+                            "message": f"namespace {namespace} is being terminated",
+                            "field": "metadata.namespace",
+                        }
+                    ],
+                },
             )
 
     def _metadata_errors(self, resource: ResourceType, obj: JsonDict) -> list[FieldError]:
@@ -400,28 +437,41 @@ class Store:
         problems: list[FieldError] = []
         name = metadata.get("name")
         if not name:
-            problems.append(FieldError(FieldErrorType.REQUIRED, "metadata.name", None,
-                                       "name or generateName is required"))
+            problems.append(
+                FieldError(FieldErrorType.REQUIRED, "metadata.name", None, "name or generateName is required")
+            )
         elif isinstance(name, str):
             problems.extend(name_field_errors(name, resource.name_rule))
         problems.extend(labels_field_errors(metadata.get("labels")))
         finalizers = [str(f) for f in metadata.get("finalizers") or []]
         for finalizer in finalizers:  # apimachinery's check names the list, not the item
-            problems.extend(FieldError(FieldErrorType.INVALID, "metadata.finalizers", finalizer, p)
-                            for p in qualified_name_errors(finalizer))
+            problems.extend(
+                FieldError(FieldErrorType.INVALID, "metadata.finalizers", finalizer, p)
+                for p in qualified_name_errors(finalizer)
+            )
         if resource.builtin and not resource.group:  # core kinds add their own check, per item
             for index, finalizer in enumerate(finalizers):
                 if "/" not in finalizer and finalizer not in STANDARD_FINALIZERS:
-                    problems.append(FieldError(FieldErrorType.INVALID, f"metadata.finalizers[{index}]", finalizer,
-                                               "name is neither a standard finalizer name nor is it fully qualified"))
+                    problems.append(
+                        FieldError(
+                            FieldErrorType.INVALID,
+                            f"metadata.finalizers[{index}]",
+                            finalizer,
+                            "name is neither a standard finalizer name nor is it fully qualified",
+                        )
+                    )
         for index, owner in enumerate(metadata.get("ownerReferences") or []):
             path = f"metadata.ownerReferences[{index}]"
             if not isinstance(owner, dict):
                 continue
             for key in ("apiVersion", "kind", "name", "uid"):
                 if not owner.get(key):
-                    detail = {"apiVersion": "version must not be empty", "kind": "kind must not be empty",
-                              "name": "name must not be empty", "uid": "uid must not be empty"}[key]
+                    detail = {
+                        "apiVersion": "version must not be empty",
+                        "kind": "kind must not be empty",
+                        "name": "name must not be empty",
+                        "uid": "uid must not be empty",
+                    }[key]
                     problems.append(FieldError(FieldErrorType.INVALID, f"{path}.{key}", owner.get(key, ""), detail))
         return problems
 
@@ -438,7 +488,8 @@ class Store:
             body_namespace = metadata.get("namespace") or ""
             if body_namespace and body_namespace != namespace:
                 raise errors.bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request")
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
             metadata["namespace"] = namespace
         else:
             metadata.pop("namespace", None)
@@ -447,8 +498,15 @@ class Store:
         if not metadata.get("name") and metadata.get("generateName"):
             metadata["name"] = generated_name(str(metadata["generateName"]))
         self._check_namespace(resource, namespace, creating=True)
-        for server_owned in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
-                             "selfLink", "managedFields", "generation"):
+        for server_owned in (
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+            "managedFields",
+            "generation",
+        ):
             metadata.pop(server_owned, None)
         if resource.status_subresource and not resource.builtin:
             obj.pop("status", None)
@@ -472,9 +530,19 @@ class Store:
         ip = (obj.get("spec") or {}).get("clusterIP") if resource.kind == "Service" and not resource.group else None
         if ip and ip != "None":
             if ip in self._allocated_ips:
-                raise errors.invalid(resource.kind, resource.group, metadata["name"], [FieldError(
-                    FieldErrorType.INVALID, "spec.clusterIPs", [ip],
-                    f"failed to allocated ip:{ip} with error:provided IP is already allocated")])
+                raise errors.invalid(
+                    resource.kind,
+                    resource.group,
+                    metadata["name"],
+                    [
+                        FieldError(
+                            FieldErrorType.INVALID,
+                            "spec.clusterIPs",
+                            [ip],
+                            f"failed to allocated ip:{ip} with error:provided IP is already allocated",
+                        )
+                    ],
+                )
             self._allocated_ips.add(ip)
         metadata["resourceVersion"] = str(self._next_resource_version())
         self._objects[resource.storage_key][key] = obj
@@ -488,24 +556,44 @@ class Store:
         names = spec.get("names") or {}
         for other in self._objects[CRDS.storage_key].values():
             other_spec = other.get("spec") or {}
-            if other_spec.get("group") == spec.get("group") and (other_spec.get("names") or {}).get("kind") == names.get("kind"):
-                raise errors.invalid(CRDS.kind, CRDS.group, crd["metadata"].get("name", ""), [FieldError(
-                    FieldErrorType.INVALID, "spec.names.kind", names.get("kind"), "kind is already in use")])
+            if other_spec.get("group") == spec.get("group") and (other_spec.get("names") or {}).get(
+                "kind"
+            ) == names.get("kind"):
+                raise errors.invalid(
+                    CRDS.kind,
+                    CRDS.group,
+                    crd["metadata"].get("name", ""),
+                    [
+                        FieldError(
+                            FieldErrorType.INVALID, "spec.names.kind", names.get("kind"), "kind is already in use"
+                        )
+                    ],
+                )
 
     # --- updating ---------------------------------------------------------------------------------------------------
 
-    def update(self, resource: ResourceType, namespace: str, name: str, body: object, *,
-               subresource: str = "", dry_run: bool = False) -> tuple[JsonDict, bool]:
+    def update(
+        self,
+        resource: ResourceType,
+        namespace: str,
+        name: str,
+        body: object,
+        *,
+        subresource: str = "",
+        dry_run: bool = False,
+    ) -> tuple[JsonDict, bool]:
         """PUT. Returns (object, created): a kind that allows create-on-update creates a missing object."""
         obj = resource.to_storage(check_body_shape(copy.deepcopy(body), resource))
         metadata = obj["metadata"]
         if metadata.get("name", "") != name:
             raise errors.bad_request(
-                f"the name of the object ({metadata.get('name', '')}) does not match the name on the URL ({name})")
+                f"the name of the object ({metadata.get('name', '')}) does not match the name on the URL ({name})"
+            )
         if resource.namespaced:
             if metadata.get("namespace") and metadata["namespace"] != namespace:
                 raise errors.bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request")
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
             metadata["namespace"] = namespace
         key = (namespace if resource.namespaced else "", name)
         old = self._objects.get(resource.storage_key, {}).get(key)
@@ -516,13 +604,23 @@ class Store:
             raise errors.not_found(resource.plural, resource.group, name)
         return self._write(resource, old, obj, subresource=subresource, dry_run=dry_run), False
 
-    def patch(self, resource: ResourceType, namespace: str, name: str, patch_type: str, patch: object, *,
-              subresource: str = "", dry_run: bool = False) -> JsonDict:
+    def patch(
+        self,
+        resource: ResourceType,
+        namespace: str,
+        name: str,
+        patch_type: str,
+        patch: object,
+        *,
+        subresource: str = "",
+        dry_run: bool = False,
+    ) -> JsonDict:
         if patch_type == STRATEGIC_MERGE_PATCH and not resource.builtin:
             raise errors.unsupported_media_type(patch_type, [JSON_PATCH, MERGE_PATCH, APPLY_PATCH])
         if patch_type == APPLY_PATCH:
-            raise errors.unsupported_media_type(patch_type, [JSON_PATCH, MERGE_PATCH] + (
-                [STRATEGIC_MERGE_PATCH] if resource.builtin else []))
+            raise errors.unsupported_media_type(
+                patch_type, [JSON_PATCH, MERGE_PATCH] + ([STRATEGIC_MERGE_PATCH] if resource.builtin else [])
+            )
         old = self._lookup(resource, namespace, name)
         current = self._served(resource, old)
         if patch_type == MERGE_PATCH:
@@ -541,23 +639,34 @@ class Store:
         metadata = obj["metadata"]
         if metadata.get("name") != name:
             raise errors.bad_request(
-                f"the name of the object ({metadata.get('name', '')}) does not match the name on the URL ({name})")
+                f"the name of the object ({metadata.get('name', '')}) does not match the name on the URL ({name})"
+            )
         if resource.namespaced and metadata.get("namespace", namespace) != namespace:
             raise errors.bad_request(
-                "the namespace of the provided object does not match the namespace sent on the request")
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
         if not metadata.get("resourceVersion"):
             metadata["resourceVersion"] = old["metadata"]["resourceVersion"]
         return self._write(resource, old, obj, subresource=subresource, dry_run=dry_run)
 
-    def _write(self, resource: ResourceType, old: JsonDict, obj: JsonDict, *, subresource: str,
-               dry_run: bool) -> JsonDict:
+    def _write(
+        self, resource: ResourceType, old: JsonDict, obj: JsonDict, *, subresource: str, dry_run: bool
+    ) -> JsonDict:
         metadata = obj["metadata"]
         name = old["metadata"]["name"]
         sent_version = metadata.get("resourceVersion")
         if not sent_version and not resource.allow_unconditional_update:
             shown = GoLiteral("0x0") if resource.unset_resource_version is None else resource.unset_resource_version
-            raise errors.invalid(resource.invalid_kind or resource.kind, resource.group, name, [FieldError(
-                FieldErrorType.INVALID, "metadata.resourceVersion", shown, "must be specified for an update")])
+            raise errors.invalid(
+                resource.invalid_kind or resource.kind,
+                resource.group,
+                name,
+                [
+                    FieldError(
+                        FieldErrorType.INVALID, "metadata.resourceVersion", shown, "must be specified for an update"
+                    )
+                ],
+            )
         if sent_version and sent_version != old["metadata"]["resourceVersion"]:
             raise errors.conflict(resource.plural, resource.group, name, errors.STALE)
         sent_uid = obj["metadata"].get("uid")
@@ -567,8 +676,16 @@ class Store:
             raise errors.invalid(resource.invalid_kind or resource.kind, resource.group, name, [immutable, immutable])
         new = self._merge_subresource(resource, old, obj, subresource)
         new_meta = new["metadata"]
-        for owned in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation",
-                      "selfLink", "namespace", "name"):
+        for owned in (
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "selfLink",
+            "namespace",
+            "name",
+        ):
             if owned in old["metadata"]:
                 new_meta[owned] = old["metadata"][owned]
             else:
@@ -578,10 +695,20 @@ class Store:
             added = [f for f in new_meta.get("finalizers") or [] if f not in (old["metadata"].get("finalizers") or [])]
             if added:
                 listed = ", ".join(json.dumps(f) for f in added)
-                raise errors.invalid(resource.kind, resource.group, name, [FieldError(
-                    FieldErrorType.FORBIDDEN, "metadata.finalizers", None,
-                    f"no new finalizers can be added if the object is being deleted, found new finalizers "
-                    f"[]string{{{listed}}}")])
+                raise errors.invalid(
+                    resource.kind,
+                    resource.group,
+                    name,
+                    [
+                        FieldError(
+                            FieldErrorType.FORBIDDEN,
+                            "metadata.finalizers",
+                            None,
+                            f"no new finalizers can be added if the object is being deleted, found new finalizers "
+                            f"[]string{{{listed}}}",
+                        )
+                    ],
+                )
         new = resource.default_update(new, old, self)
         new_meta = new["metadata"]
         self._validate(resource, new, old)
@@ -593,8 +720,11 @@ class Store:
             return self._served(resource, old)
         if dry_run:
             return self._served(resource, new)
-        if new_meta.get("deletionTimestamp") and not new_meta.get("finalizers") and \
-                not new_meta.get("deletionGracePeriodSeconds"):
+        if (
+            new_meta.get("deletionTimestamp")
+            and not new_meta.get("finalizers")
+            and not new_meta.get("deletionGracePeriodSeconds")
+        ):
             return self._remove(resource, old)
         new_meta["resourceVersion"] = str(self._next_resource_version())
         self._objects[resource.storage_key][self._key(resource, new)] = new
@@ -641,20 +771,29 @@ class Store:
 
     # --- deleting ---------------------------------------------------------------------------------------------------
 
-    def delete(self, resource: ResourceType, namespace: str, name: str, options: DeleteOptions, *,
-               dry_run: bool = False) -> tuple[JsonDict, bool]:
+    def delete(
+        self, resource: ResourceType, namespace: str, name: str, options: DeleteOptions, *, dry_run: bool = False
+    ) -> tuple[JsonDict, bool]:
         """DELETE. Returns (object, deleted now); a pending deletion keeps the object with a deletionTimestamp."""
         old = self._lookup(resource, namespace, name)
         meta = old["metadata"]
         if options.precondition_uid and options.precondition_uid != meta.get("uid"):
-            raise errors.conflict(resource.plural, resource.group, name,
-                                  f"Precondition failed: UID in precondition: {options.precondition_uid}, UID in "
-                                  f"object meta: {meta.get('uid')}")
+            raise errors.conflict(
+                resource.plural,
+                resource.group,
+                name,
+                f"Precondition failed: UID in precondition: {options.precondition_uid}, UID in "
+                f"object meta: {meta.get('uid')}",
+            )
         if options.precondition_resource_version and options.precondition_resource_version != meta["resourceVersion"]:
-            raise errors.conflict(resource.plural, resource.group, name,
-                                  f"Precondition failed: ResourceVersion in precondition: "
-                                  f"{options.precondition_resource_version}, ResourceVersion in object meta: "
-                                  f"{meta['resourceVersion']}")
+            raise errors.conflict(
+                resource.plural,
+                resource.group,
+                name,
+                f"Precondition failed: ResourceVersion in precondition: "
+                f"{options.precondition_resource_version}, ResourceVersion in object meta: "
+                f"{meta['resourceVersion']}",
+            )
         grace = self._grace_period(resource, old, options)
         finalizers = list(meta.get("finalizers") or [])
         policy = options.propagation_policy
@@ -693,8 +832,9 @@ class Store:
             period = 0
         return max(period, 0)
 
-    def _mark_deleting(self, resource: ResourceType, old: JsonDict, grace: int, finalizers: list[str],
-                       dry_run: bool) -> JsonDict:
+    def _mark_deleting(
+        self, resource: ResourceType, old: JsonDict, grace: int, finalizers: list[str], dry_run: bool
+    ) -> JsonDict:
         new = copy.deepcopy(old)
         meta = new["metadata"]
         meta["deletionTimestamp"] = rfc3339(self.now() + timedelta(seconds=grace))
@@ -737,7 +877,9 @@ class Store:
         resource = self.find_type(api_version, kind)
         if resource is None:
             return []
-        return [self._served(resource, o) for o in self._matching(resource, namespace, LabelSelector(), FieldSelector())]
+        return [
+            self._served(resource, o) for o in self._matching(resource, namespace, LabelSelector(), FieldSelector())
+        ]
 
     # --- background controllers ---------------------------------------------------------------------------------------
 
@@ -794,8 +936,10 @@ class Store:
                     fresh = self._objects[dep_resource.storage_key][self._key(dep_resource, dependent)]
                     if not fresh["metadata"].get("deletionTimestamp"):
                         self._gc_delete(dep_resource, fresh)
-                    if any(r.get("uid") == uid and r.get("blockOwnerDeletion")
-                           for r in fresh["metadata"].get("ownerReferences") or []) and self._exists(dep_resource, fresh):
+                    if any(
+                        r.get("uid") == uid and r.get("blockOwnerDeletion")
+                        for r in fresh["metadata"].get("ownerReferences") or []
+                    ) and self._exists(dep_resource, fresh):
                         blocking = True
                 if not blocking:
                     self._drop_finalizer(resource, owner, "foregroundDeletion")
@@ -805,8 +949,12 @@ class Store:
 
     def _gc_delete(self, resource: ResourceType, obj: JsonDict) -> None:
         try:
-            self.delete(resource, obj["metadata"].get("namespace", ""), obj["metadata"]["name"],
-                        DeleteOptions(propagation_policy="Background"))
+            self.delete(
+                resource,
+                obj["metadata"].get("namespace", ""),
+                obj["metadata"]["name"],
+                DeleteOptions(propagation_policy="Background"),
+            )
         except ApiError:
             pass  # already gone or changed: the next pass sees the new state
 
@@ -883,6 +1031,10 @@ class Store:
 def parse_resource_version(text: str) -> int:
     """A resourceVersion query parameter; v1.20 answers one that is not a number with a bare 500."""
     if not text.isdigit():
-        raise ApiError(500, "", f'resourceVersion: Invalid value: "{text}": strconv.ParseUint: parsing '
-                       f'"{text}": invalid syntax', {})
+        raise ApiError(
+            500,
+            "",
+            f'resourceVersion: Invalid value: "{text}": strconv.ParseUint: parsing "{text}": invalid syntax',
+            {},
+        )
     return int(text)

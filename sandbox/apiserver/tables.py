@@ -131,8 +131,13 @@ def crd_columns(printer_columns: Sequence[JsonDict]) -> tuple[Column, ...]:
     if not printer_columns:
         return (
             name_column(),
-            Column("Age", "date", lambda obj, now: age(obj["metadata"].get("creationTimestamp"), now), "",
-                   CREATED_DESCRIPTION),
+            Column(
+                "Age",
+                "date",
+                lambda obj, now: age(obj["metadata"].get("creationTimestamp"), now),
+                "",
+                CREATED_DESCRIPTION,
+            ),
         )
     columns = [name_column()]
     for spec in printer_columns:
@@ -153,8 +158,9 @@ def default_columns() -> tuple[Column, ...]:
     """kube-apiserver's default table for kinds without a printer: Name and Created At."""
     return (
         name_column(),
-        Column("Created At", "date", lambda obj, _now: obj["metadata"].get("creationTimestamp"), "",
-               CREATED_DESCRIPTION),
+        Column(
+            "Created At", "date", lambda obj, _now: obj["metadata"].get("creationTimestamp"), "", CREATED_DESCRIPTION
+        ),
     )
 
 

@@ -30,9 +30,7 @@ class EngineFleet:
     def __init__(self, count: int, *, port: int = 8000, first_ip: str = "127.0.0.2", **engine_options: Any) -> None:
         if count < 0:
             raise ValueError("a fleet cannot have a negative number of engines")
-        self.engines = [
-            SimulatedEngine(ip, port, **engine_options) for ip in loopback_addresses(count, first=first_ip)
-        ]
+        self.engines = [SimulatedEngine(ip, port, **engine_options) for ip in loopback_addresses(count, first=first_ip)]
 
     @property
     def by_ip(self) -> dict[str, SimulatedEngine]:

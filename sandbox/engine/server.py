@@ -362,9 +362,9 @@ class SimulatedEngine:
         if fault is not None and fault.status is not None:
             body, content_type = fault.answer()
             return self._respond(request, Reply(fault.status, body, content_type))
-        if self.api_key is not None and request.path.startswith("/v1") and request.method != "OPTIONS":
-            if request.headers.get("Authorization", "") != f"Bearer {self.api_key}":
-                return self._respond(request, Reply(401, texts.UNAUTHORIZED_BODY, texts.JSON))
+        guarded = self.api_key is not None and request.path.startswith("/v1") and request.method != "OPTIONS"
+        if guarded and request.headers.get("Authorization", "") != f"Bearer {self.api_key}":
+            return self._respond(request, Reply(401, texts.UNAUTHORIZED_BODY, texts.JSON))
         try:
             response = await handler(request)
         except web.HTTPMethodNotAllowed as error:

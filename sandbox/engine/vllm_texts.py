@@ -129,8 +129,12 @@ def not_a_string(field: str, value: object) -> dict[str, object]:
 
 def not_a_bool(field: str, value: object) -> dict[str, object]:
     if isinstance(value, (str, int, float)):
-        return {"type": "bool_parsing", "loc": f"body.{field}",
-                "msg": "Input should be a valid boolean, unable to interpret input", "input": summarize_input(value)}
+        return {
+            "type": "bool_parsing",
+            "loc": f"body.{field}",
+            "msg": "Input should be a valid boolean, unable to interpret input",
+            "input": summarize_input(value),
+        }
     return {"type": "bool_type", "loc": f"body.{field}", "msg": "Input should be a valid boolean",
             "input": summarize_input(value)}  # fmt: skip
 

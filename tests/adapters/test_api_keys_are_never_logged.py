@@ -13,6 +13,7 @@ from modeladapter.adapters.connections import EngineConnections
 from modeladapter.adapters.outcomes import EngineError, EngineTimeout, EngineUnavailable, Unauthorized
 from modeladapter.adapters.selection import EngineKind, EngineTarget
 from modeladapter.sandbox.engine import Fault, SimulatedEngine
+from tests.adapters.conftest import Adapters
 
 KEY = "s3cr3t-engine-key"
 WRONG_KEY = "wr0ng-but-still-secret"
@@ -20,7 +21,7 @@ LOGGERS = ("", "modeladapter", "modeladapter.adapters", "httpx", "httpcore", "ai
 
 
 async def test_no_log_line_error_or_repr_ever_holds_the_key(
-    keyed_vllm: SimulatedEngine, adapters: "Adapters", caplog: pytest.LogCaptureFixture
+    keyed_vllm: SimulatedEngine, adapters: Adapters, caplog: pytest.LogCaptureFixture
 ) -> None:
     for name in LOGGERS:
         caplog.set_level(logging.DEBUG, logger=name)

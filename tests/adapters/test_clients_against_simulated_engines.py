@@ -27,6 +27,7 @@ from modeladapter.adapters.outcomes import (
 from modeladapter.adapters.selection import EngineKind, EngineTarget
 from modeladapter.sandbox.engine import Fault, SimulatedEngine, write_peft_adapter
 from modeladapter.sandbox.engine.runtime import SimulatedRuntimeSidecar
+from tests.adapters.conftest import Adapters, ClientFactory
 
 
 class TestVllmLifecycle:
@@ -99,7 +100,7 @@ class TestVllmRefusals:
         with pytest.raises(expected) as raised:
             await client_for(vllm).load(LoadRequest("sql-lora", path_of(adapters)))
         assert words in str(raised.value)
-        assert getattr(raised.value, "retriable") is False
+        assert raised.value.retriable is False
         assert vllm.adapters == {}
 
     async def test_a_hub_repository_the_offline_engine_cannot_fetch_is_not_found(
@@ -259,7 +260,9 @@ class TestFaults:
 
 
 class TestSglang:
-    async def test_load_verify_unload(self, sglang: SimulatedEngine, client_for: ClientFactory, adapters: Adapters) -> None:
+    async def test_load_verify_unload(
+        self, sglang: SimulatedEngine, client_for: ClientFactory, adapters: Adapters
+    ) -> None:
         client = client_for(sglang)
         assert (await client.load(LoadRequest("sql-lora", adapters.a))).outcome is LoadOutcome.LOADED
         assert (await client.load(LoadRequest("sql-lora", adapters.a))).outcome is LoadOutcome.ALREADY_LOADED

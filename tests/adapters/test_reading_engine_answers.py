@@ -25,7 +25,9 @@ from modeladapter.adapters.outcomes import (
 )
 from modeladapter.fsm.retriable import classify_failure
 
-NESTED = '{"error":{"message":"The lora adapter \'x\' cannot be found.","type":"NotFoundError","param":null,"code":404}}'
+NESTED = (
+    '{"error":{"message":"The lora adapter \'x\' cannot be found.","type":"NotFoundError","param":null,"code":404}}'
+)
 FLAT = '{"object":"error","message":"The lora adapter \'x\' cannot be found.","type":"NotFoundError","param":null,"code":404}'
 
 

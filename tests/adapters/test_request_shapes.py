@@ -203,7 +203,7 @@ class TestTimeLimits:
 
         with pytest.raises(expected) as raised:
             await connections_over(fail).client(VLLM).unload("sql")
-        assert getattr(raised.value, "retriable") is True
+        assert raised.value.retriable is True
         assert "unload" in str(raised.value) and "10.0.0.7:8000" in str(raised.value)
 
 

@@ -50,7 +50,6 @@ from typing import Any, TypeVar
 
 import pytest
 from kubernetes_asyncio import client, config
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
@@ -58,10 +57,10 @@ from modeladapter import migrations
 from modeladapter.fsm.events import AdapterEvent, LoadFailed, PhaseChanged, RecordedEvent, stamp
 from modeladapter.fsm.phases import Phase
 from modeladapter.operator.cli.main import main
-from modeladapter.operator.kube.client import MODELADAPTERS, Kube, NotFound, Raw
-from modeladapter.operator.kube.manifests import modeladapter_crd
 from modeladapter.operator.controller.running import Operator
 from modeladapter.operator.controller.settings import OperatorSettings
+from modeladapter.operator.kube.client import MODELADAPTERS, Kube, NotFound, Raw
+from modeladapter.operator.kube.manifests import modeladapter_crd
 from modeladapter.sandbox.apiserver import ApiServer
 from modeladapter.sandbox.engine.adapter_files import write_peft_adapter
 from modeladapter.sandbox.engine.faults import Fault
@@ -69,7 +68,7 @@ from modeladapter.sandbox.engine.fleet import EngineFleet, loopback_addresses
 from modeladapter.sandbox.pods import SimulatedKubelet
 from modeladapter.store import SqlEventStore, create_engine
 from modeladapter.store.queries import last_position
-from tests.conftest import postgres_admin, postgres_database_url, read_log
+from tests.conftest import postgres_admin, postgres_database_url
 
 T = TypeVar("T")
 BASE_MODEL = "qwen-coder-1-5b-instruct"
@@ -186,7 +185,9 @@ def produced_log(databases: Databases, tmp_path_factory: pytest.TempPathFactory)
         server.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-b"}})
 
     world.run(start())
-    produced = ProducedLog(databases.backend, database_url, server.write_kubeconfig(workdir / "kubeconfig"), world, server)
+    produced = ProducedLog(
+        databases.backend, database_url, server.write_kubeconfig(workdir / "kubeconfig"), world, server
+    )
     try:
         world.run(_play(produced, workdir), timeout=180)
         yield produced
@@ -377,7 +378,9 @@ def copy_log(database_url: str, databases: Databases) -> str:
     return postgres_database_url(label)
 
 
-async def append_events(database_url: str, stream_id: str, payloads: list[AdapterEvent], *, namespace: str, name: str) -> None:
+async def append_events(
+    database_url: str, stream_id: str, payloads: list[AdapterEvent], *, namespace: str, name: str
+) -> None:
     """Append `payloads` to a stream (new or not) of the log at `database_url`, stamped now."""
     store = SqlEventStore(create_engine(database_url))
     try:
@@ -397,7 +400,9 @@ def small_log(directory: Path, name: str = "chaos") -> str:
     retry_at = datetime.now(UTC) + timedelta(seconds=5)
 
     def moved(source: Phase | None, target: Phase, trigger: str) -> PhaseChanged:
-        return PhaseChanged(from_phase=source, to_phase=target, trigger=trigger, reason=trigger, message=f"now {target.value}")
+        return PhaseChanged(
+            from_phase=source, to_phase=target, trigger=trigger, reason=trigger, message=f"now {target.value}"
+        )
 
     async def write() -> None:
         engine = create_engine(database_url)

@@ -127,14 +127,18 @@ def test_an_unreachable_postgresql_is_one_line(modeladapter: Run, argv: tuple[st
 
 
 @pytest.mark.parametrize("argv", COMMANDS, ids=lambda argv: argv[0])
-def test_a_sqlite_path_with_no_file_is_refused_and_nothing_is_created(modeladapter: Run, argv: tuple[str, ...], tmp_path: Path) -> None:
+def test_a_sqlite_path_with_no_file_is_refused_and_nothing_is_created(
+    modeladapter: Run, argv: tuple[str, ...], tmp_path: Path
+) -> None:
     missing = tmp_path / "no-such-dir" / "events.db"
     error = one_line_error(modeladapter(*argv, "--database-url", f"sqlite:///{missing}"))
     assert error.startswith(f"modeladapter {argv[0]}: no event log at {missing}: nothing has been recorded there")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_empty_sqlite_file_or_one_without_an_event_log_is_refused_and_left_as_it_was(modeladapter: Run, tmp_path: Path) -> None:
+def test_an_empty_sqlite_file_or_one_without_an_event_log_is_refused_and_left_as_it_was(
+    modeladapter: Run, tmp_path: Path
+) -> None:
     empty = tmp_path / "empty.db"
     empty.touch()
     other = tmp_path / "other.db"
@@ -151,7 +155,9 @@ def test_an_empty_sqlite_file_or_one_without_an_event_log_is_refused_and_left_as
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
     junk = tmp_path / "junk.db"
     junk.write_text("not a database\n")
-    assert one_line_error(modeladapter("stats", "--database-url", f"sqlite:///{junk}")).endswith("is not a SQLite database, so not an event log")
+    assert one_line_error(modeladapter("stats", "--database-url", f"sqlite:///{junk}")).endswith(
+        "is not a SQLite database, so not an event log"
+    )
 
 
 @pytest.mark.postgres
@@ -167,7 +173,9 @@ def test_a_fresh_postgresql_database_is_refused_and_left_empty(modeladapter: Run
             engine = create_engine(url)
             try:
                 async with engine.connect() as connection:
-                    found = await connection.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
+                    found = await connection.execute(
+                        text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+                    )
                     return [str(row[0]) for row in found]
             finally:
                 await engine.dispose()
@@ -177,7 +185,9 @@ def test_a_fresh_postgresql_database_is_refused_and_left_empty(modeladapter: Run
         databases.drop_all()
 
 
-def test_a_log_migrated_by_a_newer_version_is_refused(produced_log: ProducedLog, modeladapter: Run, databases: Databases) -> None:
+def test_a_log_migrated_by_a_newer_version_is_refused(
+    produced_log: ProducedLog, modeladapter: Run, databases: Databases
+) -> None:
     url = copy_log(produced_log.database_url, databases)
 
     async def stamp() -> None:
@@ -197,14 +207,18 @@ def test_a_log_migrated_by_a_newer_version_is_refused(produced_log: ProducedLog,
 
 
 def test_an_unsupported_or_unparseable_url_is_one_line(modeladapter: Run) -> None:
-    assert "unsupported database 'mysql'" in one_line_error(modeladapter("stats", "--database-url", "mysql://root@localhost/x"))
+    assert "unsupported database 'mysql'" in one_line_error(
+        modeladapter("stats", "--database-url", "mysql://root@localhost/x")
+    )
     assert "not a database URL" in one_line_error(modeladapter("stats", "--database-url", "::::"))
 
 
 # --- the cluster, for verify ----------------------------------------------------------------------------------
 
 
-def test_verify_without_a_usable_cluster_is_one_line(produced_log: ProducedLog, modeladapter: Run, tmp_path: Path) -> None:
+def test_verify_without_a_usable_cluster_is_one_line(
+    produced_log: ProducedLog, modeladapter: Run, tmp_path: Path
+) -> None:
     url = ("--database-url", produced_log.database_url)
     missing = one_line_error(modeladapter("verify", "--kubeconfig", str(tmp_path / "none"), *url))
     assert missing == f"modeladapter verify: no kubeconfig at {tmp_path / 'none'}; pass --kubeconfig or set KUBECONFIG"
@@ -217,7 +231,9 @@ def test_verify_without_a_usable_cluster_is_one_line(produced_log: ProducedLog, 
     garbage = tmp_path / "garbage"
     garbage.write_text("this: [is not a kubeconfig")
     assert "cannot use the kubeconfig" in one_line_error(modeladapter("verify", "--kubeconfig", str(garbage), *url))
-    context = one_line_error(modeladapter("verify", "--kubeconfig", str(produced_log.kubeconfig), "--context", "nope", *url))
+    context = one_line_error(
+        modeladapter("verify", "--kubeconfig", str(produced_log.kubeconfig), "--context", "nope", *url)
+    )
     assert "cannot use the kubeconfig" in context and "nope" in context
 
 

@@ -27,7 +27,9 @@ def test_the_default_is_the_sandboxs_file_in_the_current_directory(tmp_path: Pat
     here = tmp_path / "here"
     here.mkdir()
     missing = run_process("stats", env=sandbox_environment(), cwd=here)
-    assert missing.returncode == 2 and missing.stderr.startswith("modeladapter stats: no event log at .modeladapter/events.db")
+    assert missing.returncode == 2 and missing.stderr.startswith(
+        "modeladapter stats: no event log at .modeladapter/events.db"
+    )
     assert list(here.iterdir()) == [], "nothing created"
     (here / ".modeladapter").mkdir()
     shutil.copyfile(_path(small_log(tmp_path)), here / ".modeladapter" / "events.db")

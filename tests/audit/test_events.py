@@ -10,7 +10,7 @@ import subprocess
 import threading
 import time
 import uuid
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta, timezone
 
 import pytest
 import yaml
@@ -56,7 +56,9 @@ def _positions(found: list[dict]) -> list[int]:
 # --- selection ------------------------------------------------------------------------------------------------
 
 
-def test_without_filters_every_event_of_the_namespace_is_listed_in_log_order(produced_log: ProducedLog, modeladapter: Run) -> None:
+def test_without_filters_every_event_of_the_namespace_is_listed_in_log_order(
+    produced_log: ProducedLog, modeladapter: Run
+) -> None:
     everything = read_log(produced_log.database_url)
     found = _events(modeladapter, produced_log.database_url)
     assert _positions(found) == [e.position for e in _in("default", everything)]
@@ -72,14 +74,18 @@ def test_all_namespaces_with_A_one_namespace_with_n(produced_log: ProducedLog, m
     team_b = _events(modeladapter, produced_log.database_url, "-n", "team-b")
     assert _positions(team_b) == [e.position for e in _in("team-b", everything)]
     assert {e["name"] for e in team_b} == {"waiting", "broken"}
-    assert _positions(_events(modeladapter, produced_log.database_url, "-n", "team-b", "-A")) == [e.position for e in everything]
+    assert _positions(_events(modeladapter, produced_log.database_url, "-n", "team-b", "-A")) == [
+        e.position for e in everything
+    ]
     assert _events(modeladapter, produced_log.database_url, "-n", "nobody-here") == []
 
 
 def test_adapter_selects_every_incarnation_of_the_name(produced_log: ProducedLog, modeladapter: Run) -> None:
     found = _events(modeladapter, produced_log.database_url, "--adapter", "reborn")
     assert {e["name"] for e in found} == {"reborn"} and len({e["uid"] for e in found}) == 2
-    expected = [e.position for e in read_log(produced_log.database_url) if e.name == "reborn" and e.namespace == "default"]
+    expected = [
+        e.position for e in read_log(produced_log.database_url) if e.name == "reborn" and e.namespace == "default"
+    ]
     assert _positions(found) == expected
     types = [e["type"] for e in found]
     assert "Finalized" in types and types.index("Finalized") < len(types) - 1, "the re-created one follows"
@@ -95,7 +101,9 @@ def test_type_selects_one_or_several_event_types(produced_log: ProducedLog, mode
     assert [(e["name"], e["payload"]["pod"]) for e in combined] == [("mover", produced_log.lost_pod)]
 
 
-def test_pod_selects_events_that_name_it_including_either_side_of_a_switch(produced_log: ProducedLog, modeladapter: Run) -> None:
+def test_pod_selects_events_that_name_it_including_either_side_of_a_switch(
+    produced_log: ProducedLog, modeladapter: Run
+) -> None:
     fatal = produced_log.chaos_pods["fatal"]
     found = _events(modeladapter, produced_log.database_url, "--pod", fatal)
     expected = [e.position for e in _in("default", read_log(produced_log.database_url)) if _names_pod(e, fatal)]
@@ -112,7 +120,10 @@ def test_since_and_until_bound_the_recording_time_both_inclusive(produced_log: P
     since, until = failures[1].recorded_at, failures[-1].recorded_at
     expected = [e.position for e in everything if since <= e.recorded_at <= until]
     assert 0 < len(expected) < len(everything)
-    assert _positions(_events(modeladapter, produced_log.database_url, "--since", iso(since), "--until", iso(until))) == expected
+    assert (
+        _positions(_events(modeladapter, produced_log.database_url, "--since", iso(since), "--until", iso(until)))
+        == expected
+    )
     # The same instants with an offset, and without a zone (read as UTC), select the same events.
     plus_one = timezone(timedelta(hours=1))
     with_offset = ("--since", since.astimezone(plus_one).isoformat(), "--until", until.astimezone(plus_one).isoformat())
@@ -143,7 +154,9 @@ def test_limit_keeps_the_newest_n_in_log_order(produced_log: ProducedLog, modela
 # --- output ---------------------------------------------------------------------------------------------------
 
 
-def test_the_table_has_one_row_per_event_with_millisecond_utc_times(produced_log: ProducedLog, modeladapter: Run) -> None:
+def test_the_table_has_one_row_per_event_with_millisecond_utc_times(
+    produced_log: ProducedLog, modeladapter: Run
+) -> None:
     result = modeladapter("events", "--adapter", "chaos", "--database-url", produced_log.database_url)
     assert result.code == 0 and result.err == ""
     header, *rest = result.out.splitlines()
@@ -152,10 +165,14 @@ def test_the_table_has_one_row_per_event_with_millisecond_utc_times(produced_log
     assert len(rows) == len(rest)
     found = _events(modeladapter, produced_log.database_url, "--adapter", "chaos")
     assert len(rows) == len(found)
-    for row, event in zip(rows, found):
+    for row, event in zip(rows, found, strict=True):
         # 2026-11-26T21:49:35.592Z: UTC, milliseconds
         assert row.startswith(event["recorded_at"][:23] + "Z  ")
-        assert "default/chaos" in row and f" {event['type']} " in row and row.endswith(" ".join(event["narration"].split()))
+        assert (
+            "default/chaos" in row
+            and f" {event['type']} " in row
+            and row.endswith(" ".join(event["narration"].split()))
+        )
 
 
 def test_json_and_yaml_carry_the_same_events(produced_log: ProducedLog, modeladapter: Run) -> None:
@@ -232,7 +249,9 @@ def _arrive(url: str, name: str, namespace: str = "default") -> str:
     return uid
 
 
-def test_follow_prints_the_backlog_then_each_new_event_until_ctrl_c(produced_log: ProducedLog, databases: Databases) -> None:
+def test_follow_prints_the_backlog_then_each_new_event_until_ctrl_c(
+    produced_log: ProducedLog, databases: Databases
+) -> None:
     url = copy_log(produced_log.database_url, databases)
     newest = read_log(url)[-1].position
     follower = Follower("-A", "-o", "json", "--limit", "3", "--database-url", url)
@@ -252,7 +271,9 @@ def test_follow_prints_the_backlog_then_each_new_event_until_ctrl_c(produced_log
     assert code == 0 and stderr == ""
 
 
-def test_follow_applies_the_filters_to_new_events_and_prints_table_rows(produced_log: ProducedLog, databases: Databases) -> None:
+def test_follow_applies_the_filters_to_new_events_and_prints_table_rows(
+    produced_log: ProducedLog, databases: Databases
+) -> None:
     url = copy_log(produced_log.database_url, databases)
     backlog = [e for e in read_log(url) if e.namespace == "team-b" and e.payload.type == "PhaseChanged"]
     follower = Follower("-n", "team-b", "--type", "PhaseChanged", "--database-url", url)
@@ -275,7 +296,9 @@ def test_follow_applies_the_filters_to_new_events_and_prints_table_rows(produced
 # --- against a `modeladapter sandbox --chaos` log -------------------------------------------------------------
 
 
-def test_sandbox_chaos_failed_loads_are_listed_with_their_attempts_and_errors(sandbox_log: SandboxLog, modeladapter: Run) -> None:
+def test_sandbox_chaos_failed_loads_are_listed_with_their_attempts_and_errors(
+    sandbox_log: SandboxLog, modeladapter: Run
+) -> None:
     failed = _events(modeladapter, sandbox_log.database_url, "--type", "LoadFailed")
     assert [e["payload"]["attempt"] for e in failed] == [1, 2, 3], "seed 7: the first 3 loads on one pod fail"
     assert len({e["payload"]["pod"] for e in failed}) == 1 and {e["name"] for e in failed} == {sandbox_log.name}
@@ -310,8 +333,12 @@ def test_times_are_utc_with_milliseconds_whatever_the_local_time_zone(
         monkeypatch.undo()
         time.tzset()
     assert elsewhere == in_utc
-    failure = next(e for e in read_log(produced_log.database_url) if e.name == "chaos" and e.payload.type == "LoadFailed" and e.payload.retriable)
+    failure = next(
+        e
+        for e in read_log(produced_log.database_url)
+        if e.name == "chaos" and e.payload.type == "LoadFailed" and e.payload.retriable
+    )
     assert isinstance(failure.payload, LoadFailed) and failure.payload.retry_at is not None
     attempt = f"load attempt {failure.payload.attempt} on {failure.payload.pod} failed"
     row = next(r for r in timestamped_lines(in_utc) if r.startswith(iso(failure.recorded_at)[:23]) and attempt in r)
-    assert f"retry at {failure.payload.retry_at.astimezone(timezone.utc):%H:%M:%S.%f}"[:-3] in row
+    assert f"retry at {failure.payload.retry_at.astimezone(UTC):%H:%M:%S.%f}"[:-3] in row

@@ -29,7 +29,9 @@ def _at(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def test_every_phase_decision_is_a_row_in_log_order_with_the_time_spent_in_it(produced_log: ProducedLog, modeladapter: Run) -> None:
+def test_every_phase_decision_is_a_row_in_log_order_with_the_time_spent_in_it(
+    produced_log: ProducedLog, modeladapter: Run
+) -> None:
     document = _history(modeladapter, produced_log, "chaos")
     (incarnation,) = document["incarnations"]
     phases = [e for e in incarnation["timeline"] if e["kind"] == "phase"]
@@ -38,7 +40,7 @@ def test_every_phase_decision_is_a_row_in_log_order_with_the_time_spent_in_it(pr
         (e.version, e.payload.from_phase, e.payload.to_phase, e.payload.trigger) for e in decisions
     ]
     # Each phase lasts until the next decision; the current one is ongoing and measured up to now.
-    for this, following in zip(phases, phases[1:]):
+    for this, following in zip(phases, phases[1:], strict=False):
         assert not this["ongoing"]
         assert this["duration_seconds"] == round((_at(following["at"]) - _at(this["at"])).total_seconds(), 6)
     assert phases[-1]["ongoing"] and phases[-1]["to_phase"] == "Running" == incarnation["current_phase"]
@@ -46,13 +48,17 @@ def test_every_phase_decision_is_a_row_in_log_order_with_the_time_spent_in_it(pr
     assert [p["to_phase"] for p in phases if p["to_phase"] == "Failed"] == ["Failed"], "chaos failed once, on both pods"
 
 
-def test_retries_exhausted_pods_and_pod_switches_sit_between_the_phases_at_their_time(produced_log: ProducedLog, modeladapter: Run) -> None:
+def test_retries_exhausted_pods_and_pod_switches_sit_between_the_phases_at_their_time(
+    produced_log: ProducedLog, modeladapter: Run
+) -> None:
     (incarnation,) = _history(modeladapter, produced_log, "chaos")["incarnations"]
     timeline = incarnation["timeline"]
     assert [e["position"] for e in timeline] == sorted(e["position"] for e in timeline)
     facts = [e for e in timeline if e["kind"] != "phase"]
     retriable, fatal, healthy = (produced_log.chaos_pods[k] for k in ("retriable", "fatal", "healthy"))
-    failures = [(f["pod"], f["payload"]["attempt"], f["payload"]["retriable"]) for f in facts if f["kind"] == "LoadFailed"]
+    failures = [
+        (f["pod"], f["payload"]["attempt"], f["payload"]["retriable"]) for f in facts if f["kind"] == "LoadFailed"
+    ]
     assert sorted(failures) == sorted([(retriable, n, True) for n in range(1, 6)] + [(fatal, 1, False)])
     for failure in (f for f in facts if f["kind"] == "LoadFailed"):
         assert failure["payload"]["error"] and failure["pod"] in failure["narration"]
@@ -65,18 +71,22 @@ def test_retries_exhausted_pods_and_pod_switches_sit_between_the_phases_at_their
     failed_at = next(e["position"] for e in timeline if e.get("to_phase") == "Failed")
     last_failure = max(f["position"] for f in facts if f["kind"] == "LoadFailed")
     recovery = next(f["position"] for f in facts if f["kind"] == "PodSwitched" and f["payload"]["to_pod"] == healthy)
-    running_again = next(e["position"] for e in timeline if e.get("to_phase") == "Running" and e["position"] > failed_at)
+    running_again = next(
+        e["position"] for e in timeline if e.get("to_phase") == "Running" and e["position"] > failed_at
+    )
     assert last_failure < failed_at < recovery < running_again
 
 
-def test_the_table_interleaves_facts_with_phase_rows_and_marks_the_ongoing_phase(produced_log: ProducedLog, modeladapter: Run) -> None:
+def test_the_table_interleaves_facts_with_phase_rows_and_marks_the_ongoing_phase(
+    produced_log: ProducedLog, modeladapter: Run
+) -> None:
     result = modeladapter("history", "chaos", "--database-url", produced_log.database_url)
     assert result.code == 0 and result.err == ""
     rows = timestamped_lines(result.out)
     document = _history(modeladapter, produced_log, "chaos")
     timeline = document["incarnations"][0]["timeline"]
     assert len(rows) == len(timeline)
-    for row, entry in zip(rows, timeline):
+    for row, entry in zip(rows, timeline, strict=True):
         assert row.startswith(entry["at"][:23])
         if entry["kind"] == "phase":
             assert f"{entry['from_phase'] or '-'} -> {entry['to_phase']}" in row and entry["trigger"] in row
@@ -95,7 +105,9 @@ def test_a_deleted_pod_shows_as_lost_before_the_adapter_moves(produced_log: Prod
     assert after[0]["from_phase"] == "Running" and after[-1]["to_phase"] == "Running" and after[-1]["ongoing"]
 
 
-def test_a_name_deleted_and_recreated_shows_each_incarnation_oldest_first(produced_log: ProducedLog, modeladapter: Run) -> None:
+def test_a_name_deleted_and_recreated_shows_each_incarnation_oldest_first(
+    produced_log: ProducedLog, modeladapter: Run
+) -> None:
     document = _history(modeladapter, produced_log, "reborn")
     first, second = document["incarnations"]
     assert first["uid"] != second["uid"] and first["created_at"] < second["created_at"]
@@ -117,13 +129,19 @@ def test_a_name_deleted_and_recreated_shows_each_incarnation_oldest_first(produc
 def test_json_and_yaml_carry_the_same_document(produced_log: ProducedLog, modeladapter: Run) -> None:
     for name in ("chaos", "reborn", "waiting"):
         namespace = "team-b" if name == "waiting" else "default"
-        as_json = modeladapter("history", name, "-n", namespace, "--database-url", produced_log.database_url, "-o", "json")
-        as_yaml = modeladapter("history", name, "-n", namespace, "--database-url", produced_log.database_url, "-o", "yaml")
+        as_json = modeladapter(
+            "history", name, "-n", namespace, "--database-url", produced_log.database_url, "-o", "json"
+        )
+        as_yaml = modeladapter(
+            "history", name, "-n", namespace, "--database-url", produced_log.database_url, "-o", "yaml"
+        )
         assert as_json.code == as_yaml.code == 0
         assert stable(json.loads(as_json.out)) == stable(yaml.safe_load(as_yaml.out))
 
 
-def test_an_unknown_adapter_is_one_line_naming_it_and_the_nearby_names(produced_log: ProducedLog, modeladapter: Run) -> None:
+def test_an_unknown_adapter_is_one_line_naming_it_and_the_nearby_names(
+    produced_log: ProducedLog, modeladapter: Run
+) -> None:
     result = modeladapter("history", "chaoss", "--database-url", produced_log.database_url)
     assert result.code == 2 and result.out == ""
     assert result.err.count("\n") == 1 and "default/chaoss" in result.err and "chaos" in result.err.split("nearby")[1]
@@ -136,11 +154,19 @@ def test_an_unknown_adapter_is_one_line_naming_it_and_the_nearby_names(produced_
 # --- against a `modeladapter sandbox --chaos` log -------------------------------------------------------------
 
 
-def test_sandbox_chaos_history_shows_the_lifecycle_with_retries_and_the_lost_pod_inline(sandbox_log: SandboxLog, modeladapter: Run) -> None:
+def test_sandbox_chaos_history_shows_the_lifecycle_with_retries_and_the_lost_pod_inline(
+    sandbox_log: SandboxLog, modeladapter: Run
+) -> None:
     (incarnation,) = _history(modeladapter, sandbox_log, sandbox_log.name)["incarnations"]
     timeline = incarnation["timeline"]
     phases = [(e["from_phase"], e["to_phase"]) for e in timeline if e["kind"] == "phase"]
-    assert phases == [(None, "Pending"), ("Pending", "Scheduled"), ("Scheduled", "Loading"), ("Loading", "Bound"), ("Bound", "Running")]
+    assert phases == [
+        (None, "Pending"),
+        ("Pending", "Scheduled"),
+        ("Scheduled", "Loading"),
+        ("Loading", "Bound"),
+        ("Bound", "Running"),
+    ]
     facts = [(e["kind"], e["pod"]) for e in timeline if e["kind"] != "phase"]
     (faulty,) = {pod for kind, pod in facts if kind == "LoadFailed"}
     (lost,) = [pod for kind, pod in facts if kind == "PodLost"]
@@ -155,5 +181,5 @@ def test_sandbox_chaos_history_shows_the_lifecycle_with_retries_and_the_lost_pod
     assert table.code == 0 and table.err == ""
     rows = timestamped_lines(table.out)
     assert [r.split()[1:4] for r in rows if "->" in r.split()[1:4]][-1] == ["Bound", "->", "Running"]
-    assert sum(f"LoadFailed: load attempt" in r and faulty in r for r in rows) == 3
+    assert sum("LoadFailed: load attempt" in r and faulty in r for r in rows) == 3
     assert any(r.split()[1:2] == ["PodLost:"] and f"pod {lost} lost: pod deleted" in r for r in rows)

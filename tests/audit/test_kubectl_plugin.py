@@ -57,7 +57,9 @@ def test_kubectl_modeladapter_history_prints_the_timeline(kubectl: Path, tmp_pat
     assert phases == [["-", "->", "Pending"], ["Pending", "->", "Scheduled"], ["Scheduled", "->", "Loading"],
                       ["Loading", "->", "Bound"], ["Bound", "->", "Running"]]  # fmt: skip
     assert any("LoadFailed: load attempt 1 on pod-a failed (retriable" in line for line in lines)
-    as_json = _kubectl(kubectl, "modeladapter", "history", "qwen-code-lora", "--database-url", url, "-o", "json", cwd=tmp_path)
+    as_json = _kubectl(
+        kubectl, "modeladapter", "history", "qwen-code-lora", "--database-url", url, "-o", "json", cwd=tmp_path
+    )
     assert as_json.returncode == 0 and json.loads(as_json.stdout)["incarnations"][0]["current_phase"] == "Running"
 
 
@@ -73,4 +75,6 @@ def test_usage_and_errors_name_the_command_as_typed(kubectl: Path, tmp_path: Pat
     assert unknown.returncode == 2 and unknown.stderr.count("\n") == 1
     assert unknown.stderr.startswith("kubectl modeladapter history: no ModelAdapter default/chaoss in the event log")
     no_log = _kubectl(kubectl, "modeladapter", "stats", cwd=tmp_path)
-    assert no_log.returncode == 2 and no_log.stderr.startswith("kubectl modeladapter stats: no event log at .modeladapter/events.db")
+    assert no_log.returncode == 2 and no_log.stderr.startswith(
+        "kubectl modeladapter stats: no event log at .modeladapter/events.db"
+    )

@@ -94,11 +94,15 @@ def test_the_moment_is_inclusive_and_a_time_copied_from_a_table_includes_that_mi
     copied = _replay(modeladapter, produced_log.database_url, "chaos", "--at", shown)
     assert copied["state"]["version"] >= exact["version"]
     assert copied["at"].startswith(shown[:-1]) and copied["at"].endswith("999Z")
-    just_before = _replay(modeladapter, produced_log.database_url, "chaos", "--at", iso(first.recorded_at - timedelta(microseconds=1)))
+    just_before = _replay(
+        modeladapter, produced_log.database_url, "chaos", "--at", iso(first.recorded_at - timedelta(microseconds=1))
+    )
     assert just_before["state"]["load_failures"] == 1
 
 
-def test_an_instant_with_an_offset_or_without_a_zone_is_the_same_moment(produced_log: ProducedLog, modeladapter: Run) -> None:
+def test_an_instant_with_an_offset_or_without_a_zone_is_the_same_moment(
+    produced_log: ProducedLog, modeladapter: Run
+) -> None:
     found = _stream(produced_log, "chaos")
     moment = _between(found, _failures(found, produced_log.chaos_pods["retriable"])[1])
     in_utc = _replay(modeladapter, produced_log.database_url, "chaos", "--at", iso(moment))
@@ -111,16 +115,22 @@ def test_an_instant_with_an_offset_or_without_a_zone_is_the_same_moment(produced
 def test_a_moment_before_the_adapter_existed_is_an_error(produced_log: ProducedLog, modeladapter: Run) -> None:
     found = _stream(produced_log, "chaos")
     before = found[0].recorded_at - timedelta(seconds=1)
-    error = one_line_error(modeladapter("replay", "chaos", "--at", iso(before), "--database-url", produced_log.database_url))
+    error = one_line_error(
+        modeladapter("replay", "chaos", "--at", iso(before), "--database-url", produced_log.database_url)
+    )
     assert "default/chaos did not exist yet" in error and iso(found[0].recorded_at) in error
-    long_ago = one_line_error(modeladapter("replay", "chaos", "--at", "1d", "--database-url", produced_log.database_url))
+    long_ago = one_line_error(
+        modeladapter("replay", "chaos", "--at", "1d", "--database-url", produced_log.database_url)
+    )
     assert "did not exist yet" in long_ago
 
 
 # --- --step ---------------------------------------------------------------------------------------------------
 
 
-def test_step_walks_the_prefix_one_event_at_a_time_with_the_state_after_each(produced_log: ProducedLog, modeladapter: Run) -> None:
+def test_step_walks_the_prefix_one_event_at_a_time_with_the_state_after_each(
+    produced_log: ProducedLog, modeladapter: Run
+) -> None:
     found = _stream(produced_log, "chaos")
     moment = _between(found, _failures(found, produced_log.chaos_pods["retriable"])[0])
     prefix = _prefix(found, moment)
@@ -133,7 +143,9 @@ def test_step_walks_the_prefix_one_event_at_a_time_with_the_state_after_each(pro
     assert steps[-1]["state"] == whole["state"]
 
 
-def test_step_as_a_table_shows_each_event_and_the_fields_it_changed(produced_log: ProducedLog, modeladapter: Run) -> None:
+def test_step_as_a_table_shows_each_event_and_the_fields_it_changed(
+    produced_log: ProducedLog, modeladapter: Run
+) -> None:
     found = _stream(produced_log, "chaos")
     retriable = produced_log.chaos_pods["retriable"]
     moment = _between(found, _failures(found, retriable)[0])
@@ -142,7 +154,7 @@ def test_step_as_a_table_shows_each_event_and_the_fields_it_changed(produced_log
     lines = result.out.splitlines()
     headings = [line for line in lines if not line.startswith("    ")]
     assert len(headings) == len(_prefix(found, moment))
-    for heading, event in zip(headings, found):
+    for heading, event in zip(headings, found, strict=True):
         assert heading.startswith(f"{short_instant(event.recorded_at)}  v{event.version}  {event.payload.type}: ")
     failure = next(i for i, line in enumerate(lines) if line.split()[2:3] == ["LoadFailed:"] and retriable in line)
     changes = []
@@ -153,15 +165,19 @@ def test_step_as_a_table_shows_each_event_and_the_fields_it_changed(produced_log
     assert "load_failures: 1 -> 2" in changes
     assert any(c.startswith(f"placement[{retriable}].last_error: - -> ") and "503" in c for c in changes)
     state_changes = [line.strip() for line in lines if line.strip().startswith(f"placement[{retriable}].state:")]
-    assert state_changes[:3] == ["placement[%s].state: - -> Assigned" % retriable,
-                                 "placement[%s].state: Assigned -> Loading" % retriable,
-                                 "placement[%s].state: Loading -> Backoff" % retriable]  # fmt: skip
+    assert state_changes[:3] == [
+        f"placement[{retriable}].state: - -> Assigned",
+        f"placement[{retriable}].state: Assigned -> Loading",
+        f"placement[{retriable}].state: Loading -> Backoff",
+    ]
 
 
 # --- incarnations ---------------------------------------------------------------------------------------------
 
 
-def test_a_recreated_name_replays_the_incarnation_that_existed_at_the_moment(produced_log: ProducedLog, modeladapter: Run) -> None:
+def test_a_recreated_name_replays_the_incarnation_that_existed_at_the_moment(
+    produced_log: ProducedLog, modeladapter: Run
+) -> None:
     async def streams(store):
         return await store.streams(namespace="default", name="reborn")
 
@@ -177,7 +193,9 @@ def test_a_recreated_name_replays_the_incarnation_that_existed_at_the_moment(pro
     # --uid picks an incarnation whatever the moment; --uid of another name is an error.
     chosen = _replay(modeladapter, produced_log.database_url, "reborn", "--uid", first.stream_id)
     assert chosen == {**deleted, "at": chosen["at"]}
-    error = one_line_error(modeladapter("replay", "reborn", "--uid", "nope", "--database-url", produced_log.database_url))
+    error = one_line_error(
+        modeladapter("replay", "reborn", "--uid", "nope", "--database-url", produced_log.database_url)
+    )
     assert "nope" in error and first.stream_id in error and second.stream_id in error
 
 
@@ -204,18 +222,24 @@ def test_json_and_yaml_carry_the_same_document(produced_log: ProducedLog, modela
 # --- against a `modeladapter sandbox --chaos` log -------------------------------------------------------------
 
 
-def test_sandbox_chaos_at_the_first_failed_load_the_pod_is_backing_off(sandbox_log: SandboxLog, modeladapter: Run) -> None:
+def test_sandbox_chaos_at_the_first_failed_load_the_pod_is_backing_off(
+    sandbox_log: SandboxLog, modeladapter: Run
+) -> None:
     found = sandbox_log.stream()
     first = next(e for e in found if isinstance(e.payload, LoadFailed))
     assert isinstance(first.payload, LoadFailed)
     # As an on-call engineer would: the time of the first LoadFailed row, as `events` shows it.
-    replayed = _replay(modeladapter, sandbox_log.database_url, sandbox_log.name, "--at", short_instant(first.recorded_at))
+    replayed = _replay(
+        modeladapter, sandbox_log.database_url, sandbox_log.name, "--at", short_instant(first.recorded_at)
+    )
     placements = {p["pod"]: p for p in replayed["state"]["placements"]}
     faulty = placements[first.payload.pod]
     assert (faulty["state"], faulty["attempts"]) == ("Backoff", 1)
     assert faulty["next_retry_at"] == iso(first.payload.retry_at) and "502" in faulty["last_error"]
     assert len(placements) == 3 and replayed["state"]["load_failures"] == 1
-    assert abs((at(faulty["next_retry_at"]) - first.recorded_at) - timedelta(seconds=1)) < timedelta(seconds=0.5), "1 s backoff"
+    assert abs((at(faulty["next_retry_at"]) - first.recorded_at) - timedelta(seconds=1)) < timedelta(seconds=0.5), (
+        "1 s backoff"
+    )
 
 
 def test_sandbox_chaos_now_serves_on_the_replacement_pod(sandbox_log: SandboxLog, modeladapter: Run) -> None:

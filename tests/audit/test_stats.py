@@ -28,7 +28,7 @@ def _stays(everything: list[RecordedEvent], streams: list[StreamInfo]) -> tuple[
     completed: dict[str, list[float]] = {}
     ongoing: Counter[str] = Counter()
     for stream_id, found in decisions.items():
-        for this, following in zip(found, [*found[1:], None]):
+        for this, following in zip(found, [*found[1:], None], strict=True):
             assert isinstance(this.payload, PhaseChanged)
             ended = following.recorded_at if following is not None else finalized[stream_id]
             phase = this.payload.to_phase.value
@@ -52,7 +52,9 @@ def _counts(everything: list[RecordedEvent], kind: str) -> Counter[tuple[str, st
     return Counter((e.namespace, e.name) for e in everything if e.payload.type == kind)
 
 
-def test_time_in_phase_has_percentiles_of_the_completed_stays_of_each_phase(produced_log: ProducedLog, modeladapter: Run) -> None:
+def test_time_in_phase_has_percentiles_of_the_completed_stays_of_each_phase(
+    produced_log: ProducedLog, modeladapter: Run
+) -> None:
     completed, ongoing = _stays(read_log(produced_log.database_url), _streams(produced_log))
     rows = {r["phase"]: r for r in _stats(modeladapter, produced_log.database_url, "-A")["time_in_phase"]}
     assert set(rows) == set(completed) | set(ongoing)
@@ -70,15 +72,22 @@ def test_time_in_phase_has_percentiles_of_the_completed_stays_of_each_phase(prod
 
 def test_the_phases_are_listed_in_lifecycle_order(produced_log: ProducedLog, modeladapter: Run) -> None:
     phases = [r["phase"] for r in _stats(modeladapter, produced_log.database_url, "-A")["time_in_phase"]]
-    assert phases == [p for p in ("Pending", "Scheduled", "Loading", "Bound", "Running", "Failed", "Terminating") if p in phases]
+    assert phases == [
+        p for p in ("Pending", "Scheduled", "Loading", "Bound", "Running", "Failed", "Terminating") if p in phases
+    ]
 
 
 def test_retries_switches_and_losses_per_adapter_match_the_log(produced_log: ProducedLog, modeladapter: Run) -> None:
     everything = read_log(produced_log.database_url)
     document_ = _stats(modeladapter, produced_log.database_url, "-A")
-    counted = {(a["namespace"], a["name"]): (a["retries"], a["pod_switches"], a["pod_losses"]) for a in document_["adapters"]}
+    counted = {
+        (a["namespace"], a["name"]): (a["retries"], a["pod_switches"], a["pod_losses"]) for a in document_["adapters"]
+    }
     retries, switches, losses = (_counts(everything, kind) for kind in ("LoadFailed", "PodSwitched", "PodLost"))
-    assert counted == {key: (retries[key], switches[key], losses[key]) for key in {(s.namespace, s.name) for s in _streams(produced_log)}}
+    assert counted == {
+        key: (retries[key], switches[key], losses[key])
+        for key in {(s.namespace, s.name) for s in _streams(produced_log)}
+    }
     assert counted[("default", "chaos")] == (6, 2, 0)
     assert counted[("default", "mover")] == (0, 0, 1)
     assert counted[("team-b", "broken")] == (1, 0, 0)
@@ -114,7 +123,7 @@ def test_the_table_shows_durations_counts_and_totals(produced_log: ProducedLog, 
     assert durations[1].split() == ["PHASE", "STAYS", "P50", "P90", "P99", "MAX", "ONGOING"]
     found = _stats(modeladapter, produced_log.database_url, "-A")
     assert [line.split()[0] for line in durations[2:]] == [r["phase"] for r in found["time_in_phase"]]
-    for line, row in zip(durations[2:], found["time_in_phase"]):
+    for line, row in zip(durations[2:], found["time_in_phase"], strict=True):
         cells = line.split()
         assert (cells[1], cells[-1]) == (str(row["intervals"]), str(row["ongoing"]))
         # 0.052s, 12.3s, 5m03s ... or - for a phase with no completed stay
@@ -135,7 +144,13 @@ def test_json_and_yaml_carry_the_same_document(produced_log: ProducedLog, modela
 def test_sandbox_chaos_counts_its_retries_and_the_lost_pod(sandbox_log: SandboxLog, modeladapter: Run) -> None:
     found = _stats(modeladapter, sandbox_log.database_url)
     (adapter,) = found["adapters"]
-    assert adapter == {"namespace": "default", "name": sandbox_log.name, "retries": 3, "pod_switches": 0, "pod_losses": 1}
+    assert adapter == {
+        "namespace": "default",
+        "name": sandbox_log.name,
+        "retries": 3,
+        "pod_switches": 0,
+        "pod_losses": 1,
+    }
     assert found["totals"] == {"retries": 3, "pod_switches": 0, "pod_losses": 1}
     assert "(3 failed load(s) retried, 1 pod(s) lost, 0 pod switch(es))" in sandbox_log.output, "as the sandbox said"
     rows = {r["phase"]: r for r in found["time_in_phase"]}

@@ -22,13 +22,17 @@ def _streams(log: ProducedLog) -> list[StreamInfo]:
     return log.store(read)
 
 
-def test_with_for_0s_every_live_adapter_not_running_is_listed_longest_first(produced_log: ProducedLog, modeladapter: Run) -> None:
+def test_with_for_0s_every_live_adapter_not_running_is_listed_longest_first(
+    produced_log: ProducedLog, modeladapter: Run
+) -> None:
     found = _stuck(modeladapter, produced_log.database_url, "--for", "0s", "-A")
     live = [s for s in _streams(produced_log) if s.finalized_at is None]
     not_running = sorted((s for s in live if s.phase != "Running"), key=lambda s: s.phase_since)
-    assert [(f["namespace"], f["name"], f["uid"]) for f in found] == [(s.namespace, s.name, s.stream_id) for s in not_running]
+    assert [(f["namespace"], f["name"], f["uid"]) for f in found] == [
+        (s.namespace, s.name, s.stream_id) for s in not_running
+    ]
     assert {(f["namespace"], f["name"]) for f in found} == {("team-b", "waiting"), ("team-b", "broken")}
-    for entry, stream in zip(found, not_running):
+    for entry, stream in zip(found, not_running, strict=True):
         assert entry["phase"] == stream.phase and entry["since"] == iso(stream.phase_since)
         assert entry["stuck_seconds"] > 0
     assert [f["since"] for f in found] == sorted(f["since"] for f in found)
@@ -38,7 +42,9 @@ def test_running_adapters_are_never_listed(produced_log: ProducedLog, modeladapt
     running = {(s.namespace, s.name) for s in _streams(produced_log) if s.phase == "Running" and s.finalized_at is None}
     assert len(running) == 4
     for argv in (("-A",), ()):
-        listed = {(f["namespace"], f["name"]) for f in _stuck(modeladapter, produced_log.database_url, "--for", "0s", *argv)}
+        listed = {
+            (f["namespace"], f["name"]) for f in _stuck(modeladapter, produced_log.database_url, "--for", "0s", *argv)
+        }
         assert not listed & running
     assert _stuck(modeladapter, produced_log.database_url, "--for", "0s") == [], "default: every adapter Running"
 
@@ -62,17 +68,21 @@ def test_a_duration_longer_than_any_stay_lists_nothing(produced_log: ProducedLog
     assert _stuck(modeladapter, produced_log.database_url, "--for", "1d", "-A") == []
     assert _stuck(modeladapter, produced_log.database_url, "-A") == [], "the default, 5m: this log is a minute old"
     table = modeladapter("stuck", "--for", "1d", "-A", "--database-url", produced_log.database_url)
-    assert table.code == 0 and table.out == "no adapter has been in one phase (other than Running) for longer than 1d00h\n"
+    assert (
+        table.code == 0 and table.out == "no adapter has been in one phase (other than Running) for longer than 1d00h\n"
+    )
 
 
-def test_the_table_has_one_row_per_adapter_with_reason_message_and_last_error(produced_log: ProducedLog, modeladapter: Run) -> None:
+def test_the_table_has_one_row_per_adapter_with_reason_message_and_last_error(
+    produced_log: ProducedLog, modeladapter: Run
+) -> None:
     result = modeladapter("stuck", "--for", "0s", "-A", "--database-url", produced_log.database_url)
     assert result.code == 0 and result.err == ""
     header, *rows = result.out.splitlines()
     assert header.split() == ["ADAPTER", "PHASE", "SINCE", "FOR", "REASON", "MESSAGE", "LAST", "ERROR"]
     found = _stuck(modeladapter, produced_log.database_url, "--for", "0s", "-A")
     assert len(rows) == len(found) == 2
-    for row, entry in zip(rows, found):
+    for row, entry in zip(rows, found, strict=True):
         cells = row.split()
         assert cells[:3] == [f"team-b/{entry['name']}", entry["phase"], entry["since"][:23] + "Z"]
         assert entry["reason"] in row and entry["message"] in row

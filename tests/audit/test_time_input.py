@@ -52,13 +52,19 @@ def test_a_time_that_ends_a_window_covers_all_of_its_last_digit(text: str, end: 
     assert parse_time(text, now=NOW, end=True) == end
 
 
-@pytest.mark.parametrize("text", ["yesterday", "", "5 minutes ago", "-5m", "2026-13-01", "nan", "inf", "1e400s", "99999999999d"])
+@pytest.mark.parametrize(
+    "text", ["yesterday", "", "5 minutes ago", "-5m", "2026-13-01", "nan", "inf", "1e400s", "99999999999d"]
+)
 def test_an_unreadable_time_says_what_is_accepted(text: str) -> None:
-    with pytest.raises(TimeInputError, match=r"cannot read .* as a time; use e\.g\. 2026-11-26T21:04:05Z, .* 5m, .* now"):
+    with pytest.raises(
+        TimeInputError, match=r"cannot read .* as a time; use e\.g\. 2026-11-26T21:04:05Z, .* 5m, .* now"
+    ):
         parse_time(text, now=NOW)
 
 
-@pytest.mark.parametrize("text, seconds", [("90s", 90), ("5m", 300), ("2h", 7200), ("1d", 86400), ("0s", 0), ("1.5", 1.5)])
+@pytest.mark.parametrize(
+    "text, seconds", [("90s", 90), ("5m", 300), ("2h", 7200), ("1d", 86400), ("0s", 0), ("1.5", 1.5)]
+)
 def test_a_duration_is_a_number_with_a_unit(text: str, seconds: float) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
 

@@ -29,7 +29,9 @@ from tests.audit.conftest import (
 
 
 def _verify(modeladapter: Run, log: ProducedLog, *argv: str, database_url: str | None = None) -> Result:
-    return modeladapter("verify", "--database-url", database_url or log.database_url, "--kubeconfig", str(log.kubeconfig), *argv)
+    return modeladapter(
+        "verify", "--database-url", database_url or log.database_url, "--kubeconfig", str(log.kubeconfig), *argv
+    )
 
 
 def _drifts(result: Result) -> list[dict[str, Any]]:
@@ -74,7 +76,10 @@ def test_a_cluster_the_operator_left_behind_matches_its_log(produced_log: Produc
     assert result.code == 0 and result.err == ""
     assert json.loads(result.out) == {"adapters_checked": _live_streams(produced_log), "in_sync": True, "drifts": []}
     table = _verify(modeladapter, produced_log, "-A")
-    assert table.code == 0 and table.out == f"no drift: {_live_streams(produced_log)} adapter(s) in the cluster match the event log\n"
+    assert (
+        table.code == 0
+        and table.out == f"no drift: {_live_streams(produced_log)} adapter(s) in the cluster match the event log\n"
+    )
 
 
 def test_the_namespace_scopes_what_is_compared(produced_log: ProducedLog, modeladapter: Run) -> None:
@@ -86,7 +91,9 @@ def test_the_namespace_scopes_what_is_compared(produced_log: ProducedLog, modela
 # --- drift ----------------------------------------------------------------------------------------------------
 
 
-def test_a_status_written_behind_the_operators_back_is_drift_naming_adapter_and_field(produced_log: ProducedLog, modeladapter: Run) -> None:
+def test_a_status_written_behind_the_operators_back_is_drift_naming_adapter_and_field(
+    produced_log: ProducedLog, modeladapter: Run
+) -> None:
     healthy = produced_log.chaos_pods["healthy"]
     with _status_changed(produced_log, "chaos", {"phase": "Failed", "instances": []}):
         drifts = _drifts(_verify(modeladapter, produced_log, "-o", "json"))
@@ -112,7 +119,10 @@ def test_a_condition_that_says_something_else_is_drift(produced_log: ProducedLog
     with _status_changed(produced_log, "clean", {"conditions": wrong}):
         (drift,) = _drifts(_verify(modeladapter, produced_log, "-o", "json"))
         assert (drift["name"], drift["field"]) == ("clean", "conditions[Ready]")
-        assert drift["log"]["message"] == "ModelAdapter default/clean is ready" and drift["cluster"]["message"] == "all is lost"
+        assert (
+            drift["log"]["message"] == "ModelAdapter default/clean is ready"
+            and drift["cluster"]["message"] == "all is lost"
+        )
 
 
 def test_an_adapter_only_in_the_cluster_is_drift(produced_log: ProducedLog, modeladapter: Run) -> None:
@@ -125,14 +135,21 @@ def test_an_adapter_only_in_the_cluster_is_drift(produced_log: ProducedLog, mode
     produced_log.cluster(lambda kube: kube.create(MODELADAPTERS, "team-b", manifest))
     try:
         (drift,) = _drifts(_verify(modeladapter, produced_log, "-A", "-o", "json"))
-        assert (drift["namespace"], drift["name"], drift["field"], drift["log"]) == ("team-b", "intruder", "adapter", None)
+        assert (drift["namespace"], drift["name"], drift["field"], drift["log"]) == (
+            "team-b",
+            "intruder",
+            "adapter",
+            None,
+        )
         assert "in the cluster but not in the log" in drift["note"]
     finally:
         produced_log.cluster(lambda kube: kube.delete(MODELADAPTERS, "team-b", "intruder"))
     assert _verify(modeladapter, produced_log, "-A").code == 0
 
 
-def test_an_adapter_only_in_the_log_is_drift(produced_log: ProducedLog, modeladapter: Run, databases: Databases) -> None:
+def test_an_adapter_only_in_the_log_is_drift(
+    produced_log: ProducedLog, modeladapter: Run, databases: Databases
+) -> None:
     url = copy_log(produced_log.database_url, databases)
     ghost = str(uuid.uuid4())
     observed = SpecObserved(generation=1, artifact_url="huggingface://org/ghost", replicas=1,
@@ -142,13 +159,18 @@ def test_an_adapter_only_in_the_log_is_drift(produced_log: ProducedLog, modelada
     asyncio.run(append_events(url, ghost, [observed, pending], namespace="default", name="ghost"))
     (drift,) = _drifts(_verify(modeladapter, produced_log, "-o", "json", database_url=url))
     assert (drift["name"], drift["uid"], drift["field"], drift["cluster"]) == ("ghost", ghost, "adapter", None)
-    assert drift["log"] == "phase Pending, version 2" and "in the log (not finalized) but not in the cluster" in drift["note"]
+    assert (
+        drift["log"] == "phase Pending, version 2"
+        and "in the log (not finalized) but not in the cluster" in drift["note"]
+    )
 
 
 # --- against a running `modeladapter sandbox --chaos` ---------------------------------------------------------
 
 
-def test_a_running_chaos_sandbox_has_no_drift_and_stops_on_ctrl_c(databases: Databases, modeladapter: Run, tmp_path: Path) -> None:
+def test_a_running_chaos_sandbox_has_no_drift_and_stops_on_ctrl_c(
+    databases: Databases, modeladapter: Run, tmp_path: Path
+) -> None:
     sandbox = LiveSandbox(tmp_path / "state", databases.new())
     sandbox.start()
     try:

@@ -86,7 +86,9 @@ def test_the_kubectl_plugin_name_runs_the_same_command(tmp_path: Path) -> None:
     plugin = Path(sys.executable).parent / "kubectl-modeladapter"
     result = subprocess.run(
         [str(plugin), "db", "upgrade", "--database-url", f"sqlite:///{tmp_path}/events.db"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == migrations.head_revision()

@@ -29,10 +29,10 @@ from modeladapter.fsm.backoff import BackoffPolicy
 from modeladapter.fsm.state import AdapterState, fold
 from modeladapter.operator.controller.controller import Controller
 from modeladapter.operator.kube.client import ENDPOINTSLICES, MODELADAPTERS, SERVICES, Kube, NotFound, Raw
+from modeladapter.operator.kube.events import EventRecorder
 from modeladapter.operator.kube.manifests import modeladapter_crd
 from modeladapter.operator.reconcile.reconciler import Reconciler
 from modeladapter.operator.reconcile.settings import ReconcileSettings
-from modeladapter.operator.kube.events import EventRecorder
 from modeladapter.sandbox.apiserver import ApiServer
 from modeladapter.sandbox.engine.adapter_files import write_peft_adapter
 from modeladapter.sandbox.engine.fleet import EngineFleet
@@ -64,7 +64,11 @@ def adapter_manifest(name: str = "qwen-code-lora", **spec: Any) -> Raw:
     return {
         "apiVersion": "model.aibrix.ai/v1alpha1",
         "kind": "ModelAdapter",
-        "metadata": {"name": name, "namespace": "default", "labels": {"model.aibrix.ai/name": name, "model.aibrix.ai/port": "8000"}},
+        "metadata": {
+            "name": name,
+            "namespace": "default",
+            "labels": {"model.aibrix.ai/name": name, "model.aibrix.ai/port": "8000"},
+        },
         "spec": {k: v for k, v in body.items() if v is not None},
     }
 
@@ -120,7 +124,11 @@ class OperatorProcess:
 
         async with httpx.AsyncClient() as http:
             text = (await http.get(f"http://127.0.0.1:{self.probe_port}/metrics", timeout=5)).text
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + " ") or line.startswith(name + "{"))
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name + " ") or line.startswith(name + "{")
+        )
 
     def log(self) -> str:
         return self.log_file.read_text(errors="replace")
@@ -142,7 +150,14 @@ class Sandbox:
 
     # --- the world -------------------------------------------------------------------------------------
 
-    async def add_pods(self, count: int, *, labels: dict[str, str] | None = None, ready_since: datetime | None = None, prefix: str = "qwen-coder-1-5b-instruct") -> list[str]:
+    async def add_pods(
+        self,
+        count: int,
+        *,
+        labels: dict[str, str] | None = None,
+        ready_since: datetime | None = None,
+        prefix: str = "qwen-coder-1-5b-instruct",
+    ) -> list[str]:
         names = []
         existing = {p["metadata"]["name"] for p in self.server.objects("v1", "Pod", self.namespace)}
         index = 0
@@ -152,7 +167,10 @@ class Sandbox:
             if name in existing:
                 continue
             await self.kubelet.create_pod(
-                name, self.namespace, labels=labels or POD_LABELS, since=ready_since or datetime.now(UTC) - timedelta(minutes=5)
+                name,
+                self.namespace,
+                labels=labels or POD_LABELS,
+                since=ready_since or datetime.now(UTC) - timedelta(minutes=5),
             )
             names.append(name)
         return names
@@ -168,10 +186,15 @@ class Sandbox:
     async def apply(self, manifest: Raw) -> Raw:
         name = manifest["metadata"]["name"]
         try:
-            current = await self.kube.get(MODELADAPTERS, self.namespace, name)
+            await self.kube.get(MODELADAPTERS, self.namespace, name)
         except NotFound:
             return await self.kube.create(MODELADAPTERS, self.namespace, manifest)
-        return await self.kube.patch(MODELADAPTERS, self.namespace, name, {"spec": manifest["spec"], "metadata": {"labels": manifest["metadata"].get("labels")}})
+        return await self.kube.patch(
+            MODELADAPTERS,
+            self.namespace,
+            name,
+            {"spec": manifest["spec"], "metadata": {"labels": manifest["metadata"].get("labels")}},
+        )
 
     async def adapter(self, name: str = "qwen-code-lora") -> Raw:
         return await self.kube.get(MODELADAPTERS, self.namespace, name)
@@ -183,10 +206,16 @@ class Sandbox:
         await self.kube.delete(MODELADAPTERS, self.namespace, name)
 
     async def service_and_slice(self, name: str = "qwen-code-lora") -> tuple[Raw, Raw]:
-        return await self.kube.get(SERVICES, self.namespace, name), await self.kube.get(ENDPOINTSLICES, self.namespace, name)
+        return await self.kube.get(SERVICES, self.namespace, name), await self.kube.get(
+            ENDPOINTSLICES, self.namespace, name
+        )
 
     async def events(self, name: str = "qwen-code-lora") -> list[Raw]:
-        return [e for e in self.server.objects("v1", "Event", self.namespace) if (e.get("involvedObject") or {}).get("name") == name]
+        return [
+            e
+            for e in self.server.objects("v1", "Event", self.namespace)
+            if (e.get("involvedObject") or {}).get("name") == name
+        ]
 
     async def ready(self, replicas: int, name: str = "qwen-code-lora") -> bool:
         """Running with exactly `replicas` verified instances."""
@@ -229,21 +258,38 @@ class Sandbox:
 
     # --- the operator ----------------------------------------------------------------------------------
 
-    def spawn_operator(self, *arguments: str, identity: str = "operator-a", probe_port: int | None = None) -> OperatorProcess:
+    def spawn_operator(
+        self, *arguments: str, identity: str = "operator-a", probe_port: int | None = None
+    ) -> OperatorProcess:
         """`modeladapter run` as a real process (so that it can be SIGKILLed), with fast test timings."""
         port = probe_port or free_port()
         command = [
-            str(Path(sys.executable).parent / "modeladapter"), "run",
-            "--kubeconfig", str(self.kubeconfig),
-            "--database-url", self.database_url,
-            "--stability-window", "0",
-            "--backoff-base", "0.05",
-            "--verify-interval", "0.3",
-            "--probe-address", f"127.0.0.1:{port}",
-            "--identity", identity,
-            "--lease-namespace", "default",
-            "--lease-duration", "3", "--renew-deadline", "2", "--retry-period", "0.5",
-            "--log-format", "json",
+            str(Path(sys.executable).parent / "modeladapter"),
+            "run",
+            "--kubeconfig",
+            str(self.kubeconfig),
+            "--database-url",
+            self.database_url,
+            "--stability-window",
+            "0",
+            "--backoff-base",
+            "0.05",
+            "--verify-interval",
+            "0.3",
+            "--probe-address",
+            f"127.0.0.1:{port}",
+            "--identity",
+            identity,
+            "--lease-namespace",
+            "default",
+            "--lease-duration",
+            "3",
+            "--renew-deadline",
+            "2",
+            "--retry-period",
+            "0.5",
+            "--log-format",
+            "json",
             *arguments,
         ]
         log_file = self.kubeconfig.parent / f"{identity}.log"
@@ -263,7 +309,14 @@ class Sandbox:
         engines = EngineConnections(connect_timeout=2.0, total_timeout=5.0)
 
         def reconciler(cluster: Any) -> Reconciler:
-            return Reconciler(kube=kube, store=store, engines=engines, cluster=cluster, recorder=EventRecorder(kube), settings=settings)
+            return Reconciler(
+                kube=kube,
+                store=store,
+                engines=engines,
+                cluster=cluster,
+                recorder=EventRecorder(kube),
+                settings=settings,
+            )
 
         controller = Controller(kube=kube, store=store, make_reconciler=reconciler, concurrency=4)
         controller.may_act.set()

@@ -84,7 +84,9 @@ async def test_the_s3_sample_with_the_runtime_sidecar_downloads_with_the_secrets
     sidecar = SimulatedRuntimeSidecar(
         sandbox.engine(pod),
         artifacts={url: local},
-        required_credentials={url: {"aws_access_key_id": "AKIAFAKE", "aws_secret_access_key": "secret", "aws_region": "us-east-1"}},
+        required_credentials={
+            url: {"aws_access_key_id": "AKIAFAKE", "aws_secret_access_key": "secret", "aws_region": "us-east-1"}
+        },
     )
     await sidecar.start()
     try:
@@ -94,7 +96,11 @@ async def test_the_s3_sample_with_the_runtime_sidecar_downloads_with_the_secrets
         assert status["instances"] == [pod]
         (load,) = [body for body in sidecar.received if "artifact_url" in body]
         assert load["artifact_url"] == url
-        assert load["credentials"] == {"aws_access_key_id": "AKIAFAKE", "aws_secret_access_key": "secret", "aws_region": "us-east-1"}
+        assert load["credentials"] == {
+            "aws_access_key_id": "AKIAFAKE",
+            "aws_secret_access_key": "secret",
+            "aws_region": "us-east-1",
+        }
     finally:
         await sidecar.stop()
 
@@ -107,7 +113,11 @@ async def _pod_with_runtime(sandbox: Sandbox) -> str:
         {"name": "aibrix-runtime", "image": "aibrix/runtime:v0.7.0", "ports": [{"containerPort": 8080}]},
     ]
     await sandbox.kubelet.create_pod(
-        "with-runtime-0", "default", labels=POD_LABELS, containers=containers, since=datetime.now(UTC) - timedelta(minutes=5)
+        "with-runtime-0",
+        "default",
+        labels=POD_LABELS,
+        containers=containers,
+        since=datetime.now(UTC) - timedelta(minutes=5),
     )
     return "with-runtime-0"
 

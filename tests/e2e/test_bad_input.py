@@ -68,11 +68,19 @@ async def test_a_missing_secret_is_reported_and_retried_until_it_appears(sandbox
     await sandbox.start_operator()
     await sandbox.apply(adapter_manifest(apiKeySecretRef={"name": "engine-key", "key": "token"}))
     ready = await ready_condition(sandbox, "qwen-code-lora")
-    assert (ready["reason"], ready["message"]) == ("SecretNotFound", "spec.apiKeySecretRef.name: Secret default/engine-key not found")
+    assert (ready["reason"], ready["message"]) == (
+        "SecretNotFound",
+        "spec.apiKeySecretRef.name: Secret default/engine-key not found",
+    )
     await sandbox.kube.create(
         SECRETS,
         "default",
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "engine-key"}, "data": {"token": base64.b64encode(b"engine-key").decode()}},
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "engine-key"},
+            "data": {"token": base64.b64encode(b"engine-key").decode()},
+        },
     )
     await sandbox.phase("Running", timeout=10)
 

@@ -55,7 +55,9 @@ async def test_a_repeating_event_is_counted_not_repeated(sandbox: Sandbox) -> No
     engine = sandbox.engine(pod)
     for evictions in range(1, 4):
         engine.evict("qwen-code-lora")
-        await sandbox.eventually(lambda: _repaired_after(sandbox, evictions), what=f"the repair of eviction {evictions}")
+        await sandbox.eventually(
+            lambda: _repaired_after(sandbox, evictions), what=f"the repair of eviction {evictions}"
+        )
 
     async def counted_three_times() -> list[dict[str, object]] | None:
         lost = [e for e in await sandbox.events() if e["reason"] == "PodLost"]
@@ -90,7 +92,6 @@ async def _has(sandbox: Sandbox, reason: str) -> bool:
     return bool((await reasons(sandbox))[reason])
 
 
-
 async def _repaired_after(sandbox: Sandbox, evictions: int) -> bool:
     """The log has seen `evictions` placements lost and the adapter is Running again after the last.
 
@@ -99,7 +100,9 @@ async def _repaired_after(sandbox: Sandbox, evictions: int) -> bool:
     events = await sandbox.store.read((await sandbox.adapter())["metadata"]["uid"])
     lost = [e for e in events if isinstance(e.payload, PlacementChanged) and e.payload.to_state is PlacementState.LOST]
     decisions = [e.payload for e in events if isinstance(e.payload, PhaseChanged)]
-    return len(lost) == evictions and decisions[-1].to_phase is Phase.RUNNING and decisions[-1].trigger == "service_bound"
+    return (
+        len(lost) == evictions and decisions[-1].to_phase is Phase.RUNNING and decisions[-1].trigger == "service_bound"
+    )
 
 
 async def _on(sandbox: Sandbox, name: str, pod: str) -> dict[str, object] | None:

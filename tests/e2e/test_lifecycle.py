@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from modeladapter.fsm.phases import Phase
 from modeladapter.store.queries import phase_history
-
 from tests.e2e.conftest import ARTIFACT, Sandbox, adapter_manifest
 
 
@@ -15,18 +14,32 @@ async def test_the_phase_sequence_pending_scheduled_loading_bound_running(sandbo
     status = await sandbox.phase("Running")
     history = await phase_history(sandbox.store, namespace="default", name="qwen-code-lora")
     assert [t.to_phase for t in history] == [Phase.PENDING, Phase.SCHEDULED, Phase.LOADING, Phase.BOUND, Phase.RUNNING]
-    assert history[1].message == f"ModelAdapter default/qwen-code-lora has selected 1 pods for scheduling: [{status['instances'][0]}]"
+    assert (
+        history[1].message
+        == f"ModelAdapter default/qwen-code-lora has selected 1 pods for scheduling: [{status['instances'][0]}]"
+    )
     (instance,) = status["instances"]
     assert instance in pods
     assert "qwen-code-lora" in sandbox.engine(instance).adapters
     assert sandbox.engine(instance).adapters["qwen-code-lora"].path == ARTIFACT.removeprefix("huggingface://")
     conditions = {c["type"]: c for c in status["conditions"]}
-    assert (conditions["Initialized"]["status"], conditions["Initialized"]["reason"], conditions["Initialized"]["message"]) == (
-        "Unknown", "ModelAdapterPending", "Starting reconciliation",
+    assert (
+        conditions["Initialized"]["status"],
+        conditions["Initialized"]["reason"],
+        conditions["Initialized"]["message"],
+    ) == (
+        "Unknown",
+        "ModelAdapterPending",
+        "Starting reconciliation",
     )
-    assert conditions["Scheduled"]["message"] == f"ModelAdapter default/qwen-code-lora has selected 1 pods for scheduling: [{instance}]"
+    assert (
+        conditions["Scheduled"]["message"]
+        == f"ModelAdapter default/qwen-code-lora has selected 1 pods for scheduling: [{instance}]"
+    )
     assert (conditions["Ready"]["status"], conditions["Ready"]["reason"], conditions["Ready"]["message"]) == (
-        "True", "ModelAdapterAvailable", "ModelAdapter default/qwen-code-lora is ready",
+        "True",
+        "ModelAdapterAvailable",
+        "ModelAdapter default/qwen-code-lora is ready",
     )
     assert (status["desiredReplicas"], status["readyReplicas"], status["candidates"]) == (1, 1, 3)
     service, endpoint_slice = await sandbox.service_and_slice()

@@ -110,7 +110,11 @@ async def test_the_running_operator_exposes_its_work_as_metrics(sandbox: Sandbox
         text = operator.metrics.exposition().decode()
         assert 'modeladapter_adapters{phase="Running"} 1.0' in text
         assert 'modeladapter_phase_transitions_total{from_phase="Bound",to_phase="Running"} 1.0' in text
-        for family in ("modeladapter_load_duration_seconds_count", "modeladapter_reconcile_duration_seconds_count", "modeladapter_event_append_duration_seconds_count"):
+        for family in (
+            "modeladapter_load_duration_seconds_count",
+            "modeladapter_reconcile_duration_seconds_count",
+            "modeladapter_event_append_duration_seconds_count",
+        ):
             sample = next(line for line in text.splitlines() if line.startswith(family))
             assert float(sample.rsplit(" ", 1)[1]) >= 1, sample
     finally:

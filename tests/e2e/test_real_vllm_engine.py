@@ -50,11 +50,18 @@ async def served(server: VllmServer, name: str) -> str | None:
 
 async def test_the_operator_drives_a_real_vllm(sandbox: Sandbox, real_engine: tuple[VllmServer, Lane]) -> None:
     server, lane = real_engine
-    await sandbox.kubelet.create_pod("real-vllm-0", "default", labels=POD_LABELS, ip=POD_IP, since=datetime.now(UTC) - timedelta(minutes=5))
+    await sandbox.kubelet.create_pod(
+        "real-vllm-0", "default", labels=POD_LABELS, ip=POD_IP, since=datetime.now(UTC) - timedelta(minutes=5)
+    )
     await sandbox.kube.create(
         SECRETS,
         "default",
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "vllm-key"}, "data": {"api-key": base64.b64encode(KEY.encode()).decode()}},
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "vllm-key"},
+            "data": {"api-key": base64.b64encode(KEY.encode()).decode()},
+        },
     )
     await sandbox.start_operator()
     first, second = str(lane.adapter("lora-a")), str(lane.adapter("lora-b"))

@@ -53,7 +53,9 @@ async def test_replicas_omitted_means_every_healthy_pod_and_n_means_exactly_n(sa
     assert len(set(two["instances"])) == 2 and two["desiredReplicas"] == 2
     # One more pod: the everywhere adapter follows it; the two-replica one stays at two.
     (extra,) = await sandbox.add_pods(1, prefix="late")
-    await sandbox.eventually(lambda: _status_with(sandbox, "everywhere", lambda s: extra in s.get("instances", [])), what="the new pod")
+    await sandbox.eventually(
+        lambda: _status_with(sandbox, "everywhere", lambda s: extra in s.get("instances", [])), what="the new pod"
+    )
     await asyncio.sleep(0.3)
     assert len((await sandbox.status("two"))["instances"]) == 2
 
@@ -75,8 +77,11 @@ async def test_least_adapters_spreads_and_bin_pack_packs(sandbox: Sandbox) -> No
 
 async def test_a_pod_at_capacity_is_never_chosen(sandbox: Sandbox) -> None:
     await sandbox.kubelet.create_pod(
-        "small", "default", labels={"model.aibrix.ai/name": "qwen-coder-1-5b-instruct", "adapter.model.aibrix.ai/enabled": "true"},
-        annotations={"adapter.model.aibrix.ai/capacity": "1"}, since=datetime.now(UTC) - timedelta(minutes=5),
+        "small",
+        "default",
+        labels={"model.aibrix.ai/name": "qwen-coder-1-5b-instruct", "adapter.model.aibrix.ai/enabled": "true"},
+        annotations={"adapter.model.aibrix.ai/capacity": "1"},
+        since=datetime.now(UTC) - timedelta(minutes=5),
     )
     await sandbox.start_operator()
     await sandbox.apply(adapter_manifest("first", replicas=1))
@@ -173,7 +178,11 @@ async def test_after_five_failed_attempts_the_adapter_switches_pods_with_a_warni
     # Make the serving pod's engine lose the adapter and refuse every load from now on.
     sandbox.engine(first).inject(Fault(status=503), route="load", times=None)
     sandbox.engine(first).evict("qwen-code-lora")
-    moved = await sandbox.eventually(lambda: _status_with(sandbox, "qwen-code-lora", lambda s: s.get("instances") == [other]), timeout=15, what="the switch")
+    moved = await sandbox.eventually(
+        lambda: _status_with(sandbox, "qwen-code-lora", lambda s: s.get("instances") == [other]),
+        timeout=15,
+        what="the switch",
+    )
     assert moved["phase"] == "Running"
     warnings = [e for e in await sandbox.events() if e["reason"] == "MaxRetriesExceeded"]
     assert warnings and warnings[0]["type"] == "Warning" and first in warnings[0]["message"]
@@ -189,7 +198,12 @@ async def test_a_deleted_pod_leaves_the_instances_at_once_and_the_adapter_moves(
     (serving,) = (await sandbox.phase("Running"))["instances"]
     other = next(p for p in pods if p != serving)
     await sandbox.kubelet.delete(serving)
-    moved = await sandbox.eventually(lambda: _status_with(sandbox, "qwen-code-lora", lambda s: s.get("instances") == [other] and s.get("phase") == "Running"), what="the move")
+    moved = await sandbox.eventually(
+        lambda: _status_with(
+            sandbox, "qwen-code-lora", lambda s: s.get("instances") == [other] and s.get("phase") == "Running"
+        ),
+        what="the move",
+    )
     _, endpoint_slice = await sandbox.service_and_slice()
     assert [e["addresses"] for e in endpoint_slice["endpoints"]] == [[sandbox.pod_ip(other)]]
     assert moved["readyReplicas"] == 1
@@ -199,9 +213,13 @@ async def test_an_unhealthy_pod_leaves_the_instances_at_once(sandbox: Sandbox) -
     pods = await sandbox.add_pods(2)
     await sandbox.start_operator()
     await sandbox.apply(adapter_manifest())
-    await sandbox.eventually(lambda: _status_with(sandbox, "qwen-code-lora", lambda s: s.get("readyReplicas") == 2), what="two instances")
+    await sandbox.eventually(
+        lambda: _status_with(sandbox, "qwen-code-lora", lambda s: s.get("readyReplicas") == 2), what="two instances"
+    )
     await sandbox.kubelet.mark_not_ready(pods[0])
-    status = await sandbox.eventually(lambda: _status_with(sandbox, "qwen-code-lora", lambda s: s.get("instances") == [pods[1]]), what="one instance")
+    status = await sandbox.eventually(
+        lambda: _status_with(sandbox, "qwen-code-lora", lambda s: s.get("instances") == [pods[1]]), what="one instance"
+    )
     assert status["phase"] == "Running"
 
 
@@ -231,13 +249,17 @@ async def test_an_artifact_change_reloads_every_placement(sandbox: Sandbox) -> N
     pods = await sandbox.add_pods(2)
     await sandbox.start_operator()
     await sandbox.apply(adapter_manifest())
-    await sandbox.eventually(lambda: _status_with(sandbox, "qwen-code-lora", lambda s: s.get("readyReplicas") == 2), what="two instances")
+    await sandbox.eventually(
+        lambda: _status_with(sandbox, "qwen-code-lora", lambda s: s.get("readyReplicas") == 2), what="two instances"
+    )
     new_path = write_peft_adapter(sandbox.kubeconfig.parent / "adapters" / "v2")
     await sandbox.apply(adapter_manifest(artifactURL=str(new_path)))
     for pod in pods:
         await sandbox.eventually(lambda pod=pod: _engine_path(sandbox, pod, str(new_path)), what=f"{pod} reloaded")
     status = await sandbox.eventually(
-        lambda: _status_with(sandbox, "qwen-code-lora", lambda s: s.get("observedGeneration") == 2 and s.get("phase") == "Running"),
+        lambda: _status_with(
+            sandbox, "qwen-code-lora", lambda s: s.get("observedGeneration") == 2 and s.get("phase") == "Running"
+        ),
         what="generation 2 Running",
     )
     assert sorted(status["instances"]) == pods
@@ -247,14 +269,26 @@ async def test_a_selector_change_unloads_from_pods_that_no_longer_match(sandbox:
     pods = await sandbox.add_pods(2)
     await sandbox.start_operator()
     await sandbox.apply(adapter_manifest())
-    await sandbox.eventually(lambda: _status_with(sandbox, "qwen-code-lora", lambda s: s.get("readyReplicas") == 2), what="two instances")
+    await sandbox.eventually(
+        lambda: _status_with(sandbox, "qwen-code-lora", lambda s: s.get("readyReplicas") == 2), what="two instances"
+    )
     # Only pods of zone a from now on; label one pod so.
     pod = sandbox.server.get("v1", "Pod", "default", pods[0])
     assert pod is not None
-    await sandbox.kube.patch(__import__("modeladapter.operator.kube.client", fromlist=["PODS"]).PODS, "default", pods[0], {"metadata": {"labels": {"zone": "a"}}})
-    selector = {"matchLabels": {"model.aibrix.ai/name": "qwen-coder-1-5b-instruct"}, "matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}
+    await sandbox.kube.patch(
+        __import__("modeladapter.operator.kube.client", fromlist=["PODS"]).PODS,
+        "default",
+        pods[0],
+        {"metadata": {"labels": {"zone": "a"}}},
+    )
+    selector = {
+        "matchLabels": {"model.aibrix.ai/name": "qwen-coder-1-5b-instruct"},
+        "matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}],
+    }
     await sandbox.apply(adapter_manifest(podSelector=selector))
-    await sandbox.eventually(lambda: _status_with(sandbox, "qwen-code-lora", lambda s: s.get("instances") == [pods[0]]), what="one instance")
+    await sandbox.eventually(
+        lambda: _status_with(sandbox, "qwen-code-lora", lambda s: s.get("instances") == [pods[0]]), what="one instance"
+    )
     await sandbox.eventually(lambda: _engine_lacks(sandbox.engine(pods[1]), "qwen-code-lora"), what="the unload")
 
 
@@ -262,7 +296,9 @@ async def test_deletion_unloads_everywhere_then_removes_the_finalizer(sandbox: S
     pods = await sandbox.add_pods(3)
     await sandbox.start_operator()
     await sandbox.apply(adapter_manifest())
-    await sandbox.eventually(lambda: _status_with(sandbox, "qwen-code-lora", lambda s: s.get("readyReplicas") == 3), what="three instances")
+    await sandbox.eventually(
+        lambda: _status_with(sandbox, "qwen-code-lora", lambda s: s.get("readyReplicas") == 3), what="three instances"
+    )
     assert "adapter.model.aibrix.ai/finalizer" in (await sandbox.adapter())["metadata"]["finalizers"]
     uid = (await sandbox.adapter())["metadata"]["uid"]
     await sandbox.kubelet.delete(pods[2])  # a pod that is gone counts as unloaded
@@ -295,7 +331,9 @@ async def test_status_is_truthful_instances_only_while_the_engine_lists_the_adap
     # The engine loses the adapter and cannot get it back: the status must stop claiming it.
     engine.inject(Fault(status=503), route="load", times=None)
     engine.evict("qwen-code-lora")
-    status = await sandbox.eventually(lambda: _status_with(sandbox, "qwen-code-lora", lambda s: s.get("instances") == []), what="an honest status")
+    status = await sandbox.eventually(
+        lambda: _status_with(sandbox, "qwen-code-lora", lambda s: s.get("instances") == []), what="an honest status"
+    )
     assert status["phase"] in ("Loading", "Failed")
     assert {c["type"]: c for c in status["conditions"]}["Ready"]["status"] == "False"
     _, endpoint_slice = await sandbox.service_and_slice()
@@ -333,8 +371,16 @@ async def test_a_status_written_by_someone_else_is_put_right_at_once(sandbox: Sa
     await sandbox.add_pods(2)
     await sandbox.start_operator(replace(FAST, verify_interval=timedelta(minutes=10)))
     await sandbox.apply(adapter_manifest(replicas=2))
-    truth = await sandbox.eventually(lambda: _status_with(sandbox, "qwen-code-lora", lambda s: s.get("readyReplicas") == 2), what="two instances")
-    await sandbox.kube.patch(MODELADAPTERS, "default", "qwen-code-lora", {"status": {"phase": "Failed", "readyReplicas": 0, "instances": []}}, subresource="status")
+    truth = await sandbox.eventually(
+        lambda: _status_with(sandbox, "qwen-code-lora", lambda s: s.get("readyReplicas") == 2), what="two instances"
+    )
+    await sandbox.kube.patch(
+        MODELADAPTERS,
+        "default",
+        "qwen-code-lora",
+        {"status": {"phase": "Failed", "readyReplicas": 0, "instances": []}},
+        subresource="status",
+    )
     restored = await sandbox.eventually(
         lambda: _status_with(sandbox, "qwen-code-lora", lambda s: s.get("phase") == "Running" and s.get("readyReplicas") == 2),
         timeout=3, what="the operator's status back",

@@ -63,11 +63,17 @@ async def test_after_a_kill_the_next_operator_verifies_instead_of_reloading(sand
     assert uid is not None
     phases_before = [e for e in await sandbox.store.read(uid) if isinstance(e.payload, PhaseChanged)]
     second = sandbox.spawn_operator("--no-leader-election", identity="operator-b")
-    await sandbox.eventually(lambda: _metric_at_least(second, "modeladapter_reconcile_duration_seconds_count", 2), timeout=20, what="reconciles")
+    await sandbox.eventually(
+        lambda: _metric_at_least(second, "modeladapter_reconcile_duration_seconds_count", 2),
+        timeout=20,
+        what="reconciles",
+    )
     models_calls = sum(1 for call in sandbox.engine(pods[0]).calls if call.path == "/v1/models")
     await asyncio.sleep(1.0)
     assert {pod: loads(sandbox, pod) for pod in pods} == before, "nothing was loaded twice"
-    assert sum(1 for call in sandbox.engine(pods[0]).calls if call.path == "/v1/models") > models_calls, "it re-verified"
+    assert sum(1 for call in sandbox.engine(pods[0]).calls if call.path == "/v1/models") > models_calls, (
+        "it re-verified"
+    )
     assert [e for e in await sandbox.store.read(uid) if isinstance(e.payload, PhaseChanged)] == phases_before
     assert (await sandbox.status())["phase"] == "Running"
 
@@ -118,7 +124,6 @@ async def test_a_clean_stop_hands_the_lease_over_at_once(sandbox: Sandbox) -> No
     del b
 
 
-
 async def _metric_at_least(process: object, name: str, value: float) -> bool:
     try:
         return await process.metric(name) >= value  # type: ignore[attr-defined, no-any-return]
@@ -135,7 +140,6 @@ async def _serving(process: object) -> bool:
     except httpx.HTTPError:
         return False
     return answer.status_code == 200
-
 
 
 async def _holder(sandbox: Sandbox, identity: str) -> bool:

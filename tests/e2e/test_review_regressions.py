@@ -39,7 +39,9 @@ async def test_fixing_the_artifact_of_a_failed_adapter_retries_at_once(sandbox: 
 
     await sandbox.add_pods(1)
     # A long cool-down: only the new spec can explain a quick recovery.
-    await sandbox.start_operator(replace(FAST, backoff=BackoffPolicy(base=timedelta(seconds=0.05), cap=timedelta(seconds=60))))
+    await sandbox.start_operator(
+        replace(FAST, backoff=BackoffPolicy(base=timedelta(seconds=0.05), cap=timedelta(seconds=60)))
+    )
     await sandbox.apply(adapter_manifest(replicas=1, artifactURL="huggingface://org/does-not-exist"))
     await sandbox.phase("Failed")
     await sandbox.apply(adapter_manifest(replicas=1, artifactURL=ARTIFACT))
@@ -96,7 +98,10 @@ async def test_adapters_arriving_together_do_not_overfill_a_pod(sandbox: Sandbox
     from datetime import UTC, datetime, timedelta
 
     await sandbox.kubelet.create_pod(
-        "small", "default", labels=POD_LABELS, annotations={"adapter.model.aibrix.ai/capacity": "1"},
+        "small",
+        "default",
+        labels=POD_LABELS,
+        annotations={"adapter.model.aibrix.ai/capacity": "1"},
         since=datetime.now(UTC) - timedelta(minutes=5),
     )
     await sandbox.start_operator()
@@ -112,8 +117,14 @@ async def test_a_missing_secret_still_keeps_instances_and_endpoints_truthful(san
     for pod in pods:
         sandbox.engine(pod).api_key = "engine-key"
     await sandbox.kube.create(
-        SECRETS, "default",
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "engine-key"}, "data": {"api-key": base64.b64encode(b"engine-key").decode()}},
+        SECRETS,
+        "default",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "engine-key"},
+            "data": {"api-key": base64.b64encode(b"engine-key").decode()},
+        },
     )
     await sandbox.start_operator()
     await sandbox.apply(adapter_manifest(apiKeySecretRef={"name": "engine-key"}))
@@ -129,7 +140,9 @@ async def test_a_missing_secret_still_keeps_instances_and_endpoints_truthful(san
 async def test_a_service_that_is_not_ours_is_never_taken_over(sandbox: Sandbox) -> None:
     await sandbox.add_pods(1)
     user_service = {
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "qwen-code-lora", "labels": {"team": "mine"}},
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "qwen-code-lora", "labels": {"team": "mine"}},
         "spec": {"selector": {"app": "mine"}, "ports": [{"name": "web", "port": 80, "targetPort": 8080}]},
     }
     await sandbox.kube.create(SERVICES, "default", user_service)
@@ -140,7 +153,6 @@ async def test_a_service_that_is_not_ours_is_never_taken_over(sandbox: Sandbox) 
     service = await sandbox.kube.get(SERVICES, "default", "qwen-code-lora")
     assert service["spec"]["ports"][0]["name"] == "web" and "ownerReferences" not in service["metadata"]
     assert running.controller.errors == 0
-
 
 
 async def _instances(sandbox: Sandbox, pods: list[str]) -> dict[str, Any] | None:

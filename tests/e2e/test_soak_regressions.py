@@ -53,7 +53,9 @@ async def test_a_lost_instance_leaves_the_status_and_the_endpoints_before_its_re
     await sandbox.eventually(lambda: sandbox.ready(2), timeout=10, what="the reload")
 
 
-async def test_a_deleted_adapter_leaves_the_status_and_the_endpoints_before_its_unloads_return(sandbox: Sandbox) -> None:
+async def test_a_deleted_adapter_leaves_the_status_and_the_endpoints_before_its_unloads_return(
+    sandbox: Sandbox,
+) -> None:
     """Deletion decides to unload everywhere, and the unload then takes 4 s. The status must say Terminating with
     no instances, and the EndpointSlice list nobody, before the unloads return (soak seed 20261126, sqlite,
     300 s: d-lora-048 stayed Running on a pod whose engine had lost it for 70 s while its unloads hung)."""

@@ -14,7 +14,9 @@ from modeladapter.fsm.phases import Phase, PlacementState
 
 def one_of_each(at: datetime) -> list[ev.AdapterEvent]:
     return [
-        ev.SpecObserved(generation=2, artifact_url="hf://org/repo", replicas=None, scheduler_name="default", pod_selector="a=b"),
+        ev.SpecObserved(
+            generation=2, artifact_url="hf://org/repo", replicas=None, scheduler_name="default", pod_selector="a=b"
+        ),
         ev.SpecRejected(generation=2, field="spec.replicas", rule="must be at least 1", message="spec.replicas: 0"),
         ev.PodSelected(pod="p", policy="bin-pack", reason="fullest pod with room"),
         ev.PodSwitched(from_pod="p", to_pod="q", reason="MaxRetriesExceeded"),

@@ -24,9 +24,9 @@ from modeladapter.fsm import (
     decide,
     fold,
 )
-from modeladapter.fsm.table import accepts
-from modeladapter.fsm.phases import NEW
 from modeladapter.fsm.events import AdapterEvent, Finalized, RecordedEvent, ServiceBound, SpecObserved
+from modeladapter.fsm.phases import NEW
+from modeladapter.fsm.table import accepts
 
 RecordFn = Callable[..., list[RecordedEvent]]
 Steps = list[tuple[PhaseTrigger | PlacementTrigger, Facts]]
@@ -94,7 +94,9 @@ class TestFoldProperties:
 
     @settings(max_examples=200, deadline=None)
     @given(trigger_sequences())
-    def test_advancing_in_memory_agrees_with_folding_the_recorded_events(self, as_recorded: RecordFn, steps: Steps) -> None:
+    def test_advancing_in_memory_agrees_with_folding_the_recorded_events(
+        self, as_recorded: RecordFn, steps: Steps
+    ) -> None:
         payloads = run(steps, datetime(2026, 11, 26).astimezone())
         recorded = fold(as_recorded(payloads))
         # `advance` knows no stream metadata or positions; everything else must match.

@@ -140,13 +140,17 @@ class TestLoadFailures:
 
 class TestRetryTimer:
     def test_a_due_retry_starts_the_next_attempt(self, epoch: datetime) -> None:
-        started, decision = decide(with_placement("Backoff", attempts=2), PlacementTrigger.RETRY_DUE, Facts(now=epoch, pod=POD))
+        started, decision = decide(
+            with_placement("Backoff", attempts=2), PlacementTrigger.RETRY_DUE, Facts(now=epoch, pod=POD)
+        )
         assert isinstance(started, LoadStarted) and started.attempt == 3
         assert started.artifact_url == ARTIFACT
         assert isinstance(decision, PlacementChanged) and decision.to_state is PlacementState.LOADING
 
     def test_after_five_attempts_a_due_retry_exhausts_the_pod(self, epoch: datetime) -> None:
-        exhausted, decision = decide(with_placement("Backoff", attempts=5), PlacementTrigger.RETRY_DUE, Facts(now=epoch, pod=POD))
+        exhausted, decision = decide(
+            with_placement("Backoff", attempts=5), PlacementTrigger.RETRY_DUE, Facts(now=epoch, pod=POD)
+        )
         assert isinstance(exhausted, PlacementExhausted)
         assert (exhausted.cause, exhausted.attempts) == ("max-retries", 5)
         assert isinstance(decision, PlacementChanged) and decision.to_state is PlacementState.EXHAUSTED
@@ -174,19 +178,31 @@ class TestUnloading:
     def test_the_deadline_set_when_unloading_began_cannot_be_moved_later(self, epoch: datetime) -> None:
         from modeladapter.fsm.state import advance
 
-        started = decide(with_placement("Loaded"), PlacementTrigger.UNLOAD, Facts(now=epoch, pod=POD, unload_deadline=epoch + timedelta(seconds=60)))
+        started = decide(
+            with_placement("Loaded"),
+            PlacementTrigger.UNLOAD,
+            Facts(now=epoch, pod=POD, unload_deadline=epoch + timedelta(seconds=60)),
+        )
         state = advance(with_placement("Loaded"), started, at=epoch)
         placement = state.placement(POD)
         assert placement is not None and placement.unload_deadline == epoch + timedelta(seconds=60)
         later = epoch + timedelta(seconds=61)
         # The caller offers a fresh deadline, as a reconcile computing "now + timeout" would: the log's wins.
-        events = decide(state, PlacementTrigger.UNLOAD_FAILED, Facts(now=later, pod=POD, error="refused", unload_deadline=later + timedelta(seconds=60)))
+        events = decide(
+            state,
+            PlacementTrigger.UNLOAD_FAILED,
+            Facts(now=later, pod=POD, error="refused", unload_deadline=later + timedelta(seconds=60)),
+        )
         assert isinstance(events[0], UnloadFailed) and events[0].abandoned
 
     def test_a_failed_unload_waits_before_the_next_try_and_keeps_its_since(self, epoch: datetime) -> None:
         from modeladapter.fsm.state import advance
 
-        state = advance(with_placement("Loaded"), decide(with_placement("Loaded"), PlacementTrigger.UNLOAD, Facts(now=epoch, pod=POD)), at=epoch)
+        state = advance(
+            with_placement("Loaded"),
+            decide(with_placement("Loaded"), PlacementTrigger.UNLOAD, Facts(now=epoch, pod=POD)),
+            at=epoch,
+        )
         later = epoch + timedelta(seconds=3)
         failed = decide(state, PlacementTrigger.UNLOAD_FAILED, Facts(now=later, pod=POD, error="refused"))
         assert isinstance(failed[0], UnloadFailed) and failed[0].retry_at == later + timedelta(seconds=5)
@@ -196,7 +212,9 @@ class TestUnloading:
 
     @pytest.mark.parametrize("state", ["Assigned", "Loading", "Backoff", "Loaded", "Exhausted", "Lost", "Unloading"])
     def test_a_pod_that_is_gone_counts_as_unloaded(self, state: str, epoch: datetime) -> None:
-        lost, unloaded, decision = decide(with_placement(state), PlacementTrigger.POD_GONE, Facts(now=epoch, pod=POD, reason="pod deleted"))
+        lost, unloaded, decision = decide(
+            with_placement(state), PlacementTrigger.POD_GONE, Facts(now=epoch, pod=POD, reason="pod deleted")
+        )
         assert isinstance(lost, PodLost) and lost.reason == "pod deleted"
         assert isinstance(unloaded, Unloaded) and unloaded.outcome == "pod-gone"
         assert isinstance(decision, PlacementChanged) and decision.to_state is PlacementState.UNLOADED

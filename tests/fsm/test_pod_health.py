@@ -13,7 +13,12 @@ from modeladapter.fsm.health import PodView, assess_pod, stable_since
 @pytest.fixture
 def pod(epoch: datetime) -> PodView:
     return PodView(
-        name="vllm-0", ip="10.0.0.7", phase="Running", ready=True, ready_since=epoch - timedelta(seconds=30), terminating=False
+        name="vllm-0",
+        ip="10.0.0.7",
+        phase="Running",
+        ready=True,
+        ready_since=epoch - timedelta(seconds=30),
+        terminating=False,
     )
 
 

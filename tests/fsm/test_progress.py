@@ -29,14 +29,20 @@ def visited(start: Phase | None, target: Phase, failure: PhaseTrigger, now: date
 @pytest.mark.parametrize("failure", FAILURES, ids=lambda t: t.value)
 @pytest.mark.parametrize("target", list(Phase), ids=str)
 @pytest.mark.parametrize("start", STARTS, ids=str)
-def test_every_phase_is_reachable_from_every_phase(start: Phase | None, target: Phase, failure: PhaseTrigger, epoch: datetime) -> None:
+def test_every_phase_is_reachable_from_every_phase(
+    start: Phase | None, target: Phase, failure: PhaseTrigger, epoch: datetime
+) -> None:
     phases = visited(start, target, failure, epoch)
     assert (phases[-1] if phases else start) is target
 
 
 def test_one_reconcile_from_nothing_to_running_shows_the_documented_sequence(epoch: datetime) -> None:
     assert visited(None, Phase.RUNNING, PhaseTrigger.LOADING_FAILED, epoch) == [
-        Phase.PENDING, Phase.SCHEDULED, Phase.LOADING, Phase.BOUND, Phase.RUNNING,
+        Phase.PENDING,
+        Phase.SCHEDULED,
+        Phase.LOADING,
+        Phase.BOUND,
+        Phase.RUNNING,
     ]
 
 
@@ -51,7 +57,11 @@ def test_an_invalid_spec_fails_at_once(epoch: datetime) -> None:
 def test_a_failed_adapter_starts_over_from_pending_for_the_reason_given(epoch: datetime) -> None:
     assert path(Phase.FAILED, Phase.RUNNING, leaving=PhaseTrigger.PODS_CHANGED)[0] is PhaseTrigger.PODS_CHANGED
     assert visited(Phase.FAILED, Phase.RUNNING, PhaseTrigger.LOADING_FAILED, epoch) == [
-        Phase.PENDING, Phase.SCHEDULED, Phase.LOADING, Phase.BOUND, Phase.RUNNING,
+        Phase.PENDING,
+        Phase.SCHEDULED,
+        Phase.LOADING,
+        Phase.BOUND,
+        Phase.RUNNING,
     ]
 
 
@@ -62,15 +72,17 @@ def test_terminating_is_final() -> None:
 
 
 def test_the_edges_a_walk_takes_only_when_told_are_read_off_the_table() -> None:
-    assert ENTERING_FAILED == {PhaseTrigger.SPEC_INVALID, PhaseTrigger.LOADING_FAILED}
-    assert LEAVING_FAILED == {PhaseTrigger.SPEC_CHANGED, PhaseTrigger.PODS_CHANGED, PhaseTrigger.RETRY_DUE}
+    assert {PhaseTrigger.SPEC_INVALID, PhaseTrigger.LOADING_FAILED} == ENTERING_FAILED
+    assert {PhaseTrigger.SPEC_CHANGED, PhaseTrigger.PODS_CHANGED, PhaseTrigger.RETRY_DUE} == LEAVING_FAILED
 
 
 def test_the_edges_passed_through_say_what_happens_there_and_the_last_says_the_targets_words() -> None:
     to = Target(Phase.RUNNING, "ModelAdapterAvailable", "ModelAdapter default/a is ready")
     steps = walk(AdapterState(phase=Phase.PENDING), to, namespace="default", name="a")
     assert [(s.trigger.value, s.reason) for s in steps] == [
-        ("pods_selected", "Scheduled"), ("load_started", "Loading"), ("load_verified", "Loaded"),
+        ("pods_selected", "Scheduled"),
+        ("load_started", "Loading"),
+        ("load_verified", "Loaded"),
         ("service_bound", "ModelAdapterAvailable"),
     ]
     assert steps[0].message == "ModelAdapter default/a has selected 0 pods for scheduling: []"

@@ -21,9 +21,20 @@ import pytest
 import yaml
 
 from modeladapter.operator.cli.main import main
-from modeladapter.operator.kube.manifests import DEFAULT_NAMESPACE, DEPLOYMENT_FILE, default_image, operator_manifests
-from modeladapter.operator.kube.manifests import modeladapter_crd
-from modeladapter.operator.controller.settings import OPTIONS, add_run_arguments, env_var, parse_host_port, settings_from
+from modeladapter.operator.controller.settings import (
+    OPTIONS,
+    add_run_arguments,
+    env_var,
+    parse_host_port,
+    settings_from,
+)
+from modeladapter.operator.kube.manifests import (
+    DEFAULT_NAMESPACE,
+    DEPLOYMENT_FILE,
+    default_image,
+    modeladapter_crd,
+    operator_manifests,
+)
 from modeladapter.sandbox.apiserver import ApiServer
 from modeladapter.sandbox.realcluster import RealCluster, RealClusterUnavailable, binaries
 
@@ -112,7 +123,9 @@ def test_secrets_and_pods_are_read_only_and_crds_are_out_of_reach(everything: li
     for _, resource, verbs in granted:
         if resource in ("secrets", "pods"):
             assert verbs <= READ_ONLY, f"{resource} must be read-only, got {sorted(verbs)}"
-    assert not [g for g, resource, _ in granted if resource == "customresourcedefinitions" or g == "apiextensions.k8s.io"]
+    assert not [
+        g for g, resource, _ in granted if resource == "customresourcedefinitions" or g == "apiextensions.k8s.io"
+    ]
 
 
 def test_both_bindings_name_the_service_account_the_deployment_runs_as(everything: list[JsonDict]) -> None:
@@ -120,8 +133,14 @@ def test_both_bindings_name_the_service_account_the_deployment_runs_as(everythin
     assert one(everything, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == account["name"]
     for binding, role in (("ClusterRoleBinding", "ClusterRole"), ("RoleBinding", "Role")):
         document = one(everything, binding)
-        assert document["subjects"] == [{"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}]
-        assert document["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": role, "name": one(everything, role)["metadata"]["name"]}
+        assert document["subjects"] == [
+            {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
+        ]
+        assert document["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": role,
+            "name": one(everything, role)["metadata"]["name"],
+        }
 
 
 # --- the Deployment -----------------------------------------------------------------------------------------
@@ -181,7 +200,9 @@ def test_the_sqlite_event_log_is_on_an_emptydir(everything: list[JsonDict]) -> N
     url = environment(container)["MODELADAPTER_DATABASE_URL"]
     assert url.startswith("sqlite:////")
     directory = str(Path(url.removeprefix("sqlite:///")).parent)
-    volumes = {volume["name"]: volume for volume in one(everything, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+    volumes = {
+        volume["name"]: volume for volume in one(everything, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    }
     (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == directory]
     assert volumes[mount["name"]] == {"name": mount["name"], "emptyDir": {}}
 
@@ -194,7 +215,9 @@ def test_the_shipped_file_names_the_default_image() -> None:
 # --- the command ----------------------------------------------------------------------------------------------
 
 
-def test_the_whole_output_is_the_crd_then_the_namespace_then_rbac_then_the_deployment(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_whole_output_is_the_crd_then_the_namespace_then_rbac_then_the_deployment(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     kinds = [document["kind"] for document in printed(capsys=capsys)]
     assert kinds == [
         "CustomResourceDefinition", "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
@@ -206,11 +229,17 @@ def test_the_whole_output_is_the_crd_then_the_namespace_then_rbac_then_the_deplo
     ("only", "kinds"),
     [
         pytest.param("crd", ["CustomResourceDefinition"], id="crd"),
-        pytest.param("rbac", ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"], id="rbac"),
+        pytest.param(
+            "rbac",
+            ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"],
+            id="rbac",
+        ),
         pytest.param("deployment", ["Namespace", "Deployment"], id="deployment"),
     ],
 )
-def test_only_prints_one_part_that_applies_on_its_own(only: str, kinds: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_only_prints_one_part_that_applies_on_its_own(
+    only: str, kinds: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     assert [document["kind"] for document in printed("--only", only, capsys=capsys)] == kinds
 
 
@@ -294,7 +323,9 @@ async def test_the_crd_applies_to_the_emulator_and_serves_modeladapters(tmp_path
     binary = kubectl_binary()
     async with ApiServer() as server:
         kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
-        applied = await kubectl(binary, kubeconfig, tmp_path, "apply", "-f", "-", stdin=console_script_output("--only", "crd"))
+        applied = await kubectl(
+            binary, kubeconfig, tmp_path, "apply", "-f", "-", stdin=console_script_output("--only", "crd")
+        )
         assert applied.strip() == "customresourcedefinition.apiextensions.k8s.io/modeladapters.model.aibrix.ai created"
         await kubectl(binary, kubeconfig, tmp_path, "apply", "-f", "-", stdin=AIBRIX_ADAPTER)
         (adapter,) = server.objects("model.aibrix.ai/v1alpha1", "ModelAdapter", "default")
@@ -313,7 +344,9 @@ def real_apiserver() -> Iterator[RealCluster]:
         cluster.stop()
 
 
-async def test_everything_applies_to_a_real_apiserver_with_the_right_kinds(real_apiserver: RealCluster, tmp_path: Path) -> None:
+async def test_everything_applies_to_a_real_apiserver_with_the_right_kinds(
+    real_apiserver: RealCluster, tmp_path: Path
+) -> None:
     binary = kubectl_binary()
     kubeconfig = real_apiserver.write_kubeconfig(tmp_path / "kubeconfig")
     output = console_script_output("--namespace", "ma-system")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modeladapter.fsm import events as ev
-from modeladapter.fsm.phases import PhaseTrigger, PlacementTrigger
 from docs.catalogue import (
     edges_recording,
     event_models,
@@ -15,14 +13,15 @@ from docs.catalogue import (
     rule_index,
     type_name,
 )
+from modeladapter.fsm import events as ev
+from modeladapter.fsm.phases import PhaseTrigger, PlacementTrigger
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "events.md"
 
 
 def test_the_catalogue_matches_the_code() -> None:
     assert DOCUMENT.read_text() == render_document(), (
-        "docs/events.md is out of date: run "
-        "`python -m docs.catalogue > docs/events.md` and commit the result"
+        "docs/events.md is out of date: run `python -m docs.catalogue > docs/events.md` and commit the result"
     )
 
 

@@ -14,7 +14,6 @@ from modeladapter.operator.kube.client import KubeApi
 from modeladapter.operator.reconcile.echoes import StatusEchoes
 from modeladapter.operator.reconcile.index import PlacementIndex
 
-
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
 
 
@@ -72,7 +71,11 @@ def test_an_unrelated_pod_wakes_nobody() -> None:
 
 def test_a_pod_an_adapter_sits_on_wakes_it_even_without_a_selector_match() -> None:
     cluster, woken = view()
-    state = advance(AdapterState(namespace="team-a", name="qwen"), [PlacementChanged(pod="p", from_state=None, to_state=PlacementState.LOADED, trigger="assign")], at=NOW)
+    state = advance(
+        AdapterState(namespace="team-a", name="qwen"),
+        [PlacementChanged(pod="p", from_state=None, to_state=PlacementState.LOADED, trigger="assign")],
+        at=NOW,
+    )
     cluster.index.record("qwen", "team-a", state)
     cluster._pod_changed(pod("p", "team-a", {"model": "mistral"}), None)
     assert woken == ["qwen"]
@@ -80,7 +83,11 @@ def test_a_pod_an_adapter_sits_on_wakes_it_even_without_a_selector_match() -> No
 
 def test_placements_count_towards_a_pods_load_for_every_other_adapter() -> None:
     index = PlacementIndex()
-    state = advance(AdapterState(namespace="team-a", name="qwen"), [PlacementChanged(pod="p", from_state=None, to_state=PlacementState.LOADED, trigger="assign")], at=NOW)
+    state = advance(
+        AdapterState(namespace="team-a", name="qwen"),
+        [PlacementChanged(pod="p", from_state=None, to_state=PlacementState.LOADED, trigger="assign")],
+        at=NOW,
+    )
     index.record("qwen", "team-a", state)
     assert index.load_of("team-a", "p") == 1
     assert index.load_of("team-a", "p", excluding="qwen") == 0
@@ -112,7 +119,9 @@ def test_a_pods_load_follows_placements_as_they_move_and_end() -> None:
     index = PlacementIndex()
 
     def on(*pods: str) -> AdapterState:
-        changes = [PlacementChanged(pod=p, from_state=None, to_state=PlacementState.LOADED, trigger="assign") for p in pods]
+        changes = [
+            PlacementChanged(pod=p, from_state=None, to_state=PlacementState.LOADED, trigger="assign") for p in pods
+        ]
         return advance(AdapterState(namespace="team-a", name="x"), changes, at=NOW)
 
     index.record("qwen", "team-a", on("p", "q"))
@@ -135,6 +144,10 @@ def test_a_status_someone_else_wrote_wakes_the_adapter_but_its_own_echo_does_not
     echo = {**before, "status": dict(ours), "metadata": {**before["metadata"], "resourceVersion": "2"}}
     cluster._adapter_changed(before, echo)
     assert woken == []
-    overwritten = {**echo, "status": {"phase": "Failed", "readyReplicas": 0}, "metadata": {**echo["metadata"], "resourceVersion": "3"}}
+    overwritten = {
+        **echo,
+        "status": {"phase": "Failed", "readyReplicas": 0},
+        "metadata": {**echo["metadata"], "resourceVersion": "3"},
+    }
     cluster._adapter_changed(echo, overwritten)
     assert woken == ["llama"]

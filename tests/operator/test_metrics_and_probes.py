@@ -59,7 +59,9 @@ async def get(session: aiohttp.ClientSession, path: str, **headers: str) -> tupl
 
 
 def test_every_phase_is_exported_from_the_start_and_a_phase_left_out_drops_to_zero(metrics: OperatorMetrics) -> None:
-    assert {samples(metrics.exposition().decode())[("modeladapter_adapters", (("phase", p.value),))] for p in Phase} == {0}
+    assert {
+        samples(metrics.exposition().decode())[("modeladapter_adapters", (("phase", p.value),))] for p in Phase
+    } == {0}
     metrics.set_phase_counts({Phase.RUNNING: 3, Phase.LOADING: 1})
     metrics.set_phase_counts({Phase.RUNNING: 4})
     exported = samples(metrics.exposition().decode())
@@ -116,7 +118,9 @@ def test_durations_land_in_histogram_buckets(
 
 def test_the_load_histogram_spans_a_millisecond_to_five_minutes(metrics: OperatorMetrics) -> None:
     exported = samples(metrics.exposition().decode())
-    bounds = {float(dict(labels)["le"]) for (name, labels) in exported if name == "modeladapter_load_duration_seconds_bucket"}
+    bounds = {
+        float(dict(labels)["le"]) for (name, labels) in exported if name == "modeladapter_load_duration_seconds_bucket"
+    }
     assert min(bounds) == 0.001
     assert max(bounds - {float("inf")}) == 300.0
 
@@ -161,7 +165,9 @@ async def test_a_scraper_that_asks_for_openmetrics_gets_it(
     assert body.rstrip().endswith("# EOF")
 
 
-async def test_healthz_follows_the_health_check(served: tuple[ProbeServer, Switch, Switch, aiohttp.ClientSession]) -> None:
+async def test_healthz_follows_the_health_check(
+    served: tuple[ProbeServer, Switch, Switch, aiohttp.ClientSession],
+) -> None:
     _, healthy, _, session = served
     assert await get(session, "/healthz") == (200, "ok\n", "text/plain; charset=utf-8")
     healthy.verdict = CheckResult.failing("the pod watch stopped 2 minutes ago")
@@ -169,7 +175,9 @@ async def test_healthz_follows_the_health_check(served: tuple[ProbeServer, Switc
     assert (status, body) == (503, "the pod watch stopped 2 minutes ago\n")
 
 
-async def test_readyz_follows_the_readiness_check(served: tuple[ProbeServer, Switch, Switch, aiohttp.ClientSession]) -> None:
+async def test_readyz_follows_the_readiness_check(
+    served: tuple[ProbeServer, Switch, Switch, aiohttp.ClientSession],
+) -> None:
     _, _, ready, session = served
     status, body, _ = await get(session, "/readyz")
     assert (status, body) == (503, "readiness check failed\n")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from modeladapter.fsm.events import EVENT_TYPES, RecordedEvent
 from docs.catalogue import example_story
+from modeladapter.fsm.events import EVENT_TYPES, RecordedEvent
 from modeladapter.operator.audit.narration import clock, line, narrate
 
 

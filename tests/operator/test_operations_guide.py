@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from modeladapter.operator.kube.manifests import operator_manifests
 from modeladapter.operator.controller.metrics import OperatorMetrics
 from modeladapter.operator.controller.settings import OPTIONS, OperatorSettings, env_var, flag
+from modeladapter.operator.kube.manifests import operator_manifests
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 
@@ -34,7 +34,14 @@ def test_every_setting_is_in_the_settings_table_with_its_default(setting: str) -
     row = rows[env_var(setting)]
     assert flag(setting).removeprefix("--") in row[0]
     default = getattr(OperatorSettings(identity="x"), setting)
-    if setting not in ("kubeconfig", "namespace", "lease_namespace", "identity", "enable_runtime_sidecar", "leader_election"):
+    if setting not in (
+        "kubeconfig",
+        "namespace",
+        "lease_namespace",
+        "identity",
+        "enable_runtime_sidecar",
+        "leader_election",
+    ):
         shown = f"{default:g}" if isinstance(default, float) else str(default)
         assert f"`{shown}`" in row[2], f"{setting}: the guide says {row[2]!r}, the code {shown!r}"
 

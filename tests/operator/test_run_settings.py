@@ -157,14 +157,21 @@ def test_a_bad_variable_is_refused_with_the_same_message(option: str, value: str
 
 
 def test_a_bad_boolean_variable_is_refused() -> None:
-    with pytest.raises(SettingsError, match="^--leader-election / MODELADAPTER_LEADER_ELECTION: expected true or false"):
+    with pytest.raises(
+        SettingsError, match="^--leader-election / MODELADAPTER_LEADER_ELECTION: expected true or false"
+    ):
         parse(environ={"MODELADAPTER_LEADER_ELECTION": "maybe"})
 
 
 def test_leader_election_timings_must_nest() -> None:
-    with pytest.raises(SettingsError, match="^--renew-deadline / MODELADAPTER_RENEW_DEADLINE: must be shorter than --lease-duration / MODELADAPTER_LEASE_DURATION"):
+    with pytest.raises(
+        SettingsError,
+        match="^--renew-deadline / MODELADAPTER_RENEW_DEADLINE: must be shorter than --lease-duration / MODELADAPTER_LEASE_DURATION",
+    ):
         parse("--lease-duration", "10", "--renew-deadline", "10")
-    with pytest.raises(SettingsError, match="^--retry-period / MODELADAPTER_RETRY_PERIOD: must be shorter than --renew-deadline"):
+    with pytest.raises(
+        SettingsError, match="^--retry-period / MODELADAPTER_RETRY_PERIOD: must be shorter than --renew-deadline"
+    ):
         parse("--retry-period", "10s")
 
 

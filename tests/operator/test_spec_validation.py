@@ -7,18 +7,34 @@ from typing import Any
 import pytest
 
 from modeladapter.fsm.scheduling import SchedulingPolicy
-from modeladapter.operator.api.spec import AdapterSpec, LabelSelector, Requirement, SecretKeyRef, SpecProblem, parse_spec
+from modeladapter.operator.api.spec import (
+    AdapterSpec,
+    LabelSelector,
+    Requirement,
+    SecretKeyRef,
+    SpecProblem,
+    parse_spec,
+)
 
-QWEN_SELECTOR = {"matchLabels": {"model.aibrix.ai/name": "qwen-coder-1-5b-instruct", "adapter.model.aibrix.ai/enabled": "true"}}
+QWEN_SELECTOR = {
+    "matchLabels": {"model.aibrix.ai/name": "qwen-coder-1-5b-instruct", "adapter.model.aibrix.ai/enabled": "true"}
+}
 
 
 def adapter(name: str = "qwen-code-lora", **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"podSelector": QWEN_SELECTOR, "artifactURL": "huggingface://ai-blond/Qwen-Qwen2.5-Coder-1.5B-Instruct-lora"}
+    body: dict[str, Any] = {
+        "podSelector": QWEN_SELECTOR,
+        "artifactURL": "huggingface://ai-blond/Qwen-Qwen2.5-Coder-1.5B-Instruct-lora",
+    }
     body.update(spec)
     return {
         "apiVersion": "model.aibrix.ai/v1alpha1",
         "kind": "ModelAdapter",
-        "metadata": {"name": name, "namespace": "default", "labels": {"model.aibrix.ai/name": name, "model.aibrix.ai/port": "8000"}},
+        "metadata": {
+            "name": name,
+            "namespace": "default",
+            "labels": {"model.aibrix.ai/name": name, "model.aibrix.ai/port": "8000"},
+        },
         "spec": {k: v for k, v in body.items() if v is not None},
     }
 
@@ -38,20 +54,42 @@ def problem(raw: dict[str, Any]) -> SpecProblem:
 class TestAIBrixSamplesAreAccepted:
     def test_the_base_sample(self) -> None:
         spec = valid(adapter(baseModel="qwen-coder-1-5b-instruct", schedulerName="default"))
-        assert (spec.lora_name, spec.replicas, spec.scheduler) == ("qwen-code-lora", None, SchedulingPolicy.LEAST_ADAPTERS)
-        assert spec.pod_selector.render() == "adapter.model.aibrix.ai/enabled=true,model.aibrix.ai/name=qwen-coder-1-5b-instruct"
+        assert (spec.lora_name, spec.replicas, spec.scheduler) == (
+            "qwen-code-lora",
+            None,
+            SchedulingPolicy.LEAST_ADAPTERS,
+        )
+        assert (
+            spec.pod_selector.render()
+            == "adapter.model.aibrix.ai/enabled=true,model.aibrix.ai/name=qwen-coder-1-5b-instruct"
+        )
         assert not spec.needs_runtime_sidecar
 
     def test_the_api_key_sample(self) -> None:
-        spec = valid(adapter("qwen-code-lora-with-key", additionalConfig={"api-key": "sk-kFJ12nKsFakefVmGpj3QzX65s4RbN2xJqWzPYCjYu7wT3BFake"}))
+        spec = valid(
+            adapter(
+                "qwen-code-lora-with-key",
+                additionalConfig={"api-key": "sk-kFJ12nKsFakefVmGpj3QzX65s4RbN2xJqWzPYCjYu7wT3BFake"},
+            )
+        )
         assert spec.has_inline_api_key
 
     def test_the_multi_replica_sample_with_its_unused_keys(self) -> None:
-        spec = valid(adapter("sample-lora-multi-replica", schedulerName="least-adapters", additionalConfig={"rank": "16", "alpha": "32", "timeout": "120s"}))
+        spec = valid(
+            adapter(
+                "sample-lora-multi-replica",
+                schedulerName="least-adapters",
+                additionalConfig={"rank": "16", "alpha": "32", "timeout": "120s"},
+            )
+        )
         assert spec.scheduler is SchedulingPolicy.LEAST_ADAPTERS and not spec.has_inline_api_key
 
     def test_the_s3_sample_needs_the_runtime_sidecar(self) -> None:
-        raw = adapter("qwen2-5-7b-lora", artifactURL="s3://aibrix-example-model-artifacts/Qwen2.5-7B-LoRA/", credentialsSecretRef={"name": "aws-credential"})
+        raw = adapter(
+            "qwen2-5-7b-lora",
+            artifactURL="s3://aibrix-example-model-artifacts/Qwen2.5-7B-LoRA/",
+            credentialsSecretRef={"name": "aws-credential"},
+        )
         spec = valid(raw)
         assert spec.credentials_secret == "aws-credential" and spec.needs_runtime_sidecar
 
@@ -80,10 +118,16 @@ class TestWhatGoesBeyondAIBrix:
         assert selector.render() == "model.aibrix.ai/name=llama,zone in (a,b),!canary"
 
     def test_an_api_key_secret_reference(self) -> None:
-        assert valid(adapter(apiKeySecretRef={"name": "vllm-key", "key": "token"})).api_key_secret == SecretKeyRef("vllm-key", "token")
-        assert valid(adapter(apiKeySecretRef={"name": "vllm-key"})).api_key_secret == SecretKeyRef("vllm-key", "api-key")
+        assert valid(adapter(apiKeySecretRef={"name": "vllm-key", "key": "token"})).api_key_secret == SecretKeyRef(
+            "vllm-key", "token"
+        )
+        assert valid(adapter(apiKeySecretRef={"name": "vllm-key"})).api_key_secret == SecretKeyRef(
+            "vllm-key", "api-key"
+        )
 
-    @pytest.mark.parametrize("url", ["hf://org/repo", "gs://bucket/adapters/x", "gcs://b/x", "tos://b/x/", "/models/adapters/sql"])
+    @pytest.mark.parametrize(
+        "url", ["hf://org/repo", "gs://bucket/adapters/x", "gcs://b/x", "tos://b/x/", "/models/adapters/sql"]
+    )
     def test_every_documented_scheme(self, url: str) -> None:
         assert valid(adapter(artifactURL=url)).artifact_url == url
 
@@ -91,25 +135,56 @@ class TestWhatGoesBeyondAIBrix:
 @pytest.mark.parametrize(
     ("raw", "field", "rule"),
     [
-        pytest.param(adapter(artifactURL="ftp://host/x"), "spec.artifactURL", "unsupported scheme", id="unknown-scheme"),
-        pytest.param(adapter(artifactURL="hugingface://org/repo"), "spec.artifactURL", "unsupported scheme", id="misspelled-scheme"),
+        pytest.param(
+            adapter(artifactURL="ftp://host/x"), "spec.artifactURL", "unsupported scheme", id="unknown-scheme"
+        ),
+        pytest.param(
+            adapter(artifactURL="hugingface://org/repo"),
+            "spec.artifactURL",
+            "unsupported scheme",
+            id="misspelled-scheme",
+        ),
         pytest.param(adapter(artifactURL="aabbcc"), "spec.artifactURL", "unsupported scheme", id="not-a-url"),
         pytest.param(adapter(artifactURL="huggingface://"), "spec.artifactURL", "ORG/REPO", id="hf-without-repo"),
         pytest.param(adapter(artifactURL="s3://"), "spec.artifactURL", "needs a bucket", id="s3-without-bucket"),
         pytest.param(adapter(artifactURL="/models/../etc"), "spec.artifactURL", "'..'", id="path-escape"),
         pytest.param(adapter(artifactURL=""), "spec.artifactURL", "is required", id="empty-url"),
         pytest.param(adapter(podSelector={}), "spec.podSelector", "must not be empty", id="empty-selector"),
-        pytest.param(adapter(podSelector={"matchExpressions": [{"key": "a", "operator": "In"}]}), "spec.podSelector.matchExpressions[0].values", "must not be empty", id="in-without-values"),
-        pytest.param(adapter(podSelector={"matchExpressions": [{"key": "a", "operator": "Near"}]}), "spec.podSelector.matchExpressions[0].operator", "must be one of", id="bad-operator"),
+        pytest.param(
+            adapter(podSelector={"matchExpressions": [{"key": "a", "operator": "In"}]}),
+            "spec.podSelector.matchExpressions[0].values",
+            "must not be empty",
+            id="in-without-values",
+        ),
+        pytest.param(
+            adapter(podSelector={"matchExpressions": [{"key": "a", "operator": "Near"}]}),
+            "spec.podSelector.matchExpressions[0].operator",
+            "must be one of",
+            id="bad-operator",
+        ),
         pytest.param(adapter(replicas=0), "spec.replicas", "at least 1", id="replicas-0"),
         pytest.param(adapter(replicas=-2), "spec.replicas", "at least 1", id="replicas-negative"),
         pytest.param(adapter(replicas=True), "spec.replicas", "at least 1", id="replicas-bool"),
-        pytest.param(adapter(schedulerName="leastLatency"), "spec.schedulerName", "unknown scheduler", id="unknown-scheduler"),
+        pytest.param(
+            adapter(schedulerName="leastLatency"), "spec.schedulerName", "unknown scheduler", id="unknown-scheduler"
+        ),
         pytest.param(adapter("qwen.code.lora"), "metadata.name", "LoRA name", id="dotted-name"),
         pytest.param(adapter("x" * 101), "metadata.name", "LoRA name", id="long-name"),
-        pytest.param(adapter(credentialsSecretRef={"name": "../other-namespace"}), "spec.credentialsSecretRef.name", "adapter's namespace", id="secret-path"),
-        pytest.param(adapter(apiKeySecretRef={"name": "key", "key": "a b"}), "spec.apiKeySecretRef.key", "data key", id="secret-key"),
-        pytest.param(adapter(additionalConfig={"api-key": 42}), "spec.additionalConfig", "strings", id="non-string-config"),
+        pytest.param(
+            adapter(credentialsSecretRef={"name": "../other-namespace"}),
+            "spec.credentialsSecretRef.name",
+            "adapter's namespace",
+            id="secret-path",
+        ),
+        pytest.param(
+            adapter(apiKeySecretRef={"name": "key", "key": "a b"}),
+            "spec.apiKeySecretRef.key",
+            "data key",
+            id="secret-key",
+        ),
+        pytest.param(
+            adapter(additionalConfig={"api-key": 42}), "spec.additionalConfig", "strings", id="non-string-config"
+        ),
     ],
 )
 def test_a_bad_spec_names_the_field_and_the_rule(raw: dict[str, Any], field: str, rule: str) -> None:

@@ -12,7 +12,13 @@ from typing import Any
 
 import pytest
 
-from modeladapter.operator.controller.logs import configure_logging, current_log_context, log_context, make_handler, redact
+from modeladapter.operator.controller.logs import (
+    configure_logging,
+    current_log_context,
+    log_context,
+    make_handler,
+    redact,
+)
 from modeladapter.operator.controller.settings import LogFormat
 
 log = logging.getLogger("modeladapter.operator.test")
@@ -150,7 +156,9 @@ def test_secrets_never_reach_the_output(capture: Any, fmt: LogFormat) -> None:
     out = capture(fmt)
     with log_context(adapter="default/a"):
         log.info("calling %s with Bearer %s", "http://10.0.0.7:8000", "tok-123456")
-        log.info("event log at postgresql://ma:hunter2@db/events", extra={"headers": {"Authorization": "Bearer tok-654321"}})
+        log.info(
+            "event log at postgresql://ma:hunter2@db/events", extra={"headers": {"Authorization": "Bearer tok-654321"}}
+        )
         try:
             raise ValueError("could not connect to postgresql://ma:hunter2@db/events")
         except ValueError:

@@ -100,16 +100,24 @@ class World:
         ip = f"10.0.0.{len(self.ips) + 2}"
         self.ips[name] = ip
         container = {**engine_container(), **({"args": args} if args else {})}
-        self.cluster.seed({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": "default", "labels": labels or dict(POD_LABELS),
-                         "annotations": annotations or {}},
-            "spec": {"nodeName": "node-1", "containers": [container]},
-        })
+        self.cluster.seed(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": name,
+                    "namespace": "default",
+                    "labels": labels or dict(POD_LABELS),
+                    "annotations": annotations or {},
+                },
+                "spec": {"nodeName": "node-1", "containers": [container]},
+            }
+        )
         since = self.clock() - timedelta(seconds=ready_for)
         status = running_status(ip, ready=ready, since=since, containers=[container], started=since)
-        self.cluster.store.patch(self._pods, "default", name, "application/merge-patch+json", {"status": status},
-                                 subresource="status")
+        self.cluster.store.patch(
+            self._pods, "default", name, "application/merge-patch+json", {"status": status}, subresource="status"
+        )
         return self.engines.at(ip)
 
     def engine(self, pod: str) -> ScriptedEngine:
@@ -117,14 +125,23 @@ class World:
 
     def set_ready(self, pod: str, ready: bool) -> None:
         flag = "True" if ready else "False"
-        conditions = [{"type": kind, "status": flag, "lastTransitionTime": rfc3339(self.clock())}
-                      for kind in ("Ready", "ContainersReady")]
-        self.cluster.store.patch(self._pods, "default", pod, "application/strategic-merge-patch+json",
-                                 {"status": {"conditions": conditions}}, subresource="status")
+        conditions = [
+            {"type": kind, "status": flag, "lastTransitionTime": rfc3339(self.clock())}
+            for kind in ("Ready", "ContainersReady")
+        ]
+        self.cluster.store.patch(
+            self._pods,
+            "default",
+            pod,
+            "application/strategic-merge-patch+json",
+            {"status": {"conditions": conditions}},
+            subresource="status",
+        )
 
     def relabel(self, pod: str, labels: dict[str, str]) -> None:
-        self.cluster.store.patch(self._pods, "default", pod, "application/merge-patch+json",
-                                 {"metadata": {"labels": labels}})
+        self.cluster.store.patch(
+            self._pods, "default", pod, "application/merge-patch+json", {"metadata": {"labels": labels}}
+        )
 
     def delete_pod(self, pod: str) -> None:
         self.cluster.store.delete(self._pods, "default", pod, _now_options())
@@ -142,8 +159,13 @@ class World:
         if existing is None:
             return str(self.cluster.seed(body)["metadata"]["uid"])
         resource = self.cluster.store.resource_type("model.aibrix.ai", "v1alpha1", "modeladapters")
-        self.cluster.store.patch(resource, "default", name, "application/merge-patch+json",
-                                 {"spec": body["spec"], "metadata": {"labels": body["metadata"].get("labels")}})
+        self.cluster.store.patch(
+            resource,
+            "default",
+            name,
+            "application/merge-patch+json",
+            {"spec": body["spec"], "metadata": {"labels": body["metadata"].get("labels")}},
+        )
         return str(existing["metadata"]["uid"])
 
     def delete(self, name: str) -> None:
@@ -152,8 +174,9 @@ class World:
 
     def add_secret(self, name: str, data: dict[str, str]) -> None:
         encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
-        self.cluster.seed({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "default"},
-                           "data": encoded})
+        self.cluster.seed(
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "default"}, "data": encoded}
+        )
 
     def adapter(self, name: str = "qwen-code-lora") -> Raw:
         found = self.cluster.get(MODELADAPTERS, "default", name)
@@ -210,7 +233,12 @@ async def make_world(settings: ReconcileSettings = SETTINGS) -> tuple[World, Sql
     engines = ScriptedEngines()
     recorder = EventRecorder(cluster.kube)
     reconciler = Reconciler(
-        kube=cluster.kube, store=store, engines=engines, cluster=cluster, recorder=recorder, settings=settings,
+        kube=cluster.kube,
+        store=store,
+        engines=engines,
+        cluster=cluster,
+        recorder=recorder,
+        settings=settings,
         clock=clock,
     )
     return World(cluster, engines, store, clock, reconciler, recorder), store

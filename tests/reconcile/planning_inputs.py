@@ -22,8 +22,12 @@ SETTINGS = PlanSettings()
 S = PlacementState
 
 
-def desired(*, replicas: int | None = 1, artifact: str = ARTIFACT, policy: SchedulingPolicy = SchedulingPolicy.LEAST_ADAPTERS) -> Desired:
-    return Desired(artifact_url=artifact, replicas=replicas, policy=policy, lora_name="qwen-code-lora", selector="app=vllm")
+def desired(
+    *, replicas: int | None = 1, artifact: str = ARTIFACT, policy: SchedulingPolicy = SchedulingPolicy.LEAST_ADAPTERS
+) -> Desired:
+    return Desired(
+        artifact_url=artifact, replicas=replicas, policy=policy, lora_name="qwen-code-lora", selector="app=vllm"
+    )
 
 
 def pod(
@@ -63,7 +67,12 @@ def placement(
     error: str | None = None,
 ) -> Placement:
     return Placement(
-        pod=pod_name, state=state, since=since, attempts=attempts, next_retry_at=retry_at, artifact_url=artifact,
+        pod=pod_name,
+        state=state,
+        since=since,
+        attempts=attempts,
+        next_retry_at=retry_at,
+        artifact_url=artifact,
         last_error=error,
     )
 
@@ -73,18 +82,19 @@ def adapter(*placements: Placement, phase: Phase | None = Phase.RUNNING, replica
         generation=1, artifact_url=ARTIFACT, replicas=replicas, scheduler_name="default", pod_selector="app=vllm"
     )
     return AdapterState(
-        stream_id="uid-1", namespace="default", name="qwen-code-lora", version=10, phase=phase, spec=spec,
+        stream_id="uid-1",
+        namespace="default",
+        name="qwen-code-lora",
+        version=10,
+        phase=phase,
+        spec=spec,
         placements=placements,
     )
 
 
 def fired(plan: Plan, pod_name: str | None = None) -> list[str]:
     """The triggers a plan fires, for one pod's placement (or the phase, with `pod_name` None)."""
-    return [
-        step.trigger.value
-        for step in plan.steps
-        if isinstance(step, Fire) and step.facts.pod == pod_name
-    ]
+    return [step.trigger.value for step in plan.steps if isinstance(step, Fire) and step.facts.pod == pod_name]
 
 
 def rules(plan: Plan) -> list[str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from modeladapter.adapters.outcomes import EngineRejected
-from modeladapter.fsm.events import Finalized, PhaseChanged, UnloadFailed, Unloaded
+from modeladapter.fsm.events import Finalized, PhaseChanged, Unloaded, UnloadFailed
 from modeladapter.operator.kube.client import MODELADAPTERS
 from tests.reconcile.conftest import World, manifest
 
@@ -32,7 +32,9 @@ async def test_deletion_unloads_everywhere_then_ends_the_stream_then_removes_the
         assert result.requeue_after == timedelta(seconds=1)
         result = await world.reconcile(uid=uid)
     assert result.requeue_after is None and result.appended == (), "a finalized stream takes nothing more"
-    assert world.cluster.get(MODELADAPTERS, "default", "qwen-code-lora") is None, "the finalizer went, so did the object"
+    assert world.cluster.get(MODELADAPTERS, "default", "qwen-code-lora") is None, (
+        "the finalizer went, so did the object"
+    )
 
 
 async def test_a_pod_that_is_gone_counts_as_unloaded(world: World) -> None:
@@ -72,8 +74,11 @@ async def test_an_adapter_forced_off_while_the_operator_was_away_is_unloaded_fro
     await world.reconcile()
     uid = world.uid()
     world.cluster.store.patch(
-        world.cluster.store.resource_type("model.aibrix.ai", "v1alpha1", "modeladapters"), "default", "qwen-code-lora",
-        "application/merge-patch+json", {"metadata": {"finalizers": None}},
+        world.cluster.store.resource_type("model.aibrix.ai", "v1alpha1", "modeladapters"),
+        "default",
+        "qwen-code-lora",
+        "application/merge-patch+json",
+        {"metadata": {"finalizers": None}},
     )
     world.delete("qwen-code-lora")
     assert world.cluster.adapter(uid) is None

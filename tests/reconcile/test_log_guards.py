@@ -58,7 +58,9 @@ async def test_a_load_cut_short_by_a_restart_is_settled_by_the_engines_listing_n
     assert engine.count("load") == 1 and after_restart.status()["phase"] == "Running"
 
 
-async def test_another_writer_appending_first_stops_the_pass_once_and_the_next_one_reads_the_log_again(world: World) -> None:
+async def test_another_writer_appending_first_stops_the_pass_once_and_the_next_one_reads_the_log_again(
+    world: World,
+) -> None:
     engine = world.add_pod("pod-0")
     world.apply(manifest(replicas=1))
     uid = world.uid()
@@ -67,8 +69,12 @@ async def test_another_writer_appending_first_stops_the_pass_once_and_the_next_o
         # While this pass waits for the engine, another operator appends to the same stream.
         if operation == "load":
             version = (await world.state(uid=uid)).version
-            other = stamp([PodLost(pod="pod-0", reason="seen elsewhere")], at=world.clock(), reconcile_id="other",
-                          observed_generation=1)
+            other = stamp(
+                [PodLost(pod="pod-0", reason="seen elsewhere")],
+                at=world.clock(),
+                reconcile_id="other",
+                observed_generation=1,
+            )
             await world.store.append(uid, other, expected_version=version, namespace="default", name="qwen-code-lora")
 
     engine.on_call = split_brain
@@ -86,9 +92,15 @@ async def test_a_step_the_state_machines_reject_raises_instead_of_being_skipped(
     world.apply(manifest(replicas=1))
     await world.reconcile()
     state = await world.state()
-    step = Pass(ref=AdapterRef(world.uid(), "default", "qwen-code-lora"), base=state, now=world.clock(), reconcile_id="r")
+    step = Pass(
+        ref=AdapterRef(world.uid(), "default", "qwen-code-lora"), base=state, now=world.clock(), reconcile_id="r"
+    )
     # A planner bug: starting a load on a placement that is already loaded.
-    wrong = Plan(before=step.state, steps=(Fire("start_loads", PlacementTrigger.START_LOAD, Facts(now=world.clock(), pod="pod-0")),), after=state)
+    wrong = Plan(
+        before=step.state,
+        steps=(Fire("start_loads", PlacementTrigger.START_LOAD, Facts(now=world.clock(), pod="pod-0")),),
+        after=state,
+    )
     with pytest.raises(RejectedStep, match="start_load.*not accepted in state 'Loaded'"):
         step.take(wrong)
     with pytest.raises(RejectedStep, match="another state"):
@@ -103,8 +115,12 @@ def restarted(world: World) -> World:
     """The same cluster, engines and log, and a new reconciler with empty memory (a restarted operator)."""
     recorder = EventRecorder(world.cluster.kube)
     reconciler = Reconciler(
-        kube=world.cluster.kube, store=world.store, engines=world.engines, cluster=world.cluster, recorder=recorder,
-        settings=SETTINGS, clock=world.clock,
+        kube=world.cluster.kube,
+        store=world.store,
+        engines=world.engines,
+        cluster=world.cluster,
+        recorder=recorder,
+        settings=SETTINGS,
+        clock=world.clock,
     )
     return World(world.cluster, world.engines, world.store, world.clock, reconciler, recorder, world.ips)
-

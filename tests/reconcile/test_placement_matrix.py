@@ -14,8 +14,8 @@ from datetime import timedelta
 import pytest
 
 from modeladapter.fsm.observations import Listed, Listing
-from modeladapter.fsm.planning import plan_convergence, plan_observations
 from modeladapter.fsm.phases import PlacementState
+from modeladapter.fsm.planning import plan_convergence, plan_observations
 from tests.reconcile.planning_inputs import NOW, SETTINGS, adapter, desired, fired, observe, placement, pod
 
 MATRIX = """

@@ -120,7 +120,9 @@ def test_notice_missing_loses_a_loaded_adapter_its_engine_no_longer_lists(listin
     plan = plan_observations(adapter(placement("p", S.LOADED)), observe(pod("p")), SETTINGS, listings={"p": listing})
     assert fired(plan, "p") == ["adapter_missing"]
     assert plan.after.placements[0].last_error == reason
-    listed = plan_observations(adapter(placement("p", S.LOADED)), observe(pod("p")), SETTINGS, listings={"p": Listing(Listed.LOADED)})
+    listed = plan_observations(
+        adapter(placement("p", S.LOADED)), observe(pod("p")), SETTINGS, listings={"p": Listing(Listed.LOADED)}
+    )
     assert listed.steps == ()
 
 
@@ -197,7 +199,9 @@ def test_place_missing_says_why_nothing_could_be_placed(pods: tuple[object, ...]
 
 
 def test_place_missing_with_replicas_omitted_wants_every_schedulable_pod() -> None:
-    plan = plan_convergence(adapter(phase=Phase.PENDING, replicas=None), observe(pod("a"), pod("b")), desired(replicas=None), SETTINGS)
+    plan = plan_convergence(
+        adapter(phase=Phase.PENDING, replicas=None), observe(pod("a"), pod("b")), desired(replicas=None), SETTINGS
+    )
     assert plan.desired == 2 and sorted(plan.loads) == ["a", "b"]
 
 
@@ -217,7 +221,9 @@ def test_release_lost_gives_back_a_lost_placement_whose_pod_is_back_but_not_need
 
 
 def test_start_loads_starts_every_assigned_placement_on_a_healthy_pod() -> None:
-    plan = plan_convergence(adapter(placement("p", S.ASSIGNED), phase=Phase.SCHEDULED), observe(pod("p")), desired(), SETTINGS)
+    plan = plan_convergence(
+        adapter(placement("p", S.ASSIGNED), phase=Phase.SCHEDULED), observe(pod("p")), desired(), SETTINGS
+    )
     assert fired(plan, "p") == ["start_load"] and plan.loads == ("p",)
     assert fired(plan, None) == ["load_started"], "and the phase follows: Scheduled -> Loading"
 
@@ -270,13 +276,17 @@ def test_unload_outcome_for_each_due_pod_gone_unaddressable_done_or_failed() -> 
     pods = observe(pod("no-ip"), pod("done"), pod("failed"))
     plan = plan_unload_outcomes(state, pods, SETTINGS, due=["gone", "no-ip", "done", "failed"], outcomes=outcomes)
     assert [fired(plan, p) for p in ("gone", "no-ip", "done", "failed")] == [
-        ["pod_gone"], ["unload_failed"], ["unload_succeeded"], ["unload_failed"],
+        ["pod_gone"],
+        ["unload_failed"],
+        ["unload_succeeded"],
+        ["unload_failed"],
     ]
 
 
 def test_unloads_due_are_the_unloading_placements_not_waiting_for_their_retry() -> None:
     state = adapter(
-        placement("now", S.UNLOADING), placement("later", S.UNLOADING, retry_at=NOW + timedelta(seconds=5)),
+        placement("now", S.UNLOADING),
+        placement("later", S.UNLOADING, retry_at=NOW + timedelta(seconds=5)),
         placement("loaded", S.LOADED),
     )
     assert unloads_due(state, now=NOW) == ("now",)
@@ -300,7 +310,9 @@ def test_listings_due_are_interrupted_loads_and_instances_not_confirmed_within_t
 def test_next_look_is_the_earliest_deadline() -> None:
     state = adapter(placement("p", S.BACKOFF, retry_at=NOW + timedelta(seconds=7)), placement("q", S.LOADED))
     assert next_look(state, observe(), SETTINGS, service_ready=True) == timedelta(seconds=7)
-    assert next_look(adapter(placement("q", S.LOADED)), observe(), SETTINGS, service_ready=False) == timedelta(seconds=2)
+    assert next_look(adapter(placement("q", S.LOADED)), observe(), SETTINGS, service_ready=False) == timedelta(
+        seconds=2
+    )
     settling = observe(pod("new", ready_for=1.5))
     assert next_look(adapter(phase=Phase.PENDING), settling, SETTINGS, service_ready=True) == timedelta(seconds=3.5)
     assert next_look(adapter(phase=Phase.PENDING), observe(), SETTINGS, service_ready=True) is None
@@ -323,7 +335,9 @@ def test_walk_phase_fails_an_adapter_whose_pods_are_all_exhausted_unless_it_only
     plan = plan_phase(spent, observe(), SETTINGS)
     assert fired(plan, None) == ["loading_failed"]
     assert plan.after.phase_message == "Loading failed on all pods: pod p: rank 64 is greater than max_lora_rank 16"
-    waiting = plan_phase(spent, observe(), SETTINGS, blocked=Blocked("InsufficientCapacity", "every candidate pod is full"))
+    waiting = plan_phase(
+        spent, observe(), SETTINGS, blocked=Blocked("InsufficientCapacity", "every candidate pod is full")
+    )
     assert fired(waiting, None) == ["pods_unavailable"]
 
 

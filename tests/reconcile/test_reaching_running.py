@@ -17,8 +17,11 @@ async def test_one_pass_goes_pending_scheduled_loading_bound_running_and_says_so
     result = await world.reconcile()
     phases = [(e.from_phase, e.to_phase) for e in await world.events() if isinstance(e, PhaseChanged)]
     assert phases == [
-        (None, Phase.PENDING), (Phase.PENDING, Phase.SCHEDULED), (Phase.SCHEDULED, Phase.LOADING),
-        (Phase.LOADING, Phase.BOUND), (Phase.BOUND, Phase.RUNNING),
+        (None, Phase.PENDING),
+        (Phase.PENDING, Phase.SCHEDULED),
+        (Phase.SCHEDULED, Phase.LOADING),
+        (Phase.LOADING, Phase.BOUND),
+        (Phase.BOUND, Phase.RUNNING),
     ]
     status = world.status()
     assert (status["phase"], status["instances"], status["readyReplicas"]) == ("Running", ["pod-0"], 1)
@@ -36,7 +39,10 @@ async def test_the_service_and_endpoint_slice_list_exactly_the_instances(world: 
     world.apply(manifest(replicas=2))
     await world.reconcile()
     endpoints = world.cluster.get(ENDPOINTSLICES, "default", "qwen-code-lora")
-    assert endpoints is not None and sorted(e["addresses"][0] for e in endpoints["endpoints"]) == ["10.0.0.2", "10.0.0.3"]
+    assert endpoints is not None and sorted(e["addresses"][0] for e in endpoints["endpoints"]) == [
+        "10.0.0.2",
+        "10.0.0.3",
+    ]
     service = world.cluster.get(SERVICES, "default", "qwen-code-lora")
     assert service is not None and service["spec"]["clusterIP"] == "None"
     assert service["metadata"]["ownerReferences"][0]["uid"] == world.uid()
@@ -65,7 +71,9 @@ async def test_replicas_omitted_means_every_healthy_stable_pod_and_n_means_exact
     assert len(world.status("two")["instances"]) == 2 and world.status("two")["desiredReplicas"] == 2
 
 
-async def test_a_pod_ready_for_less_than_the_stability_window_waits_and_the_adapter_looks_again_then(world: World) -> None:
+async def test_a_pod_ready_for_less_than_the_stability_window_waits_and_the_adapter_looks_again_then(
+    world: World,
+) -> None:
     world.add_pod("new", ready_for=2.0)
     world.apply(manifest(replicas=1))
     result = await world.reconcile()

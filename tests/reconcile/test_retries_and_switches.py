@@ -41,7 +41,9 @@ async def test_the_retry_annotations_mirror_a_retrying_placement_and_go_when_it_
     assert "adapter.model.aibrix.ai/last-retry-time.pod-0" in annotations
     world.clock.advance(10)
     await world.reconcile()
-    assert not any(k.startswith("adapter.model.aibrix.ai/retry") for k in world.adapter()["metadata"].get("annotations") or {})
+    assert not any(
+        k.startswith("adapter.model.aibrix.ai/retry") for k in world.adapter()["metadata"].get("annotations") or {}
+    )
 
 
 async def test_after_five_refused_attempts_the_adapter_switches_pods_with_a_warning(world: World) -> None:
@@ -72,7 +74,9 @@ async def test_an_error_the_engine_will_not_get_over_switches_pods_in_the_same_p
     assert all(s.reason.startswith("MaxRetriesExceeded: IncompatibleAdapter") for s in switches)
 
 
-async def test_with_every_pod_exhausted_the_adapter_is_failed_then_starts_over_after_the_cool_down(world: World) -> None:
+async def test_with_every_pod_exhausted_the_adapter_is_failed_then_starts_over_after_the_cool_down(
+    world: World,
+) -> None:
     world.add_pod("pod-0").fail("load", RANK)
     world.apply(manifest(replicas=1))
     result = await world.reconcile()

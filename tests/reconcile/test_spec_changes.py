@@ -22,13 +22,21 @@ async def test_a_new_artifact_is_loaded_where_the_old_one_was(world: World) -> N
 
 async def test_a_pod_the_selector_no_longer_matches_gives_the_adapter_back(world: World) -> None:
     world.add_pod("pod-0")
-    gone = world.add_pod("pod-1", labels={"model.aibrix.ai/name": "qwen-coder-1-5b-instruct", "pool": "b",
-                                          "adapter.model.aibrix.ai/enabled": "true"})
+    gone = world.add_pod(
+        "pod-1",
+        labels={
+            "model.aibrix.ai/name": "qwen-coder-1-5b-instruct",
+            "pool": "b",
+            "adapter.model.aibrix.ai/enabled": "true",
+        },
+    )
     world.apply(manifest(replicas=None))
     await world.reconcile()
     assert sorted(world.status()["instances"]) == ["pod-0", "pod-1"]
-    selector = {"matchLabels": {"model.aibrix.ai/name": "qwen-coder-1-5b-instruct"},
-                "matchExpressions": [{"key": "pool", "operator": "DoesNotExist"}]}
+    selector = {
+        "matchLabels": {"model.aibrix.ai/name": "qwen-coder-1-5b-instruct"},
+        "matchExpressions": [{"key": "pool", "operator": "DoesNotExist"}],
+    }
     world.apply(manifest(replicas=None, podSelector=selector))
     await world.reconcile()
     assert world.status()["instances"] == ["pod-0"] and gone.served == {}

@@ -135,12 +135,12 @@ from modeladapter import migrations
 from modeladapter.adapters.connections import TOTAL_TIMEOUT
 from modeladapter.fsm.phases import Phase, PlacementState
 from modeladapter.fsm.state import AdapterState, fold
-from modeladapter.operator.kube.client import MODELADAPTERS, Kube, KubeError, NotFound, Raw
+from modeladapter.operator.kube.client import MODELADAPTERS, Kube, KubeError, Raw
 from modeladapter.operator.kube.manifests import modeladapter_crd
 from modeladapter.sandbox.apiserver import ApiServer
 from modeladapter.sandbox.engine.adapter_files import write_peft_adapter
 from modeladapter.sandbox.engine.faults import Fault
-from modeladapter.sandbox.engine.server import Reply, SimulatedEngine, to_response
+from modeladapter.sandbox.engine.server import Reply, SimulatedEngine
 from modeladapter.sandbox.pods import SimulatedKubelet
 from modeladapter.store import SqlEventStore, create_engine
 from modeladapter.store.schema import events, streams
@@ -223,7 +223,7 @@ class SoakReport:
             "  engine calls: " + ", ".join(f"{k}={v}" for k, v in sorted(f["engine_calls"].items())),
             f"  log: {f['log']}",
             f"  longest instance mismatch: {f['longest_instance_mismatch']}",
-            f"  converged after the last fault: "
+            "  converged after the last fault: "
             + (f"{self.converged_after:.1f}s" if self.converged_after is not None else "NO (budget 60s)"),
             f"  pods left out for the documented cool-down at convergence: "
             f"{sum(len(p) for p in f['pods_left_out_for_a_cool_down_at_convergence'].values())} "
@@ -452,13 +452,17 @@ class Soak:
             self.violate("6 engine call to an unselected pod", f"{route} of unknown adapter {name!r} on {slot.name}")
             return
         if slot.namespace != record.namespace:
-            self.violate("6 engine call to an unselected pod",
-                         f"{route} of {record.namespace}/{name} on {slot.namespace}/{slot.name} (another namespace)")
+            self.violate(
+                "6 engine call to an unselected pod",
+                f"{route} of {record.namespace}/{name} on {slot.namespace}/{slot.name} (another namespace)",
+            )
             return
         if not any(matches(selector, slot.labels) for selector in record.selectors_ever):
-            self.violate("6 engine call to an unselected pod",
-                         f"{route} of {record.namespace}/{name} on {slot.name} ({slot.labels}); selectors ever: "
-                         f"{record.selectors_ever}")
+            self.violate(
+                "6 engine call to an unselected pod",
+                f"{route} of {record.namespace}/{name} on {slot.name} ({slot.labels}); selectors ever: "
+                f"{record.selectors_ever}",
+            )
 
     async def hang(self, seconds: float) -> None:
         """A hung request: until `seconds` pass or the faults stop."""
@@ -588,8 +592,9 @@ class Soak:
         if namespace == "team-b":
             selector = dict(BASE_LABELS)
         else:
-            selector = rng.choice([dict(BASE_LABELS), dict(BASE_LABELS), {**BASE_LABELS, "pool": "a"},
-                                   {**BASE_LABELS, "pool": "b"}])
+            selector = rng.choice(
+                [dict(BASE_LABELS), dict(BASE_LABELS), {**BASE_LABELS, "pool": "a"}, {**BASE_LABELS, "pool": "b"}]
+            )
         return AdapterRecord(
             name=f"{prefix}-lora-{self._names:03d}",
             namespace=namespace,
@@ -758,7 +763,10 @@ class Soak:
         whole output of the run: the operators' logs, /metrics, Kubernetes Events, the adapters' status and
         annotations, Services, EndpointSlices, Leases, every verify output, and the event log."""
         async with self.db.connect() as connection:
-            log_rows = [*(await connection.execute(select(events))).all(), *(await connection.execute(select(streams))).all()]
+            log_rows = [
+                *(await connection.execute(select(events))).all(),
+                *(await connection.execute(select(streams))).all(),
+            ]
         places: dict[str, str] = {
             **{process.log_file.name: process.log() for process in self.processes},
             "/metrics": metrics,
@@ -784,12 +792,16 @@ class Soak:
             operator.process.send_signal(signal.SIGABRT)
             await asyncio.sleep(2.0)
             operator.kill()
-            self.violate("operator", f"the last operator did not stop within 20 s of SIGTERM; stacks in {operator.log_file}")
+            self.violate(
+                "operator", f"the last operator did not stop within 20 s of SIGTERM; stacks in {operator.log_file}"
+            )
             return
         if code != 0:
             self.violate("operator", f"the last operator exited {code} on SIGTERM; see {operator.log_file}")
 
-    async def _loop(self, name: str, every: tuple[float, float], action: Callable[[random.Random], Awaitable[None]]) -> None:
+    async def _loop(
+        self, name: str, every: tuple[float, float], action: Callable[[random.Random], Awaitable[None]]
+    ) -> None:
         rng = self.rng(name)
         while True:
             await asyncio.sleep(rng.uniform(*every))
@@ -934,16 +946,26 @@ class Soak:
         op = rng.choices(list(weights), weights=list(weights.values()))[0]
         if op == "create":
             gone = sorted(
-                (r for r in self.records.values() if not r.exists and self.server.get(ADAPTERS_GROUP, "ModelAdapter", r.namespace, r.name) is None),
+                (
+                    r
+                    for r in self.records.values()
+                    if not r.exists and self.server.get(ADAPTERS_GROUP, "ModelAdapter", r.namespace, r.name) is None
+                ),
                 key=lambda r: r.name,
             )
             if gone and rng.random() < 0.4:
                 record = rng.choice(gone)
-                record.selector = dict(rng.choice([BASE_LABELS, {**BASE_LABELS, "pool": "a"}])) if record.namespace == "default" else dict(BASE_LABELS)
+                record.selector = (
+                    dict(rng.choice([BASE_LABELS, {**BASE_LABELS, "pool": "a"}]))
+                    if record.namespace == "default"
+                    else dict(BASE_LABELS)
+                )
                 record.artifact = rng.choice(ARTIFACTS)
                 self.adapter_ops["re-created (same name)"] += 1
             else:
-                record = self._new_record(rng, "team-b" if rng.random() < 0.1 else "default", broken=rng.random() < 0.05)
+                record = self._new_record(
+                    rng, "team-b" if rng.random() < 0.1 else "default", broken=rng.random() < 0.05
+                )
             await self._create(record)
         elif op == "delete":
             record = rng.choice(sorted(live, key=lambda r: r.name))
@@ -1069,8 +1091,10 @@ class Soak:
                         key = ("ghost", f"{record.name}@{slot.name}")
                         if key not in self._mismatch_reported:
                             self._mismatch_reported.add(key)
-                            self.violate("5 deleted adapter still loaded",
-                                         f"{record.namespace}/{record.name} is gone but {slot.name}'s engine lists it")
+                            self.violate(
+                                "5 deleted adapter still loaded",
+                                f"{record.namespace}/{record.name} is gone but {slot.name}'s engine lists it",
+                            )
         # 1. the status is a projection of a prefix of the log
         for uid, label, instances in to_check:
             if not await self._was_projected(uid, instances):
@@ -1191,7 +1215,9 @@ class Soak:
             obj = objects.get((record.namespace, record.name))
             if not record.exists:
                 if obj is not None:
-                    problems.append(f"{record.name}: deleted but still there (phase {(obj.get('status') or {}).get('phase')})")
+                    problems.append(
+                        f"{record.name}: deleted but still there (phase {(obj.get('status') or {}).get('phase')})"
+                    )
                 continue
             if obj is None:
                 problems.append(f"{record.name}: missing")
@@ -1205,7 +1231,9 @@ class Soak:
                 if status.get("phase") == "Running" or instances:
                     problems.append(f"{record.name}: broken artifact yet {status.get('phase')} {sorted(instances)}")
                 continue
-            matching = {s.name for s in self.slots if s.namespace == record.namespace and matches(record.selector, s.labels)}
+            matching = {
+                s.name for s in self.slots if s.namespace == record.namespace and matches(record.selector, s.labels)
+            }
             cooling = {} if strict else await self._cooling(obj["metadata"]["uid"])
             usable = matching - set(cooling)
             desired = len(usable) if record.replicas is None else min(record.replicas, len(usable))
@@ -1279,7 +1307,9 @@ class Soak:
         faults = dict(self.faults)
         faults["engine: refusing engine-seconds"] = round(self.refusing_seconds, 1)
         served = sum(self.calls[f"{route} during chaos"] for route in ("load", "unload", "models"))
-        faulted = sum(v for k, v in self.faults.items() if k.startswith("engine: request timeout") or k == "engine: HTTP 500")
+        faulted = sum(
+            v for k, v in self.faults.items() if k.startswith("engine: request timeout") or k == "engine: HTTP 500"
+        )
         return {
             "seed": self.config.seed,
             "backend": self.config.backend,
@@ -1287,16 +1317,21 @@ class Soak:
             "pods": len(self.slots),
             "faults": faults,
             "engine_request_fault_share": round(faulted / served, 3) if served else 0.0,
-            "refusing_share_of_engine_time": round(self.refusing_seconds / (len(self.slots) * self.config.chaos_seconds), 3),
+            "refusing_share_of_engine_time": round(
+                self.refusing_seconds / (len(self.slots) * self.config.chaos_seconds), 3
+            ),
             "operator": {
                 "kills": self.faults["operator: SIGKILL"],
                 "restarts": len(self.processes) - 1,
                 "processes": len(self.processes),
                 "exits on its own (restarted like a kubelet would)": dict(self.operator_exits),
             },
-            "adapters": {**dict(self.adapter_ops), "distinct names": len(self.records),
-                         "live at the end": sum(1 for r in self.records.values() if r.exists),
-                         "max Running during chaos": self.max_running_during_chaos},  # fmt: skip
+            "adapters": {
+                **dict(self.adapter_ops),
+                "distinct names": len(self.records),
+                "live at the end": sum(1 for r in self.records.values() if r.exists),
+                "max Running during chaos": self.max_running_during_chaos,
+            },  # fmt: skip
             "engine_calls": dict(self.calls),
             "log": getattr(self, "log_figures", {}),
             "verify_runs_during_chaos": dict(self.verify_runs),
@@ -1309,7 +1344,9 @@ class Soak:
             "converge_seconds_after_last_fault": round(converged_after, 2) if converged_after is not None else None,
             "converge_budget_seconds": CONVERGE_BUDGET,
             "pods_left_out_for_a_cool_down_at_convergence": self.cooling_at_convergence,
-            "strict_converge_seconds": round(self.strict_converged_after, 2) if self.strict_converged_after is not None else None,
+            "strict_converge_seconds": round(self.strict_converged_after, 2)
+            if self.strict_converged_after is not None
+            else None,
             "driver_errors": dict(self.driver_errors),
             "invariant_violations": len(self.violations),
             "histories_of_problem_adapters": str(self.histories_file) if self.histories_file else None,

@@ -106,11 +106,19 @@ class World:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.sandbox.server.token}"}
 
-    async def send(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
-                   content_type: str = "application/json") -> tuple[int, Any]:
+    async def send(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        content_type: str = "application/json",
+    ) -> tuple[int, Any]:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        async with self.http.request(method, self.url(path), data=data,
-                                     headers={**self.headers, "Content-Type": content_type}) as response:
+        async with self.http.request(
+            method, self.url(path), data=data, headers={**self.headers, "Content-Type": content_type}
+        ) as response:
             text = await response.text()
             try:
                 return response.status, json.loads(text)
@@ -138,13 +146,26 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
             ("fuzz-key", {"api-key": "fuzz-key-value", "token": "tok-en_123", "unicode": "ключ", "padded": " padded "}),
             ("fuzz-creds", {"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret"}),
         ):
-            await sandbox.kube.create(SECRETS, NAMESPACE, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
-                                                           "stringData": data})
+            await sandbox.kube.create(
+                SECRETS,
+                NAMESPACE,
+                {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data},
+            )
         operator = await sandbox.start_operator(SETTINGS)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
             world = World(sandbox, operator, http, local)
-            status, _ = await world.send("POST", COLLECTION, manifest("canary", spec={
-                "baseModel": BASE_MODEL, "podSelector": {"matchLabels": dict(POD_LABELS)}, "artifactURL": ARTIFACT}))
+            status, _ = await world.send(
+                "POST",
+                COLLECTION,
+                manifest(
+                    "canary",
+                    spec={
+                        "baseModel": BASE_MODEL,
+                        "podSelector": {"matchLabels": dict(POD_LABELS)},
+                        "artifactURL": ARTIFACT,
+                    },
+                ),
+            )
             assert status == 201
             await sandbox.eventually(lambda: ready(world, "canary", PODS), timeout=20, what="the canary to be Running")
             yield world
@@ -155,8 +176,14 @@ async def ready(world: World, name: str, replicas: int) -> bool:
     return status.get("phase") == "Running" and status.get("readyReplicas") == replicas
 
 
-def manifest(name: str, *, spec: Any = None, labels: dict[str, str] | None = None,
-             annotations: dict[str, str] | None = None, no_spec: bool = False) -> dict[str, Any]:
+def manifest(
+    name: str,
+    *,
+    spec: Any = None,
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+    no_spec: bool = False,
+) -> dict[str, Any]:
     metadata: dict[str, Any] = {"name": name, "namespace": NAMESPACE}
     if labels:
         metadata["labels"] = labels
@@ -243,11 +270,24 @@ LABEL_VALUES_OK = ("", "v1", "a-b.c_d", "x" * 63)
 LABEL_VALUES_BAD = ("-x", "ü", "a b", "x" * 64)
 LABELS_GOOD = st.dictionaries(st.sampled_from(LABEL_KEYS_OK), st.sampled_from(LABEL_VALUES_OK), max_size=3)
 LABELS_BAD = st.dictionaries(
-    st.sampled_from(LABEL_KEYS_OK + LABEL_KEYS_BAD), st.sampled_from(LABEL_VALUES_OK + LABEL_VALUES_BAD), min_size=1, max_size=3
+    st.sampled_from(LABEL_KEYS_OK + LABEL_KEYS_BAD),
+    st.sampled_from(LABEL_VALUES_OK + LABEL_VALUES_BAD),
+    min_size=1,
+    max_size=3,
 ).filter(lambda d: any(k in LABEL_KEYS_BAD or v in LABEL_VALUES_BAD for k, v in d.items()))
 ANNOTATIONS = st.dictionaries(
-    st.sampled_from(["note", "example.com/ip", PORT_LABEL, "adapter.model.aibrix.ai/capacity", "engine-url", "model.aibrix.ai/engine"]),
-    TEXT | st.sampled_from(["http://169.254.169.254/latest/meta-data", "10.0.0.1:22", "file:///etc/passwd", "-1", "sglang"]),
+    st.sampled_from(
+        [
+            "note",
+            "example.com/ip",
+            PORT_LABEL,
+            "adapter.model.aibrix.ai/capacity",
+            "engine-url",
+            "model.aibrix.ai/engine",
+        ]
+    ),
+    TEXT
+    | st.sampled_from(["http://169.254.169.254/latest/meta-data", "10.0.0.1:22", "file:///etc/passwd", "-1", "sglang"]),
     max_size=4,
 )
 
@@ -255,34 +295,70 @@ LOCAL = "<local adapter>"
 """Replaced by the world's adapter directory."""
 ARTIFACT_GOOD = parts(Part(ARTIFACT), Part(f"hf://{REPO}"), Part(f"hf://{REPO}/"), Part(LOCAL), Part(LOCAL + "/"))
 ARTIFACT_BAD = st.one_of(
-    st.tuples(UNICODE_WORD, UNICODE_WORD).filter(lambda t: "/".join(t) != REPO).map(
-        lambda t: Part(f"huggingface://{t[0]}/{t[1]}", LOADFAIL)),
+    st.tuples(UNICODE_WORD, UNICODE_WORD)
+    .filter(lambda t: "/".join(t) != REPO)
+    .map(lambda t: Part(f"huggingface://{t[0]}/{t[1]}", LOADFAIL)),
     st.integers(1_000, 200_000).map(lambda n: Part("hf://org/" + "x" * n, LOADFAIL)),
     UNICODE_WORD.filter(lambda w: "\x00" not in w and ".." not in w).map(lambda w: Part("/" + w, LOADFAIL)),
-    parts(*(Part(u, LOADFAIL) for u in ("s3://bucket/key", "gcs://b/x", "gs://b/x", "tos://b/x/", "/etc/passwd", "/",
-                                        f"hf://{REPO} "))),
-    parts(*(Part(u, invalid("spec.artifactURL")) for u in (
-        "", "ftp://h/x", "http://169.254.169.254/latest/meta-data", "https://huggingface.co/org/repo",
-        "file:///etc/passwd", "relative/path", REPO, f"HF://{REPO}", "hf://org", "hf://org/repo/extra",
-        "huggingface://", "s3://", "s3:///key", "gs:///x", f" hf://{REPO}", "hf:/org/repo", "/a/../etc",
-        "/models/x/..", "/tmp/\x00x", "\u202ehf://org/repo",
-    ))),
-    st.text(max_size=20).filter(lambda t: not t.startswith(("/", "huggingface://", "hf://", "s3://", "gcs://", "gs://", "tos://")))
+    parts(
+        *(
+            Part(u, LOADFAIL)
+            for u in ("s3://bucket/key", "gcs://b/x", "gs://b/x", "tos://b/x/", "/etc/passwd", "/", f"hf://{REPO} ")
+        )
+    ),
+    parts(
+        *(
+            Part(u, invalid("spec.artifactURL"))
+            for u in (
+                "",
+                "ftp://h/x",
+                "http://169.254.169.254/latest/meta-data",
+                "https://huggingface.co/org/repo",
+                "file:///etc/passwd",
+                "relative/path",
+                REPO,
+                f"HF://{REPO}",
+                "hf://org",
+                "hf://org/repo/extra",
+                "huggingface://",
+                "s3://",
+                "s3:///key",
+                "gs:///x",
+                f" hf://{REPO}",
+                "hf:/org/repo",
+                "/a/../etc",
+                "/models/x/..",
+                "/tmp/\x00x",
+                "\u202ehf://org/repo",
+            )
+        )
+    ),
+    st.text(max_size=20)
+    .filter(lambda t: not t.startswith(("/", "huggingface://", "hf://", "s3://", "gcs://", "gs://", "tos://")))
     .map(lambda t: Part(t, invalid("spec.artifactURL"))),
     parts(Part(ABSENT, schema("spec.artifactURL")), Part(None, schema("spec.artifactURL"))),
     WRONG_TYPES.map(lambda v: Part(v, schema("spec.artifactURL"))),
 )
 
-SELECTOR_GOOD = st.sampled_from((
-    {"matchLabels": dict(POD_LABELS)},
-    {"matchLabels": {"model.aibrix.ai/name": BASE_MODEL}},
-    {"matchExpressions": [{"key": "model.aibrix.ai/name", "operator": "In", "values": [BASE_MODEL, "other"]}]},
-    {"matchExpressions": [{"key": "adapter.model.aibrix.ai/enabled", "operator": "Exists"}]},
-    {"matchLabels": {"model.aibrix.ai/name": BASE_MODEL},
-     "matchExpressions": [{"key": "canary", "operator": "DoesNotExist"}, {"key": "zone", "operator": "NotIn", "values": ["mars"]}]},
-)).map(Part)
+SELECTOR_GOOD = st.sampled_from(
+    (
+        {"matchLabels": dict(POD_LABELS)},
+        {"matchLabels": {"model.aibrix.ai/name": BASE_MODEL}},
+        {"matchExpressions": [{"key": "model.aibrix.ai/name", "operator": "In", "values": [BASE_MODEL, "other"]}]},
+        {"matchExpressions": [{"key": "adapter.model.aibrix.ai/enabled", "operator": "Exists"}]},
+        {
+            "matchLabels": {"model.aibrix.ai/name": BASE_MODEL},
+            "matchExpressions": [
+                {"key": "canary", "operator": "DoesNotExist"},
+                {"key": "zone", "operator": "NotIn", "values": ["mars"]},
+            ],
+        },
+    )
+).map(Part)
 SELECTOR_BAD = st.one_of(
-    UNICODE_WORD.filter(lambda w: w != BASE_MODEL).map(lambda w: Part({"matchLabels": {"model.aibrix.ai/name": w}}, PENDING)),
+    UNICODE_WORD.filter(lambda w: w != BASE_MODEL).map(
+        lambda w: Part({"matchLabels": {"model.aibrix.ai/name": w}}, PENDING)
+    ),
     st.integers(64, 100_000).map(lambda n: Part({"matchLabels": {"zone": "m" * n}}, PENDING)),
     parts(
         Part({"matchLabels": {**POD_LABELS, "zone": "mars"}}, PENDING),
@@ -291,10 +367,22 @@ SELECTOR_BAD = st.one_of(
         Part({}, invalid("spec.podSelector")),
         Part({"matchLabels": {}}, invalid("spec.podSelector")),
         Part({"matchLabels": {}, "matchExpressions": []}, invalid("spec.podSelector")),
-        Part({"matchExpressions": [{"key": "a", "operator": "Like", "values": ["b"]}]}, invalid("spec.podSelector.matchExpressions[0].operator")),
-        Part({"matchExpressions": [{"key": "a", "operator": "In"}]}, invalid("spec.podSelector.matchExpressions[0].values")),
-        Part({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["b"]}]}, invalid("spec.podSelector.matchExpressions[0].values")),
-        Part({"matchExpressions": [{"key": "", "operator": "Exists"}]}, invalid("spec.podSelector.matchExpressions[0].key")),
+        Part(
+            {"matchExpressions": [{"key": "a", "operator": "Like", "values": ["b"]}]},
+            invalid("spec.podSelector.matchExpressions[0].operator"),
+        ),
+        Part(
+            {"matchExpressions": [{"key": "a", "operator": "In"}]},
+            invalid("spec.podSelector.matchExpressions[0].values"),
+        ),
+        Part(
+            {"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["b"]}]},
+            invalid("spec.podSelector.matchExpressions[0].values"),
+        ),
+        Part(
+            {"matchExpressions": [{"key": "", "operator": "Exists"}]},
+            invalid("spec.podSelector.matchExpressions[0].key"),
+        ),
         Part(ABSENT, schema("spec.podSelector")),
         Part(None, schema("spec.podSelector")),
         Part("model.aibrix.ai/name=x", schema("spec.podSelector")),
@@ -302,11 +390,16 @@ SELECTOR_BAD = st.one_of(
         Part({"matchLabels": ["a"]}, schema("spec.podSelector.matchLabels")),
         Part({"matchExpressions": {"key": "a"}}, schema("spec.podSelector.matchExpressions")),
         Part({"matchExpressions": [{"operator": "Exists"}]}, schema("spec.podSelector.matchExpressions")),
-        Part({"matchExpressions": [{"key": "a", "operator": "In", "values": [1]}]}, schema("spec.podSelector.matchExpressions")),
+        Part(
+            {"matchExpressions": [{"key": "a", "operator": "In", "values": [1]}]},
+            schema("spec.podSelector.matchExpressions"),
+        ),
     ),
 )
 
-REPLICAS_GOOD = st.one_of(parts(Part(ABSENT), Part(None)), st.integers(1, 6).map(Part), st.integers(1, 2**63 - 1).map(Part))
+REPLICAS_GOOD = st.one_of(
+    parts(Part(ABSENT), Part(None)), st.integers(1, 6).map(Part), st.integers(1, 2**63 - 1).map(Part)
+)
 REPLICAS_BAD = st.one_of(
     st.integers(2**63, 2**80).map(lambda v: Part(v, Effect("maybe-schema", "spec.replicas"))),
     st.integers(-(2**40), 0).map(lambda v: Part(v, schema("spec.replicas"))),
@@ -335,7 +428,9 @@ def api_key_effect(value: str) -> Effect:
 
 
 ADDITIONAL_GOOD = st.one_of(
-    parts(Part(ABSENT), Part(None), Part({}), Part({"api-key": "sk-kFJ12nKsFakefVmGpj3QzX65s4RbN2xJqWzPYCjYu7wT3BFake"})),
+    parts(
+        Part(ABSENT), Part(None), Part({}), Part({"api-key": "sk-kFJ12nKsFakefVmGpj3QzX65s4RbN2xJqWzPYCjYu7wT3BFake"})
+    ),
     st.dictionaries(TEXT.filter(lambda k: k != "api-key"), TEXT, max_size=3).map(Part),
 )
 ADDITIONAL_BAD = st.one_of(
@@ -343,12 +438,16 @@ ADDITIONAL_BAD = st.one_of(
     parts(Part({"api-key": 42}, schema("spec.additionalConfig")), Part("api-key=x", schema("spec.additionalConfig"))),
 )
 API_KEY_REF_GOOD = parts(
-    Part(ABSENT), Part(None), Part({"name": "fuzz-key"}), Part({"name": "fuzz-key", "key": "token"}),
+    Part(ABSENT),
+    Part(None),
+    Part({"name": "fuzz-key"}),
+    Part({"name": "fuzz-key", "key": "token"}),
     Part({"name": "fuzz-key", "namespace": "kube-system"}),
 )
 API_KEY_REF_BAD = st.one_of(
     parts(
-        Part({"name": "fuzz-key", "key": "unicode"}, LOADFAIL), Part({"name": "fuzz-key", "key": "padded"}, LOADFAIL),
+        Part({"name": "fuzz-key", "key": "unicode"}, LOADFAIL),
+        Part({"name": "fuzz-key", "key": "padded"}, LOADFAIL),
         Part({"name": "fuzz-key", "key": "nope"}, Effect("secret", "spec.apiKeySecretRef.key")),
         Part({"name": "fuzz-key", "key": "a b"}, invalid("spec.apiKeySecretRef.key")),
         Part({"name": "Bad_Name"}, invalid("spec.apiKeySecretRef.name")),
@@ -360,7 +459,9 @@ API_KEY_REF_BAD = st.one_of(
     ),
     st.integers(0, 10**6).map(lambda n: Part({"name": f"missing-{n}"}, Effect("secret", "spec.apiKeySecretRef.name"))),
 )
-CREDENTIALS_GOOD = parts(Part(ABSENT), Part(None), Part({"name": "fuzz-creds"}), Part({"name": "fuzz-creds", "namespace": "kube-system"}))
+CREDENTIALS_GOOD = parts(
+    Part(ABSENT), Part(None), Part({"name": "fuzz-creds"}), Part({"name": "fuzz-creds", "namespace": "kube-system"})
+)
 CREDENTIALS_BAD = parts(
     Part({"name": "missing-creds"}, Effect("secret", "spec.credentialsSecretRef.name")),
     Part({}, invalid("spec.credentialsSecretRef.name")),
@@ -404,10 +505,18 @@ class Case:
         if any(k in LABEL_KEYS_BAD or v in LABEL_VALUES_BAD for k, v in self.junk_labels.items()):
             effects.append(schema("metadata.labels"))
         if self.spec_shape == "missing":
-            return manifest(name, labels=labels, annotations=self.annotations, no_spec=True), [*effects, invalid("spec")], 0
+            return (
+                manifest(name, labels=labels, annotations=self.annotations, no_spec=True),
+                [*effects, invalid("spec")],
+                0,
+            )
         if self.spec_shape != "object":
             value = "spec" if self.spec_shape == "string" else ["spec"]
-            return manifest(name, spec=value, labels=labels, annotations=self.annotations), [*effects, schema("spec")], 0
+            return (
+                manifest(name, spec=value, labels=labels, annotations=self.annotations),
+                [*effects, schema("spec")],
+                0,
+            )
         spec: dict[str, Any] = dict(self.extra)
         for key, part in self.fields.items():
             if part.value is ABSENT:
@@ -417,7 +526,10 @@ class Case:
             else:
                 spec[key] = part.value
             effects.append(part.effect)
-        if self.fields["apiKeySecretRef"].value not in (ABSENT, None) and self.fields["additionalConfig"].effect is LOADFAIL:
+        if (
+            self.fields["apiKeySecretRef"].value not in (ABSENT, None)
+            and self.fields["additionalConfig"].effect is LOADFAIL
+        ):
             effects.remove(LOADFAIL)  # the Secret's key is used, the inline one is ignored
         replicas = self.fields["replicas"].value
         wanted = PODS if not isinstance(replicas, int) or isinstance(replicas, bool) else min(replicas, PODS)
@@ -458,8 +570,15 @@ class Verdict:
         def fields(kind: str) -> set[str]:
             return {e.field for e in effects if e.kind == kind}
 
-        return cls(fields("schema"), fields("maybe-schema"), fields("invalid"), fields("secret"),
-                   any(e.kind == "pending" for e in effects), any(e.kind == "loadfail" for e in effects), replicas)
+        return cls(
+            fields("schema"),
+            fields("maybe-schema"),
+            fields("invalid"),
+            fields("secret"),
+            any(e.kind == "pending" for e in effects),
+            any(e.kind == "loadfail" for e in effects),
+            replicas,
+        )
 
     def describe(self) -> str:
         if self.refused:
@@ -479,11 +598,17 @@ class Verdict:
         ready, scheduled = conditions.get("Ready") or {}, conditions.get("Scheduled") or {}
         phase = status.get("phase")
         if self.failed_spec:
-            return phase == "Failed" and ready.get("reason") == "InvalidSpec" and any(
-                str(ready.get("message", "")).startswith(f + ": ") for f in self.failed_spec)
+            return (
+                phase == "Failed"
+                and ready.get("reason") == "InvalidSpec"
+                and any(str(ready.get("message", "")).startswith(f + ": ") for f in self.failed_spec)
+            )
         if self.failed_secret:
-            return phase == "Failed" and ready.get("reason") == "SecretNotFound" and any(
-                str(ready.get("message", "")).startswith(f + ": ") for f in self.failed_secret)
+            return (
+                phase == "Failed"
+                and ready.get("reason") == "SecretNotFound"
+                and any(str(ready.get("message", "")).startswith(f + ": ") for f in self.failed_secret)
+            )
         if self.pending:
             return phase == "Pending" and scheduled.get("reason") == "NoCandidatePods"
         if self.load_fails:
@@ -525,27 +650,39 @@ async def judge(world: World, batch: list[Case]) -> None:
             if verdict.reached(status):
                 del waiting[name]
                 world.judged += 1
-                world.slowest = sorted([*world.slowest, (time.monotonic() - began, f"{name[:40]}: {verdict.describe()}")])[-5:]
+                world.slowest = sorted(
+                    [*world.slowest, (time.monotonic() - began, f"{name[:40]}: {verdict.describe()}")]
+                )[-5:]
         if not waiting:
             break
         if time.monotonic() > deadline:
             name, verdict = next(iter(waiting.items()))
             status = (world.adapter(name) or {}).get("status") or {}
-            conditions = [(c.get("type"), c.get("reason"), str(c.get("message"))[:300]) for c in status.get("conditions") or []]
-            raise AssertionError(f"{name[:80]!r} did not reach {verdict.describe()} in {VERDICT_TIMEOUT}s: phase "
-                                 f"{status.get('phase')}, ready {status.get('readyReplicas')}, {conditions}")
+            conditions = [
+                (c.get("type"), c.get("reason"), str(c.get("message"))[:300]) for c in status.get("conditions") or []
+            ]
+            raise AssertionError(
+                f"{name[:80]!r} did not reach {verdict.describe()} in {VERDICT_TIMEOUT}s: phase "
+                f"{status.get('phase')}, ready {status.get('readyReplicas')}, {conditions}"
+            )
         await asyncio.sleep(0.02)
     world.check_health()
     world.examples += 1
-    accepted = [document["metadata"]["name"] for (document, _), (code, _) in zip(built, answers, strict=True) if code == 201]
+    accepted = [
+        document["metadata"]["name"] for (document, _), (code, _) in zip(built, answers, strict=True) if code == 201
+    ]
     await asyncio.gather(*(world.send("DELETE", f"{COLLECTION}/{name}") for name in accepted))
 
 
 # --- the tests -----------------------------------------------------------------------------------------------------
 
 
-@settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+@settings(
+    max_examples=FUZZ_EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 @given(batch=st.lists(cases(), min_size=1, max_size=3))
 async def test_every_generated_adapter_is_refused_rejected_or_served_and_the_operator_carries_on(
     world: World, batch: list[Case]
@@ -555,10 +692,18 @@ async def test_every_generated_adapter_is_refused_rejected_or_served_and_the_ope
 
 async def test_the_fuzz_ran_enough_examples_and_every_fuzzed_adapter_is_deleted_in_the_end(world: World) -> None:
     assert world.examples >= FUZZ_EXAMPLES, (world.examples, world.judged)
-    print(f"{world.examples} examples, {sum(world.verdicts.values())} manifests: {dict(world.verdicts)}; slowest: {world.slowest}")
+    print(
+        f"{world.examples} examples, {sum(world.verdicts.values())} manifests: {dict(world.verdicts)}; slowest: {world.slowest}"
+    )
     # Every kind of verdict was reached, not only refusals (a quick run with fewer examples may miss the rare ones).
-    assert world.examples < 500 or {"refused", "Failed InvalidSpec", "Failed SecretNotFound", "Pending NoCandidatePods",
-            "Failed ModelAdapterLoadingError", "Running"} <= set(world.verdicts), world.verdicts
+    assert world.examples < 500 or {
+        "refused",
+        "Failed InvalidSpec",
+        "Failed SecretNotFound",
+        "Pending NoCandidatePods",
+        "Failed ModelAdapterLoadingError",
+        "Running",
+    } <= set(world.verdicts), world.verdicts
 
     async def only_the_canary_left() -> bool:
         left = world.sandbox.server.objects(API, "ModelAdapter", NAMESPACE)
@@ -571,13 +716,22 @@ async def test_the_fuzz_ran_enough_examples_and_every_fuzzed_adapter_is_deleted_
 # Regression tests for what the fuzz found, one each, on the same world.
 
 
-async def test_a_name_that_cannot_name_the_service_fails_on_metadata_name_instead_of_staying_bound(world: World) -> None:
+async def test_a_name_that_cannot_name_the_service_fails_on_metadata_name_instead_of_staying_bound(
+    world: World,
+) -> None:
     for name in ("9lora", "a" * 64, "b" * 100):
-        assert (await world.send("POST", COLLECTION, manifest(name, spec={
-            "podSelector": {"matchLabels": dict(POD_LABELS)}, "artifactURL": ARTIFACT})))[0] == 201
+        assert (
+            await world.send(
+                "POST",
+                COLLECTION,
+                manifest(name, spec={"podSelector": {"matchLabels": dict(POD_LABELS)}, "artifactURL": ARTIFACT}),
+            )
+        )[0] == 201
         await world.sandbox.eventually(lambda: ready_condition(world, name, "InvalidSpec"), timeout=10, what=name)
         ready = await ready_condition(world, name, "InvalidSpec")
-        assert ready is not None and ready["message"].startswith("metadata.name: must also be usable as the name of the adapter's Service")
+        assert ready is not None and ready["message"].startswith(
+            "metadata.name: must also be usable as the name of the adapter's Service"
+        )
         await world.send("DELETE", f"{COLLECTION}/{name}")
     world.check_health()
 
@@ -589,9 +743,24 @@ async def ready_condition(world: World, name: str, reason: str) -> dict[str, Any
 
 
 async def test_a_base_model_that_is_no_label_value_still_reaches_running(world: World) -> None:
-    for name, base_model, labelled in (("hf-id-base", "meta-llama/Llama-2-7b-hf", False), ("plain-base", BASE_MODEL, True)):
-        assert (await world.send("POST", COLLECTION, manifest(name, spec={
-            "baseModel": base_model, "podSelector": {"matchLabels": dict(POD_LABELS)}, "artifactURL": ARTIFACT})))[0] == 201
+    for name, base_model, labelled in (
+        ("hf-id-base", "meta-llama/Llama-2-7b-hf", False),
+        ("plain-base", BASE_MODEL, True),
+    ):
+        assert (
+            await world.send(
+                "POST",
+                COLLECTION,
+                manifest(
+                    name,
+                    spec={
+                        "baseModel": base_model,
+                        "podSelector": {"matchLabels": dict(POD_LABELS)},
+                        "artifactURL": ARTIFACT,
+                    },
+                ),
+            )
+        )[0] == 201
         await world.sandbox.eventually(lambda: ready(world, name, PODS), timeout=10, what=f"{name} to be Running")
         service = await world.sandbox.kube.get(SERVICES, NAMESPACE, name)
         assert (service["metadata"]["labels"].get("model.aibrix.ai/name") == base_model) is labelled
@@ -601,10 +770,23 @@ async def test_a_base_model_that_is_no_label_value_still_reaches_running(world: 
 
 async def test_an_api_key_that_cannot_go_into_a_header_fails_the_load_without_a_crash(world: World) -> None:
     name = "unicode-key"
-    assert (await world.send("POST", COLLECTION, manifest(name, spec={
-        "podSelector": {"matchLabels": dict(POD_LABELS)}, "artifactURL": ARTIFACT,
-        "additionalConfig": {"api-key": "ключ-к-движку"}})))[0] == 201
-    ready_ = await world.sandbox.eventually(lambda: ready_condition(world, name, "ModelAdapterLoadingError"), timeout=10, what=name)
+    assert (
+        await world.send(
+            "POST",
+            COLLECTION,
+            manifest(
+                name,
+                spec={
+                    "podSelector": {"matchLabels": dict(POD_LABELS)},
+                    "artifactURL": ARTIFACT,
+                    "additionalConfig": {"api-key": "ключ-к-движку"},
+                },
+            ),
+        )
+    )[0] == 201
+    ready_ = await world.sandbox.eventually(
+        lambda: ready_condition(world, name, "ModelAdapterLoadingError"), timeout=10, what=name
+    )
     assert "InvalidRequest: the engine API key cannot be sent in an HTTP header" in ready_["message"]
     assert "ключ" not in json.dumps((world.adapter(name) or {})["status"], ensure_ascii=False)
     await world.send("DELETE", f"{COLLECTION}/{name}")
@@ -612,13 +794,19 @@ async def test_an_api_key_that_cannot_go_into_a_header_fails_the_load_without_a_
 
 
 async def test_a_body_over_the_3_mib_limit_is_refused_and_changes_nothing(world: World) -> None:
-    too_big = manifest("too-big", spec={"podSelector": {"matchLabels": dict(POD_LABELS)},
-                                        "artifactURL": "hf://org/" + "x" * MAX_BODY_BYTES})
+    too_big = manifest(
+        "too-big",
+        spec={"podSelector": {"matchLabels": dict(POD_LABELS)}, "artifactURL": "hf://org/" + "x" * MAX_BODY_BYTES},
+    )
     code, body = await world.send("POST", COLLECTION, too_big)
     assert code == 413 and body["reason"] == "RequestEntityTooLarge"
     assert world.adapter("too-big") is None
-    code, body = await world.send("PATCH", f"{COLLECTION}/canary", {"spec": {"baseModel": "b" * (MAX_BODY_BYTES + 1)}},
-                                  content_type="application/merge-patch+json")
+    code, body = await world.send(
+        "PATCH",
+        f"{COLLECTION}/canary",
+        {"spec": {"baseModel": "b" * (MAX_BODY_BYTES + 1)}},
+        content_type="application/merge-patch+json",
+    )
     assert code == 413
     assert (world.adapter("canary") or {})["spec"]["baseModel"] == BASE_MODEL
     for raw in (b"{not json", b"\xff\xfe\x00", b"[]", json.dumps({"apiVersion": "v1", "kind": "Pod"}).encode()):
@@ -630,12 +818,15 @@ async def test_a_body_over_the_3_mib_limit_is_refused_and_changes_nothing(world:
 async def test_a_manifest_just_under_3_mib_is_reconciled_to_a_verdict(world: World) -> None:
     """An artifactURL of almost 3 MiB flows through the watch, the engine call, the event log and the status."""
     name = "almost-3mib"
-    document = manifest(name, spec={"podSelector": {"matchLabels": dict(POD_LABELS)}, "replicas": 1,
-                                    "artifactURL": "hf://org/"})
+    document = manifest(
+        name, spec={"podSelector": {"matchLabels": dict(POD_LABELS)}, "replicas": 1, "artifactURL": "hf://org/"}
+    )
     overhead = len(json.dumps(document).encode())
     document["spec"]["artifactURL"] += "y" * (MAX_BODY_BYTES - overhead - 64)
     assert (await world.send("POST", COLLECTION, document))[0] == 201
-    ready_ = await world.sandbox.eventually(lambda: ready_condition(world, name, "ModelAdapterLoadingError"), timeout=30, what=name)
+    ready_ = await world.sandbox.eventually(
+        lambda: ready_condition(world, name, "ModelAdapterLoadingError"), timeout=30, what=name
+    )
     # The simulated engine refuses a request body over 1 MiB (aiohttp's default): any typed failure will do.
     assert ready_["message"].startswith("Loading failed on all pods: ") and len(ready_["message"]) <= 32768
     for event in world.sandbox.server.objects("v1", "Event", NAMESPACE):

@@ -67,8 +67,14 @@ SLACK = 2.0
 Behaviour = Callable[[str, str, asyncio.StreamWriter], Awaitable[None]]
 
 
-async def respond(writer: asyncio.StreamWriter, status: int, body: bytes, *, headers: dict[str, str] | None = None,
-                  length: int | None = None) -> None:
+async def respond(
+    writer: asyncio.StreamWriter,
+    status: int,
+    body: bytes,
+    *,
+    headers: dict[str, str] | None = None,
+    length: int | None = None,
+) -> None:
     """A complete HTTP/1.1 answer, the body written in 64 KiB slices (so the server's own memory stays small)."""
     lines = [f"HTTP/1.1 {status} X", f"Content-Length: {len(body) if length is None else length}", "Connection: close"]
     lines += [f"{k}: {v}" for k, v in (headers or {"Content-Type": "application/json"}).items()]
@@ -80,8 +86,12 @@ async def respond(writer: asyncio.StreamWriter, status: int, body: bytes, *, hea
     await writer.drain()
 
 
-async def chunked(writer: asyncio.StreamWriter, chunks: Callable[[], Awaitable[bytes | None]], *,
-                  content_type: str = "application/json") -> None:
+async def chunked(
+    writer: asyncio.StreamWriter,
+    chunks: Callable[[], Awaitable[bytes | None]],
+    *,
+    content_type: str = "application/json",
+) -> None:
     """Headers with `Transfer-Encoding: chunked`, then chunks until `chunks()` returns None (or for ever)."""
     writer.write(f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
     await writer.drain()
@@ -218,7 +228,9 @@ class BadEngine:
             head = await reader.readuntil(b"\r\n\r\n")
             request_line, *header_lines = head.decode("latin-1").split("\r\n")
             method, path, _ = request_line.split(" ", 2)
-            headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in header_lines if line)}
+            headers = {
+                k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in header_lines if line)
+            }
             await reader.readexactly(int(headers.get("content-length", "0") or 0))
             self.requests.append((method, path))
             await self.behaviour(method, path, writer)
@@ -243,20 +255,55 @@ async def start_bad_engine(behaviour: Behaviour, *, host: str | None = None) -> 
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(
-        st.sampled_from(["data", "id", "root", "parent", "error", "message", "detail", "type", "object",
-                         "success", "error_message", "loaded_adapters", "choices", "model", "text", "lora_path"])
-        | st.text(max_size=8),
-        children,
-        max_size=5,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "data",
+                    "id",
+                    "root",
+                    "parent",
+                    "error",
+                    "message",
+                    "detail",
+                    "type",
+                    "object",
+                    "success",
+                    "error_message",
+                    "loaded_adapters",
+                    "choices",
+                    "model",
+                    "text",
+                    "lora_path",
+                ]
+            )
+            | st.text(max_size=8),
+            children,
+            max_size=5,
+        )
     ),
     max_leaves=25,
 )
-BODIES = JSON.map(json.dumps) | st.text(max_size=200) | st.sampled_from(
-    [DEEP, "{" * 5000, '{"data": ' + DEEP + "}", '{"detail": ' + "[" * 990 + "]" * 990 + "}", "", "null", "\x00", "\ufeff{}"]
+BODIES = (
+    JSON.map(json.dumps)
+    | st.text(max_size=200)
+    | st.sampled_from(
+        [
+            DEEP,
+            "{" * 5000,
+            '{"data": ' + DEEP + "}",
+            '{"detail": ' + "[" * 990 + "]" * 990 + "}",
+            "",
+            "null",
+            "\x00",
+            "\ufeff{}",
+        ]
+    )
 )
-STATUSES = st.sampled_from([200, 201, 204, 301, 302, 400, 401, 403, 404, 405, 408, 409, 413, 422, 429, 500, 501, 502,
-                            503, 504, 599]) | st.integers(100, 999)
+STATUSES = st.sampled_from(
+    [200, 201, 204, 301, 302, 400, 401, 403, 404, 405, 408, 409, 413, 422, 429, 500, 501, 502, 503, 504, 599]
+) | st.integers(100, 999)
 
 
 @settings(max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -303,7 +350,9 @@ class Case:
 
 
 CASES = {
-    "html-200": Case(static(200, "<html><body>502 Bad Gateway</body></html>", **{"Content-Type": "text/html"}), ProtocolError),
+    "html-200": Case(
+        static(200, "<html><body>502 Bad Gateway</body></html>", **{"Content-Type": "text/html"}), ProtocolError
+    ),
     "data-is-5": Case(static(200, '{"data": 5}'), ProtocolError),
     "a-list": Case(static(200, "[1, 2, 3]"), ProtocolError),
     "null": Case(static(200, "null"), ProtocolError),
@@ -311,8 +360,15 @@ CASES = {
     "id-not-a-string": Case(static(200, '{"data": [{"id": 5}]}'), ProtocolError),
     "nested-too-deep": Case(static(200, DEEP), ProtocolError),
     "not-utf8": Case(static(200, b'\xff\xfe\x00{"data": []}'), ProtocolError),
-    "gzip-garbage": Case(static(200, b"this is not gzip", **{"Content-Encoding": "gzip", "Content-Type": "application/json"}), ProtocolError),
-    "gzip-bomb": Case(static(200, GZIP_BOMB, **{"Content-Encoding": "gzip", "Content-Type": "application/json"}), ProtocolError, memory=True),
+    "gzip-garbage": Case(
+        static(200, b"this is not gzip", **{"Content-Encoding": "gzip", "Content-Type": "application/json"}),
+        ProtocolError,
+    ),
+    "gzip-bomb": Case(
+        static(200, GZIP_BOMB, **{"Content-Encoding": "gzip", "Content-Type": "application/json"}),
+        ProtocolError,
+        memory=True,
+    ),
     "10MB-with-length": Case(static(200, b" " * TEN_MB), ProtocolError, memory=True),
     "10MB-chunked": Case(ten_mb_chunked, ProtocolError, memory=True),
     "chunked-for-ever": Case(endless, ProtocolError, memory=True),
@@ -326,9 +382,13 @@ CASES = {
     "huge-header": Case(static(200, "{}", **{"X-Junk": "j" * 200_000}), EngineUnavailable),
     "load-500-null-message": Case(static(500, '{"error": {"message": null, "type": 7}}'), EngineError, call="load"),
     "load-400-error-is-a-number": Case(static(400, '{"error": 5}'), InvalidRequest, call="load"),
-    "load-404-detail-is-a-list": Case(static(404, '{"detail": [{"loc": ["body"], "msg": 1}]}'), InvalidRequest, call="load"),
+    "load-404-detail-is-a-list": Case(
+        static(404, '{"detail": [{"loc": ["body"], "msg": 1}]}'), InvalidRequest, call="load"
+    ),
     "load-500-nested-990": Case(static(500, '{"detail": ' + "[" * 990 + "]" * 990 + "}"), EngineError, call="load"),
-    "load-10MB-error": Case(static(500, b"e" * TEN_MB, **{"Content-Type": "text/plain"}), ProtocolError, call="load", memory=True),
+    "load-10MB-error": Case(
+        static(500, b"e" * TEN_MB, **{"Content-Type": "text/plain"}), ProtocolError, call="load", memory=True
+    ),
     "load-chunked-for-ever": Case(endless, ProtocolError, call="load", memory=True),
     "load-slow-loris": Case(slow_loris, EngineTimeout, call="load"),
 }
@@ -413,7 +473,10 @@ async def test_a_redirect_is_an_error_and_is_never_followed() -> None:
 # --- 3. the whole operator -------------------------------------------------------------------------------------
 
 OPERATOR_CASES: dict[str, tuple[Behaviour, str]] = {
-    "html-200": (only_models(static(200, "<html>proxy error</html>", **{"Content-Type": "text/html"})), "ProtocolError"),
+    "html-200": (
+        only_models(static(200, "<html>proxy error</html>", **{"Content-Type": "text/html"})),
+        "ProtocolError",
+    ),
     "data-is-5": (only_models(static(200, '{"data": 5}')), "ProtocolError"),
     "nested-too-deep": (only_models(static(200, DEEP)), "ProtocolError"),
     "gzip-garbage": (static(200, b"not gzip", **{"Content-Encoding": "gzip"}), "ProtocolError"),
@@ -440,12 +503,16 @@ async def operator_against_bad_engines(sandbox: Sandbox) -> None:
     try:
         for index, (name, (behaviour, _)) in enumerate(OPERATOR_CASES.items()):
             engines[name] = await start_bad_engine(behaviour, host=f"{block}.{100 + index}")
-            await sandbox.kubelet.create_pod(f"bad-{name.lower()}", labels={"behaviour": name.lower()}, ip=engines[name].host)
+            await sandbox.kubelet.create_pod(
+                f"bad-{name.lower()}", labels={"behaviour": name.lower()}, ip=engines[name].host
+            )
         operator = await sandbox.start_operator(FAST)
         operator.engines.total_timeout = 1.0
         await sandbox.apply(adapter_manifest("canary", replicas=1))
         for name in OPERATOR_CASES:
-            await sandbox.apply(adapter_manifest(f"on-{name.lower()}", podSelector={"matchLabels": {"behaviour": name.lower()}}))
+            await sandbox.apply(
+                adapter_manifest(f"on-{name.lower()}", podSelector={"matchLabels": {"behaviour": name.lower()}})
+            )
         for name, (_, kind) in OPERATOR_CASES.items():
             status = await sandbox.phase("Failed", f"on-{name.lower()}", timeout=30)
             ready = {c["type"]: c for c in status["conditions"]}["Ready"]

@@ -85,7 +85,11 @@ def test_secrets_are_only_ever_read_one_by_one(capsys: pytest.CaptureFixture[str
     """The operator reads a Secret by name when it reconciles (`Reconciler._secret_data`): `get` is all it needs.
     `list` or `watch` would hand it every Secret of the cluster at once."""
     documents = shipped(capsys)
-    granted = [rule for rule in rules_of(documents, "ClusterRole") + rules_of(documents, "Role") if "secrets" in rule["resources"]]
+    granted = [
+        rule
+        for rule in rules_of(documents, "ClusterRole") + rules_of(documents, "Role")
+        if "secrets" in rule["resources"]
+    ]
     assert len(granted) == 1 and granted[0]["apiGroups"] == [""]
     assert granted[0]["verbs"] == ["get"]
     assert granted[0]["resources"] == ["secrets"]
@@ -161,8 +165,11 @@ class RecordingApiServer(ApiServer):
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         if request.path.startswith(("/api/", "/apis/")):
-            self.requests.append(ApiRequest(request.method, request.path, parse_qs(request.query_string),
-                                            "Authorization" in request.headers))
+            self.requests.append(
+                ApiRequest(
+                    request.method, request.path, parse_qs(request.query_string), "Authorization" in request.headers
+                )
+            )
         return await super()._dispatch(request)
 
 
@@ -202,8 +209,12 @@ class Needles:
 
 
 def secret(name: str, data: dict[str, str], namespace: str = "default") -> Raw:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace},
-            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+    }
 
 
 RUNTIME_CONTAINERS = [
@@ -226,9 +237,13 @@ async def test_secret_values_appear_nowhere_and_secrets_are_read_only_in_the_ada
         old = datetime.now(UTC) - timedelta(minutes=5)
         for index in range(2):
             await sandbox.kubelet.create_pod(f"keyed-{index}", labels=POD_LABELS, since=old)
-        await sandbox.kubelet.create_pod("runtime-0", labels={"pool": "runtime"}, containers=RUNTIME_CONTAINERS, since=old)
+        await sandbox.kubelet.create_pod(
+            "runtime-0", labels={"pool": "runtime"}, containers=RUNTIME_CONTAINERS, since=old
+        )
         await sandbox.kubelet.create_pod("echo-0", labels={"pool": "echo"}, since=old)
-        await sandbox.kubelet.create_pod("echo-runtime-0", labels={"pool": "echo-runtime"}, containers=RUNTIME_CONTAINERS, since=old)
+        await sandbox.kubelet.create_pod(
+            "echo-runtime-0", labels={"pool": "echo-runtime"}, containers=RUNTIME_CONTAINERS, since=old
+        )
         for pod in ("keyed-0", "keyed-1", "echo-0"):
             sandbox.engine(pod).api_key = api_key
         # Engines that echo what they were sent in their errors: the vLLM one the key, the sidecar the key and the
@@ -236,17 +251,32 @@ async def test_secret_values_appear_nowhere_and_secrets_are_read_only_in_the_ada
         echo = f'{{"error": {{"message": "bad request with key {api_key}", "type": "BadRequestError"}}}}'
         sandbox.engine("echo-0").inject(Fault(status=400, body=echo), route="load", times=None)
         downloads = {S3_URL: write_peft_adapter(tmp_path / "downloads" / "sql-lora")}
-        sidecar = SimulatedRuntimeSidecar(sandbox.engine("runtime-0"), artifacts=downloads,
-                                          required_credentials={S3_URL: {"aws_secret_access_key": credential}})
+        sidecar = SimulatedRuntimeSidecar(
+            sandbox.engine("runtime-0"),
+            artifacts=downloads,
+            required_credentials={S3_URL: {"aws_secret_access_key": credential}},
+        )
         echoing = SimulatedRuntimeSidecar(sandbox.engine("echo-runtime-0"), artifacts=downloads)
-        echoing.inject(Fault(status=400, body=f'{{"error": "no: key {api_key}, credentials {credential}"}}'), route="load", times=None)
+        echoing.inject(
+            Fault(status=400, body=f'{{"error": "no: key {api_key}, credentials {credential}"}}'),
+            route="load",
+            times=None,
+        )
         await sidecar.start()
         await echoing.start()
         await sandbox.kube.create(SECRETS, "default", secret("engine-key", {"api-key": api_key}))
         await sandbox.kube.create(SECRETS, "default", secret("wrong-key", {"api-key": wrong_key}))
         await sandbox.kube.create(SECRETS, "default", secret("control-key", {"api-key": control_key}))
-        await sandbox.kube.create(SECRETS, "default", secret("s3-creds", {"aws_access_key_id": "AKIAFAKE", "aws_secret_access_key": credential}))
-        await sandbox.kube.create(SECRETS, "kube-system", secret("stolen", {"api-key": stolen, "aws_secret_access_key": stolen}, "kube-system"))
+        await sandbox.kube.create(
+            SECRETS,
+            "default",
+            secret("s3-creds", {"aws_access_key_id": "AKIAFAKE", "aws_secret_access_key": credential}),
+        )
+        await sandbox.kube.create(
+            SECRETS,
+            "kube-system",
+            secret("stolen", {"api-key": stolen, "aws_secret_access_key": stolen}, "kube-system"),
+        )
         sandbox.kubeconfig = tokenless_kubeconfig(server, tmp_path / "operator-kubeconfig")
         operator = sandbox.spawn_operator("--log-level", "debug", "--enable-runtime-sidecar")
         try:
@@ -261,13 +291,24 @@ async def test_secret_values_appear_nowhere_and_secrets_are_read_only_in_the_ada
         log = operator.log()
         assert log.count("\n") > 100 and '"level": "DEBUG"' in log, "the operator logged too little to tell"
         leaks = needles.leaks("the operator's log", log) + needles.leaks("/metrics", metrics)
-        leaks += needles.leaks("Kubernetes Events", json.dumps(sandbox.server.objects("v1", "Event"), ensure_ascii=False))
+        leaks += needles.leaks(
+            "Kubernetes Events", json.dumps(sandbox.server.objects("v1", "Event"), ensure_ascii=False)
+        )
         for adapter in sandbox.server.objects("model.aibrix.ai/v1alpha1", "ModelAdapter"):
-            written = {"status": adapter.get("status"), "annotations": adapter["metadata"].get("annotations"),
-                       "labels": adapter["metadata"].get("labels")}
+            written = {
+                "status": adapter.get("status"),
+                "annotations": adapter["metadata"].get("annotations"),
+                "labels": adapter["metadata"].get("labels"),
+            }
             leaks += needles.leaks(f"{adapter['metadata']['name']}'s status", json.dumps(written, ensure_ascii=False))
-        for api_version, kind in (("v1", "Service"), ("discovery.k8s.io/v1", "EndpointSlice"), ("coordination.k8s.io/v1", "Lease")):
-            leaks += needles.leaks(f"{kind}s", json.dumps(sandbox.server.objects(api_version, kind), ensure_ascii=False))
+        for api_version, kind in (
+            ("v1", "Service"),
+            ("discovery.k8s.io/v1", "EndpointSlice"),
+            ("coordination.k8s.io/v1", "Lease"),
+        ):
+            leaks += needles.leaks(
+                f"{kind}s", json.dumps(sandbox.server.objects(api_version, kind), ensure_ascii=False)
+            )
         dump = "\n".join(sqlite3.connect(sandbox.database_url.removeprefix("sqlite:///")).iterdump())
         assert "LoadFailed" in dump and "SpecRejected" in dump
         leaks += needles.leaks("the event log", dump)
@@ -279,7 +320,9 @@ async def test_secret_values_appear_nowhere_and_secrets_are_read_only_in_the_ada
         check_rbac_covers(server.requests, shipped_manifests())
 
 
-async def secrets_scenario(sandbox: Sandbox, *, api_key: str, inline_key: str, sidecar: SimulatedRuntimeSidecar) -> None:
+async def secrets_scenario(
+    sandbox: Sandbox, *, api_key: str, inline_key: str, sidecar: SimulatedRuntimeSidecar
+) -> None:
     def keyed(name: str, ref: dict[str, str] | None = None, **spec: Any) -> Raw:
         document = adapter_manifest(name, **spec)
         if ref is not None:
@@ -294,12 +337,32 @@ async def secrets_scenario(sandbox: Sandbox, *, api_key: str, inline_key: str, s
     # want another key, so it ends in a 401.
     await sandbox.apply(keyed("inline", additionalConfig={"api-key": inline_key}))
     await sandbox.apply(keyed("echo", {"name": "engine-key"}, podSelector={"matchLabels": {"pool": "echo"}}))
-    await sandbox.apply(keyed("echo-s3", {"name": "engine-key"}, artifactURL=S3_URL, credentialsSecretRef={"name": "s3-creds"},
-                              podSelector={"matchLabels": {"pool": "echo-runtime"}}))
-    await sandbox.apply(keyed("s3", artifactURL=S3_URL, credentialsSecretRef={"name": "s3-creds"}, podSelector={"matchLabels": {"pool": "runtime"}}))
+    await sandbox.apply(
+        keyed(
+            "echo-s3",
+            {"name": "engine-key"},
+            artifactURL=S3_URL,
+            credentialsSecretRef={"name": "s3-creds"},
+            podSelector={"matchLabels": {"pool": "echo-runtime"}},
+        )
+    )
+    await sandbox.apply(
+        keyed(
+            "s3",
+            artifactURL=S3_URL,
+            credentialsSecretRef={"name": "s3-creds"},
+            podSelector={"matchLabels": {"pool": "runtime"}},
+        )
+    )
     await sandbox.apply(keyed("stolen", {"name": "stolen", "namespace": "kube-system"}))
-    await sandbox.apply(keyed("stolen-creds", artifactURL=S3_URL, credentialsSecretRef={"name": "stolen", "namespace": "kube-system"},
-                              podSelector={"matchLabels": {"pool": "runtime"}}))
+    await sandbox.apply(
+        keyed(
+            "stolen-creds",
+            artifactURL=S3_URL,
+            credentialsSecretRef={"name": "stolen", "namespace": "kube-system"},
+            podSelector={"matchLabels": {"pool": "runtime"}},
+        )
+    )
     await sandbox.apply(keyed("traversal", {"name": "../kube-system/secrets/stolen"}))
     await sandbox.apply(keyed("encoded", {"name": "kube-system%2Fstolen"}))
     await sandbox.phase("Running", "keyed", timeout=20)
@@ -400,13 +463,26 @@ async def test_engine_calls_go_only_to_matching_pods_in_the_adapters_namespace(t
         ips = [engine.host for engine in sandbox.fleet.engines]
         block = ips[0].rsplit(".", 1)[0]
         old = datetime.now(UTC) - timedelta(minutes=5)
-        await sandbox.kube.create(Resource("", "v1", "namespaces", "Namespace", namespaced=False), None,
-                                  {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}})
-        pods = {"a": ("default", POD_LABELS), "b": ("default", POD_LABELS),
-                "c": ("default", {**POD_LABELS, "model.aibrix.ai/name": "another-model"}), "d": ("other", POD_LABELS)}
+        await sandbox.kube.create(
+            Resource("", "v1", "namespaces", "Namespace", namespaced=False),
+            None,
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}},
+        )
+        pods = {
+            "a": ("default", POD_LABELS),
+            "b": ("default", POD_LABELS),
+            "c": ("default", {**POD_LABELS, "model.aibrix.ai/name": "another-model"}),
+            "d": ("other", POD_LABELS),
+        }
         for (name, (namespace, labels)), ip in zip(pods.items(), ips, strict=True):
-            await sandbox.kubelet.create_pod(name, namespace, labels=labels, since=old, ip=ip,
-                                             annotations={"model.aibrix.ai/engine-url": f"http://{block}.200:8000"})
+            await sandbox.kubelet.create_pod(
+                name,
+                namespace,
+                labels=labels,
+                since=old,
+                ip=ip,
+                annotations={"model.aibrix.ai/engine-url": f"http://{block}.200:8000"},
+            )
         ip_of = dict(zip(pods, ips, strict=True))
         free = await Bait(f"{block}.200", 8000).start()
         on_a = await Bait(ip_of["a"], 9999).start()
@@ -443,7 +519,11 @@ async def steering_scenario(sandbox: Sandbox, bait: Bait) -> list[str]:
     """Adapters that try to aim the operator elsewhere; each must end as its spec deserves."""
     cases: dict[str, tuple[Raw, str, str]] = {
         "normal": (adapter_manifest("normal"), "Running", ""),
-        "imds": (adapter_manifest("imds", artifactURL="http://169.254.169.254/latest/meta-data/iam"), "Failed", "spec.artifactURL: "),
+        "imds": (
+            adapter_manifest("imds", artifactURL="http://169.254.169.254/latest/meta-data/iam"),
+            "Failed",
+            "spec.artifactURL: ",
+        ),
         "file-url": (adapter_manifest("file-url", artifactURL="file:///etc/passwd"), "Failed", "spec.artifactURL: "),
         "bait-url": (adapter_manifest("bait-url", artifactURL=f"{bait.url}/adapter"), "Failed", "spec.artifactURL: "),
         "hf-host": (adapter_manifest("hf-host", artifactURL=f"hf://{bait.host}/adapter"), "Failed", "ArtifactNotFound"),
@@ -453,8 +533,11 @@ async def steering_scenario(sandbox: Sandbox, bait: Bait) -> list[str]:
     }
     annotated = cases["annotated"][0]["metadata"]
     annotated["labels"].update({"model.aibrix.ai/engine": "sglang", "engine-host": bait.host})
-    annotated["annotations"] = {"model.aibrix.ai/engine-url": bait.url, "model.aibrix.ai/port": str(bait.port),
-                                "adapter.model.aibrix.ai/endpoint": f"{bait.host}:{bait.port}"}
+    annotated["annotations"] = {
+        "model.aibrix.ai/engine-url": bait.url,
+        "model.aibrix.ai/port": str(bait.port),
+        "adapter.model.aibrix.ai/endpoint": f"{bait.host}:{bait.port}",
+    }
     cases["port-9999"][0]["metadata"]["labels"]["model.aibrix.ai/port"] = "9999"
     for document, _, _ in cases.values():
         await sandbox.kube.create(MODELADAPTERS, "default", document)

@@ -22,6 +22,7 @@ from modeladapter.operator.kube.client import MODELADAPTERS, Kube
 from modeladapter.operator.kube.manifests import modeladapter_crd
 from modeladapter.sandbox.apiserver import ApiServer
 from modeladapter.sandbox.engine.adapter_files import write_peft_adapter
+from tests.e2e.conftest import OperatorProcess
 from tests.reliability.soak import (
     ARTIFACTS,
     BASE_LABELS,
@@ -31,7 +32,6 @@ from tests.reliability.soak import (
     Soak,
     SoakConfig,
 )
-from tests.e2e.conftest import OperatorProcess
 
 
 @pytest.fixture
@@ -46,7 +46,9 @@ async def soak(tmp_path: Path) -> AsyncIterator[Soak]:
         await config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
         async with client.ApiClient(cfg) as api:
             world.kube = Kube(api)
-            world._make_slots({ARTIFACTS[0].removeprefix("huggingface://"): write_peft_adapter(tmp_path / "a")}, "127.9.9")
+            world._make_slots(
+                {ARTIFACTS[0].removeprefix("huggingface://"): write_peft_adapter(tmp_path / "a")}, "127.9.9"
+            )
             for slot in world.slots:
                 slot.present = slot.engine.pod_present = True
             yield world
@@ -179,4 +181,6 @@ async def test_the_api_key_anywhere_in_the_output_of_the_run_is_a_violation(soak
     leaked = await soak._check_secret_leaks(metrics=f'modeladapter_info{{key="{soak.api_key}"}} 1')
     assert leaked["leaks"] == 2
     assert sorted(v.detail for v in soak.violations) == [
-        "the engines' API key appears in /metrics", "the engines' API key appears in Events"]
+        "the engines' API key appears in /metrics",
+        "the engines' API key appears in Events",
+    ]

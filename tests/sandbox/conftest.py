@@ -82,8 +82,15 @@ class Response:
 class Kube:
     """A raw HTTP client for one backend, bound to one test namespace."""
 
-    def __init__(self, backend: str, url: str, token: str, kubeconfig: Path, session: aiohttp.ClientSession,
-                 server: ApiServer | None) -> None:
+    def __init__(
+        self,
+        backend: str,
+        url: str,
+        token: str,
+        kubeconfig: Path,
+        session: aiohttp.ClientSession,
+        server: ApiServer | None,
+    ) -> None:
         self.backend = backend
         self.url = url
         self.token = token
@@ -96,9 +103,17 @@ class Kube:
     def real(self) -> bool:
         return self.backend == "real"
 
-    async def request(self, method: str, path: str, body: Any = None, *, content_type: str = "application/json",
-                      params: dict[str, str] | None = None, headers: dict[str, str] | None = None,
-                      data: bytes | None = None) -> Response:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        content_type: str = "application/json",
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        data: bytes | None = None,
+    ) -> Response:
         sent = dict(headers or {})
         if body is not None or data is not None:
             sent.setdefault("Content-Type", content_type)
@@ -121,8 +136,11 @@ class Kube:
         return await self.request("PUT", path, body, **kwargs)
 
     async def patch(self, path: str, body: Any, kind: str = "merge", **kwargs: Any) -> Response:
-        types = {"merge": "application/merge-patch+json", "json": "application/json-patch+json",
-                 "strategic": "application/strategic-merge-patch+json"}
+        types = {
+            "merge": "application/merge-patch+json",
+            "json": "application/json-patch+json",
+            "strategic": "application/strategic-merge-patch+json",
+        }
         return await self.request("PATCH", path, body, content_type=types.get(kind, kind), **kwargs)
 
     async def delete(self, path: str, body: Any = None, **kwargs: Any) -> Response:
@@ -149,8 +167,13 @@ class Kube:
     # --- helpers ------------------------------------------------------------------------------------------------
 
     @staticmethod
-    async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout: float = 60.0,
-                         interval: float = 0.25, what: str = "the condition") -> T:
+    async def eventually(
+        check: Callable[[], Awaitable[T | None]],
+        *,
+        timeout: float = 60.0,
+        interval: float = 0.25,
+        what: str = "the condition",
+    ) -> T:
         """Poll until `check` returns something truthy. Real garbage collection runs in kube-controller-manager
         and takes seconds; the emulator's controllers run within milliseconds, so the bound matters for `real`."""
         deadline = time.monotonic() + timeout
@@ -171,10 +194,17 @@ class Kube:
     @staticmethod
     def adapter(name: str, **spec: Any) -> JsonDict:
         """A ModelAdapter manifest as AIBrix's samples write it."""
-        body = {"podSelector": {"matchLabels": {"model.aibrix.ai/name": "base"}},
-                "artifactURL": "huggingface://org/repo", **spec}
-        return {"apiVersion": "model.aibrix.ai/v1alpha1", "kind": "ModelAdapter", "metadata": {"name": name},
-                "spec": body}
+        body = {
+            "podSelector": {"matchLabels": {"model.aibrix.ai/name": "base"}},
+            "artifactURL": "huggingface://org/repo",
+            **spec,
+        }
+        return {
+            "apiVersion": "model.aibrix.ai/v1alpha1",
+            "kind": "ModelAdapter",
+            "metadata": {"name": name},
+            "spec": body,
+        }
 
     @staticmethod
     def pod(name: str, node: str = "", **labels: str) -> JsonDict:
@@ -199,8 +229,9 @@ class Watch:
         self.response: aiohttp.ClientResponse | None = None
 
     async def __aenter__(self) -> Watch:
-        self.response = await self.kube.session.get(self.kube.url + self.path, params=self.params,
-                                                    timeout=aiohttp.ClientTimeout(total=None, sock_read=None))
+        self.response = await self.kube.session.get(
+            self.kube.url + self.path, params=self.params, timeout=aiohttp.ClientTimeout(total=None, sock_read=None)
+        )
         assert self.response.status == 200, await self.response.text()
         return self
 
@@ -251,8 +282,9 @@ async def kube(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
         cluster: RealCluster = request.getfixturevalue("real_cluster")
         url, token = cluster.url, cluster.token
         kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
-    session = aiohttp.ClientSession(connector=connector, headers={"Authorization": f"Bearer {token}"},
-                                    timeout=aiohttp.ClientTimeout(total=60))
+    session = aiohttp.ClientSession(
+        connector=connector, headers={"Authorization": f"Bearer {token}"}, timeout=aiohttp.ClientTimeout(total=60)
+    )
     client = Kube(request.param, url, token, kubeconfig, session, server)
     client.namespace = f"t-{uuid.uuid4().hex[:10]}"
     try:

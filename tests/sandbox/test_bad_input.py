@@ -20,11 +20,14 @@ async def assert_store_unchanged(kube: Kube, before: str) -> None:
     assert [i["metadata"]["resourceVersion"] for i in listed.body["items"]] == [before]
 
 
-@pytest.mark.parametrize("data", [
-    pytest.param(b'{"metadata": {"name": "a"', id="truncated"),
-    pytest.param(b"not json at all", id="garbage"),
-    pytest.param(b"", id="empty"),
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b'{"metadata": {"name": "a"', id="truncated"),
+        pytest.param(b"not json at all", id="garbage"),
+        pytest.param(b"", id="empty"),
+    ],
+)
 async def test_malformed_json_is_a_bad_request(kube: Kube, data: bytes) -> None:
     existing = await kube.create(kube.ma(), kube.adapter("existing"))
     response = await kube.request("POST", kube.ma(), data=data)
@@ -36,16 +39,14 @@ async def test_malformed_json_is_a_bad_request(kube: Kube, data: bytes) -> None:
 
 async def test_malformed_json_in_a_json_patch_is_a_bad_request(kube: Kube) -> None:
     await kube.create(kube.ma(), kube.adapter("a"))
-    response = await kube.request("PATCH", kube.ma("a"), data=b'[{"op": ',
-                                  content_type="application/json-patch+json")
+    response = await kube.request("PATCH", kube.ma("a"), data=b'[{"op": ', content_type="application/json-patch+json")
     assert (response.status, response.reason) == (400, "BadRequest"), response
 
 
 async def test_malformed_json_in_a_merge_patch_is_a_bare_internal_error(kube: Kube) -> None:
     # v1.20 passes the merge-patch library's error through as a 500 without a reason
     await kube.create(kube.ma(), kube.adapter("a"))
-    response = await kube.request("PATCH", kube.ma("a"), data=b'{"spec": ',
-                                  content_type="application/merge-patch+json")
+    response = await kube.request("PATCH", kube.ma("a"), data=b'{"spec": ', content_type="application/merge-patch+json")
     assert response.status == 500, response
     assert response.body["message"] == "Invalid JSON Patch" and "reason" not in response.body
 
@@ -60,7 +61,10 @@ async def test_a_custom_resource_body_of_another_kind_is_invalid(kube: Kube) -> 
     body["kind"] = "Pod"
     response = await kube.post(kube.ma(), body)
     assert (response.status, response.reason) == (422, "Invalid"), response
-    assert response.body["message"] == 'Pod.model.aibrix.ai "a" is invalid: kind: Invalid value: "Pod": must be ModelAdapter'
+    assert (
+        response.body["message"]
+        == 'Pod.model.aibrix.ai "a" is invalid: kind: Invalid value: "Pod": must be ModelAdapter'
+    )
 
 
 async def test_a_built_in_body_of_another_kind_is_a_bad_request(kube: Kube) -> None:
@@ -86,8 +90,11 @@ async def test_an_unknown_resource_in_a_built_in_group_is_not_found(kube: Kube) 
 
 
 async def test_an_unknown_resource_in_a_custom_group_or_an_unknown_group_is_a_plain_404(kube: Kube) -> None:
-    for path in (kube.path("/apis/model.aibrix.ai/v1alpha1", "widgets"), "/apis/model.aibrix.ai/v1alpha1/widgets",
-                 "/apis/nothing.example.com/v1/namespaces/default/widgets"):
+    for path in (
+        kube.path("/apis/model.aibrix.ai/v1alpha1", "widgets"),
+        "/apis/model.aibrix.ai/v1alpha1/widgets",
+        "/apis/nothing.example.com/v1/namespaces/default/widgets",
+    ):
         response = await kube.get(path)
         assert (response.status, response.body) == (404, "404 page not found\n"), path
 
@@ -100,8 +107,9 @@ async def test_an_unknown_subresource_is_not_found(kube: Kube) -> None:
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
 async def test_a_body_in_an_unknown_content_type_is_unsupported_media_type(kube: Kube, content_type: str) -> None:
-    response = await kube.request("POST", kube.ma(), data=json.dumps(kube.adapter("a")).encode(),
-                                  content_type=content_type)
+    response = await kube.request(
+        "POST", kube.ma(), data=json.dumps(kube.adapter("a")).encode(), content_type=content_type
+    )
     assert (response.status, response.reason) == (415, "UnsupportedMediaType"), response
 
 
@@ -112,8 +120,10 @@ async def test_a_patch_sent_as_plain_json_is_unsupported_media_type(kube: Kube) 
 
 
 async def test_yaml_bodies_are_accepted(kube: Kube) -> None:
-    text = ("apiVersion: model.aibrix.ai/v1alpha1\nkind: ModelAdapter\nmetadata:\n  name: from-yaml\n"
-            "spec:\n  podSelector: {}\n  artifactURL: s3://b/l\n")
+    text = (
+        "apiVersion: model.aibrix.ai/v1alpha1\nkind: ModelAdapter\nmetadata:\n  name: from-yaml\n"
+        "spec:\n  podSelector: {}\n  artifactURL: s3://b/l\n"
+    )
     response = await kube.request("POST", kube.ma(), data=text.encode(), content_type="application/yaml")
     assert response.status == 201, response
     assert response.body["metadata"]["name"] == "from-yaml"
@@ -128,8 +138,7 @@ async def test_a_custom_resource_name_that_is_not_a_dns_subdomain_is_invalid(kub
 
 
 async def test_a_service_name_must_be_a_dns_1035_label(kube: Kube) -> None:
-    response = await kube.post(kube.core("services"), {"metadata": {"name": "1st"},
-                                                       "spec": {"ports": [{"port": 80}]}})
+    response = await kube.post(kube.core("services"), {"metadata": {"name": "1st"}, "spec": {"ports": [{"port": 80}]}})
     assert (response.status, response.reason) == (422, "Invalid")
     cause = response.body["details"]["causes"][0]
     assert cause["field"] == "metadata.name" and "DNS-1035" in cause["message"]
@@ -162,8 +171,9 @@ async def test_a_body_namespace_that_contradicts_the_url_is_a_bad_request(kube: 
     body["metadata"]["namespace"] = "somewhere-else"
     response = await kube.post(kube.ma(), body)
     assert (response.status, response.reason) == (400, "BadRequest")
-    assert response.body["message"] == ("the namespace of the provided object does not match the namespace sent "
-                                        "on the request")
+    assert response.body["message"] == (
+        "the namespace of the provided object does not match the namespace sent on the request"
+    )
 
 
 async def test_a_body_name_that_contradicts_the_url_is_a_bad_request(kube: Kube) -> None:
@@ -201,7 +211,10 @@ async def test_an_invalid_finalizer_name_is_invalid(kube: Kube) -> None:
     pod["metadata"]["finalizers"] = ["not a finalizer", "unqualified"]
     core = await kube.post(kube.core("pods"), pod)
     assert [c["field"] for c in core.body["details"]["causes"]] == [
-        "metadata.finalizers", "metadata.finalizers[0]", "metadata.finalizers[1]"]
+        "metadata.finalizers",
+        "metadata.finalizers[0]",
+        "metadata.finalizers[1]",
+    ]
 
 
 async def test_a_post_to_a_pod_url_is_method_not_allowed(kube: Kube) -> None:

@@ -19,15 +19,32 @@ CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 
 def widget_crd(group: str) -> dict[str, Any]:
     return {
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
         "metadata": {"name": f"widgets.{group}"},
         "spec": {
-            "group": group, "scope": "Namespaced",
+            "group": group,
+            "scope": "Namespaced",
             "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": ["wd"]},
-            "versions": [{"name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
-                          "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                              "spec": {"type": "object", "properties": {
-                                  "size": {"type": "string", "enum": ["S", "M", "L"], "default": "M"}}}}}}}],
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {
+                                    "type": "object",
+                                    "properties": {"size": {"type": "string", "enum": ["S", "M", "L"], "default": "M"}},
+                                }
+                            },
+                        }
+                    },
+                }
+            ],
         },
     }
 
@@ -46,10 +63,13 @@ async def test_a_new_crd_is_established_and_its_group_appears_in_discovery(kube:
     created = await kube.post(CRDS, widget_crd(group))
     assert created.status == 201, created
     try:
+
         async def established() -> bool:
             crd = await kube.get(f"{CRDS}/widgets.{group}")
-            return any(c["type"] == "Established" and c["status"] == "True"
-                       for c in (crd.body.get("status") or {}).get("conditions") or [])
+            return any(
+                c["type"] == "Established" and c["status"] == "True"
+                for c in (crd.body.get("status") or {}).get("conditions") or []
+            )
 
         await kube.eventually(established, timeout=30, what="the CRD to be established")
 
@@ -65,9 +85,10 @@ async def test_a_new_crd_is_established_and_its_group_appears_in_discovery(kube:
         assert "widgets/status" in names
 
         async def served() -> Any:
-            made = await kube.post(f"/apis/{group}/v1/namespaces/{kube.namespace}/widgets",
-                                   {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w"},
-                                    "spec": {}})
+            made = await kube.post(
+                f"/apis/{group}/v1/namespaces/{kube.namespace}/widgets",
+                {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {}},
+            )
             return made if made.status == 201 else None
 
         widget = await kube.eventually(served, timeout=30, what="the new resource to be served")
@@ -106,17 +127,35 @@ async def test_any_replicas_of_one_or_more_is_accepted(kube: Kube) -> None:
 @pytest.mark.parametrize(
     ("spec", "field", "reason", "message"),
     [
-        pytest.param({"replicas": 0}, "spec.replicas", "FieldValueInvalid",
-                     "Invalid value: 0: spec.replicas in body should be greater than or equal to 1", id="minimum"),
-        pytest.param({"replicas": "two"}, "spec.replicas", "FieldValueInvalid",
-                     'Invalid value: "string": spec.replicas in body must be of type integer: "string"', id="type"),
-        pytest.param({"artifactURL": None}, "spec.artifactURL", "FieldValueRequired", "Required value",
-                     id="required"),
-        pytest.param({"apiKeySecretRef": {"key": "token"}}, "spec.apiKeySecretRef.name", "FieldValueRequired",
-                     "Required value", id="nested-required"),
-        pytest.param({"podSelector": {"matchExpressions": [{"key": "k"}]}},
-                     "spec.podSelector.matchExpressions.operator", "FieldValueRequired", "Required value",
-                     id="required-in-a-list-item"),
+        pytest.param(
+            {"replicas": 0},
+            "spec.replicas",
+            "FieldValueInvalid",
+            "Invalid value: 0: spec.replicas in body should be greater than or equal to 1",
+            id="minimum",
+        ),
+        pytest.param(
+            {"replicas": "two"},
+            "spec.replicas",
+            "FieldValueInvalid",
+            'Invalid value: "string": spec.replicas in body must be of type integer: "string"',
+            id="type",
+        ),
+        pytest.param({"artifactURL": None}, "spec.artifactURL", "FieldValueRequired", "Required value", id="required"),
+        pytest.param(
+            {"apiKeySecretRef": {"key": "token"}},
+            "spec.apiKeySecretRef.name",
+            "FieldValueRequired",
+            "Required value",
+            id="nested-required",
+        ),
+        pytest.param(
+            {"podSelector": {"matchExpressions": [{"key": "k"}]}},
+            "spec.podSelector.matchExpressions.operator",
+            "FieldValueRequired",
+            "Required value",
+            id="required-in-a-list-item",
+        ),
     ],
 )
 async def test_schema_violations_are_invalid_with_the_field_path(
@@ -132,27 +171,46 @@ async def test_schema_violations_are_invalid_with_the_field_path(
 
 async def test_an_enum_violation_lists_the_supported_values(kube: Kube) -> None:
     await kube.create(kube.ma(), kube.adapter("a"))
-    condition = {"type": "Ready", "status": "Yes", "reason": "R", "message": "m",
-                 "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    condition = {
+        "type": "Ready",
+        "status": "Yes",
+        "reason": "R",
+        "message": "m",
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+    }
     patched = await kube.patch(kube.ma("a", "status"), {"status": {"conditions": [condition]}})
     assert patched.status == 422
-    assert patched.body["details"]["causes"] == [{
-        "reason": "FieldValueNotSupported", "field": "status.conditions.status",
-        "message": 'Unsupported value: "Yes": supported values: "True", "False", "Unknown"'}]
+    assert patched.body["details"]["causes"] == [
+        {
+            "reason": "FieldValueNotSupported",
+            "field": "status.conditions.status",
+            "message": 'Unsupported value: "Yes": supported values: "True", "False", "Unknown"',
+        }
+    ]
 
 
 async def test_every_aibrix_sample_manifest_applies_unchanged(kube: Kube) -> None:
     sample = {
-        "apiVersion": "model.aibrix.ai/v1alpha1", "kind": "ModelAdapter",
-        "metadata": {"name": "qwen-code-lora", "labels": {"model.aibrix.ai/name": "qwen-code-lora",
-                                                          "model.aibrix.ai/port": "8000"}},
-        "spec": {"baseModel": "qwen-coder-1-5b-instruct",
-                 "podSelector": {"matchLabels": {"model.aibrix.ai/name": "qwen-coder-1-5b-instruct",
-                                                 "adapter.model.aibrix.ai/enabled": "true"}},
-                 "artifactURL": "huggingface://ai-blond/Qwen-Qwen2.5-Coder-1.5B-Instruct-lora",
-                 "schedulerName": "least-adapters", "replicas": 1,
-                 "additionalConfig": {"api-key": "sk-placeholder", "rank": "16"},
-                 "credentialsSecretRef": {"name": "creds"}},
+        "apiVersion": "model.aibrix.ai/v1alpha1",
+        "kind": "ModelAdapter",
+        "metadata": {
+            "name": "qwen-code-lora",
+            "labels": {"model.aibrix.ai/name": "qwen-code-lora", "model.aibrix.ai/port": "8000"},
+        },
+        "spec": {
+            "baseModel": "qwen-coder-1-5b-instruct",
+            "podSelector": {
+                "matchLabels": {
+                    "model.aibrix.ai/name": "qwen-coder-1-5b-instruct",
+                    "adapter.model.aibrix.ai/enabled": "true",
+                }
+            },
+            "artifactURL": "huggingface://ai-blond/Qwen-Qwen2.5-Coder-1.5B-Instruct-lora",
+            "schedulerName": "least-adapters",
+            "replicas": 1,
+            "additionalConfig": {"api-key": "sk-placeholder", "rank": "16"},
+            "credentialsSecretRef": {"name": "creds"},
+        },
     }
     created = await kube.create(kube.ma(), copy.deepcopy(sample))
     assert created["spec"] == sample["spec"]
@@ -162,7 +220,13 @@ def test_the_shipped_crd_has_the_printer_columns_and_short_name_of_the_design() 
     crd = modeladapter_crd()
     version = crd["spec"]["versions"][0]
     assert [c["name"] for c in version["additionalPrinterColumns"]] == [
-        "Phase", "Desired", "Ready", "Candidates", "Model Path", "Age"]
+        "Phase",
+        "Desired",
+        "Ready",
+        "Candidates",
+        "Model Path",
+        "Age",
+    ]
     assert crd["spec"]["names"]["shortNames"] == ["ma"]
     assert version["subresources"] == {"status": {}}
     status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]

@@ -63,8 +63,10 @@ async def test_no_finalizer_can_be_added_once_deletion_started(kube: Kube) -> No
     assert (added.status, added.reason) == (422, "Invalid")
     cause = added.body["details"]["causes"][0]
     assert (cause["field"], cause["reason"]) == ("metadata.finalizers", "FieldValueForbidden")
-    assert cause["message"] == ('Forbidden: no new finalizers can be added if the object is being deleted, found '
-                                'new finalizers []string{"example.com/other"}')
+    assert cause["message"] == (
+        "Forbidden: no new finalizers can be added if the object is being deleted, found "
+        'new finalizers []string{"example.com/other"}'
+    )
 
 
 async def test_removing_the_last_finalizer_deletes_the_object(kube: Kube) -> None:
@@ -93,8 +95,9 @@ async def test_a_uid_precondition_that_does_not_match_is_a_conflict(kube: Kube) 
 async def test_a_resource_version_precondition_is_honoured(kube: Kube) -> None:
     created = await kube.create(kube.ma(), kube.adapter("a"))
     await kube.patch(kube.ma("a"), {"spec": {"replicas": 2}})
-    stale = await kube.delete(kube.ma("a"),
-                              {"preconditions": {"resourceVersion": created["metadata"]["resourceVersion"]}})
+    stale = await kube.delete(
+        kube.ma("a"), {"preconditions": {"resourceVersion": created["metadata"]["resourceVersion"]}}
+    )
     assert (stale.status, stale.reason) == (409, "Conflict")
 
 
@@ -139,7 +142,10 @@ async def test_a_delete_of_a_service_answers_with_a_success_status(kube: Kube) -
     deleted = await kube.delete(kube.core("services", "svc"))
     assert deleted.status == 200
     assert (deleted.body["kind"], deleted.body["status"], deleted.body["details"]["kind"]) == (
-        "Status", "Success", "services")
+        "Status",
+        "Success",
+        "services",
+    )
 
 
 async def test_deleting_a_namespace_deletes_what_is_in_it(kube: Kube) -> None:
@@ -173,8 +179,7 @@ async def test_deleting_a_namespace_deletes_what_is_in_it(kube: Kube) -> None:
 
 
 async def test_creating_in_a_missing_namespace_is_not_found(kube: Kube) -> None:
-    created = await kube.post("/apis/model.aibrix.ai/v1alpha1/namespaces/no-such-ns/modeladapters",
-                              kube.adapter("a"))
+    created = await kube.post("/apis/model.aibrix.ai/v1alpha1/namespaces/no-such-ns/modeladapters", kube.adapter("a"))
     assert (created.status, created.reason) == (404, "NotFound")
     assert created.body["message"] == 'namespaces "no-such-ns" not found'
 

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from conftest import Kube
 
-TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+TABLE = (
+    "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+)
 
 
 async def test_version_is_v1_20_2(kube: Kube) -> None:
@@ -27,8 +29,10 @@ async def test_the_group_list_names_every_group_the_operator_uses(kube: Kube) ->
     by_name = {g["name"]: g for g in groups.body["groups"]}
     for name in ("model.aibrix.ai", "coordination.k8s.io", "events.k8s.io", "apiextensions.k8s.io"):
         assert name in by_name, name
-    assert by_name["model.aibrix.ai"]["preferredVersion"] == {"groupVersion": "model.aibrix.ai/v1alpha1",
-                                                              "version": "v1alpha1"}
+    assert by_name["model.aibrix.ai"]["preferredVersion"] == {
+        "groupVersion": "model.aibrix.ai/v1alpha1",
+        "version": "v1alpha1",
+    }
     one = await kube.get("/apis/model.aibrix.ai")
     assert (one.body["kind"], one.body["name"]) == ("APIGroup", "model.aibrix.ai")
 
@@ -49,7 +53,11 @@ async def test_the_modeladapter_resource_list_has_its_names_and_status_subresour
     resources = {r["name"]: r for r in listing.body["resources"]}
     ma = resources["modeladapters"]
     assert (ma["kind"], ma["singularName"], ma["namespaced"], ma["shortNames"]) == (
-        "ModelAdapter", "modeladapter", True, ["ma"])
+        "ModelAdapter",
+        "modeladapter",
+        True,
+        ["ma"],
+    )
     assert set(ma["verbs"]) == {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
     assert set(resources["modeladapters/status"]["verbs"]) == {"get", "patch", "update"}
 
@@ -71,13 +79,22 @@ async def test_openapi_v2_is_served_as_json(kube: Kube) -> None:
 
 async def test_a_table_of_modeladapters_has_the_crd_printer_columns(kube: Kube) -> None:
     await kube.create(kube.ma(), kube.adapter("a", replicas=2))
-    await kube.patch(kube.ma("a", "status"), {"status": {"phase": "Running", "desiredReplicas": 2,
-                                                          "readyReplicas": 1, "candidates": 3}})
+    await kube.patch(
+        kube.ma("a", "status"),
+        {"status": {"phase": "Running", "desiredReplicas": 2, "readyReplicas": 1, "candidates": 3}},
+    )
     listed = await kube.get(kube.ma(), headers={"Accept": TABLE})
     assert (listed.body["kind"], listed.body["apiVersion"]) == ("Table", "meta.k8s.io/v1")
     columns = [(c["name"], c["type"]) for c in listed.body["columnDefinitions"]]
-    assert columns == [("Name", "string"), ("Phase", "string"), ("Desired", "integer"), ("Ready", "integer"),
-                       ("Candidates", "integer"), ("Model Path", "string"), ("Age", "date")]
+    assert columns == [
+        ("Name", "string"),
+        ("Phase", "string"),
+        ("Desired", "integer"),
+        ("Ready", "integer"),
+        ("Candidates", "integer"),
+        ("Model Path", "string"),
+        ("Age", "date"),
+    ]
     row = listed.body["rows"][0]
     assert row["cells"][:6] == ["a", "Running", 2, 1, 3, "huggingface://org/repo"]
     assert row["cells"][6].endswith("s")
@@ -101,6 +118,5 @@ async def test_a_table_of_pods_has_the_pod_columns(kube: Kube) -> None:
     await kube.create(kube.core("pods"), kube.pod("p"))
     listed = await kube.get(kube.core("pods"), headers={"Accept": TABLE})
     names = [c["name"] for c in listed.body["columnDefinitions"]]
-    assert names == ["Name", "Ready", "Status", "Restarts", "Age", "IP", "Node", "Nominated Node",
-                     "Readiness Gates"]
+    assert names == ["Name", "Ready", "Status", "Restarts", "Age", "IP", "Node", "Nominated Node", "Readiness Gates"]
     assert listed.body["rows"][0]["cells"][:4] == ["p", "0/1", "Pending", 0]

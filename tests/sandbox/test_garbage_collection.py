@@ -10,13 +10,23 @@ if TYPE_CHECKING:
 
 
 def owned_by(owner: dict[str, Any], **extra: Any) -> list[dict[str, Any]]:
-    return [{"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": owner["metadata"]["name"],
-             "uid": owner["metadata"]["uid"], "controller": True, **extra}]
+    return [
+        {
+            "apiVersion": owner["apiVersion"],
+            "kind": owner["kind"],
+            "name": owner["metadata"]["name"],
+            "uid": owner["metadata"]["uid"],
+            "controller": True,
+            **extra,
+        }
+    ]
 
 
 def service(name: str, owners: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"metadata": {"name": name, "ownerReferences": owners},
-            "spec": {"clusterIP": "None", "ports": [{"name": "http", "port": 8000}]}}
+    return {
+        "metadata": {"name": name, "ownerReferences": owners},
+        "spec": {"clusterIP": "None", "ports": [{"name": "http", "port": 8000}]},
+    }
 
 
 async def test_dependents_are_deleted_after_their_owner(kube: Kube) -> None:
@@ -64,7 +74,10 @@ async def test_foreground_deletion_removes_blocking_dependents_before_the_owner(
 
 
 async def test_a_dependent_whose_owner_never_existed_is_collected(kube: Kube) -> None:
-    ghost = {"apiVersion": "model.aibrix.ai/v1alpha1", "kind": "ModelAdapter",
-             "metadata": {"name": "ghost", "uid": "0b5e9a70-5b4e-4c55-9d6f-000000000000"}}
+    ghost = {
+        "apiVersion": "model.aibrix.ai/v1alpha1",
+        "kind": "ModelAdapter",
+        "metadata": {"name": "ghost", "uid": "0b5e9a70-5b4e-4c55-9d6f-000000000000"},
+    }
     await kube.create(kube.core("services"), service("orphaned", owned_by(ghost)))
     await kube.gone(kube.core("services", "orphaned"))

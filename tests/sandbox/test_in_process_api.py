@@ -23,9 +23,12 @@ ADAPTERS = "/apis/model.aibrix.ai/v1alpha1/namespaces/default/modeladapters"
 
 
 def adapter(name: str) -> dict[str, object]:
-    return {"apiVersion": "model.aibrix.ai/v1alpha1", "kind": "ModelAdapter",
-            "metadata": {"name": name, "namespace": "default"},
-            "spec": {"podSelector": {}, "artifactURL": "s3://bucket/lora"}}
+    return {
+        "apiVersion": "model.aibrix.ai/v1alpha1",
+        "kind": "ModelAdapter",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"podSelector": {}, "artifactURL": "s3://bucket/lora"},
+    }
 
 
 async def read_events(response: aiohttp.ClientResponse, timeout: float = 5.0) -> list[dict[str, object]]:
@@ -74,8 +77,10 @@ async def test_seeded_objects_get_server_metadata_and_can_be_read_back() -> None
 async def test_cutting_watches_ends_every_open_stream_cleanly() -> None:
     async with ApiServer() as server, aiohttp.ClientSession() as session:
         server.seed(modeladapter_crd())
-        async with session.get(server.url + ADAPTERS, params={"watch": "true"}) as first, \
-                session.get(server.url + "/api/v1/pods", params={"watch": "1"}) as second:
+        async with (
+            session.get(server.url + ADAPTERS, params={"watch": "true"}) as first,
+            session.get(server.url + "/api/v1/pods", params={"watch": "1"}) as second,
+        ):
             await asyncio.sleep(0.05)
             assert server.open_watches == 2
             assert server.cut_watches() == 2
@@ -119,8 +124,12 @@ async def test_the_history_window_is_bounded() -> None:
 
 async def test_bookmarks_come_at_the_configured_interval() -> None:
     async with ApiServer(bookmark_interval=0.2) as server, aiohttp.ClientSession() as session:
-        params = {"watch": "true", "allowWatchBookmarks": "true", "timeoutSeconds": "1",
-                  "resourceVersion": str(server.store.resource_version)}
+        params = {
+            "watch": "true",
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": "1",
+            "resourceVersion": str(server.store.resource_version),
+        }
         async with session.get(server.url + "/api/v1/pods", params=params) as response:
             events = await read_events(response)
     assert len([e for e in events if e["type"] == "BOOKMARK"]) >= 3
@@ -128,6 +137,7 @@ async def test_bookmarks_come_at_the_configured_interval() -> None:
 
 async def test_an_unexpected_failure_is_a_500_and_the_server_keeps_serving(monkeypatch: pytest.MonkeyPatch) -> None:
     async with ApiServer() as server, aiohttp.ClientSession() as session:
+
         def broken(*_args: object, **_kwargs: object) -> None:
             raise RuntimeError("boom")
 
@@ -143,8 +153,18 @@ async def test_an_unexpected_failure_is_a_500_and_the_server_keeps_serving(monke
 async def test_it_runs_alone_with_python_dash_m(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "modeladapter.sandbox.apiserver", "--host", "127.0.0.1", "--port", "0",
-        "--kubeconfig", str(kubeconfig), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "modeladapter.sandbox.apiserver",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--kubeconfig",
+        str(kubeconfig),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         assert process.stdout is not None
         line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()

@@ -48,8 +48,12 @@ class Kubectl:
 
     async def __call__(self, *args: str, stdin: str | None = None, ok: bool = True) -> tuple[int, str, str]:
         process = await asyncio.create_subprocess_exec(
-            *self.argv(*args), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=self.env)
+            *self.argv(*args),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=self.env,
+        )
         out, err = await asyncio.wait_for(process.communicate(stdin.encode() if stdin else None), 60)
         code = process.returncode or 0
         if ok:
@@ -75,8 +79,9 @@ def table(text: str) -> list[list[str]]:
     return [re.split(r"\s{2,}", line.strip()) for line in text.strip().splitlines()]
 
 
-async def test_kubectl_1_20_manages_a_modeladapter_end_to_end(cluster: tuple[ApiServer, Kubectl],
-                                                             tmp_path: Path) -> None:
+async def test_kubectl_1_20_manages_a_modeladapter_end_to_end(
+    cluster: tuple[ApiServer, Kubectl], tmp_path: Path
+) -> None:
     server, kubectl = cluster
     _, version, _ = await kubectl("version", "--short")
     assert "Client Version: v1.20.2" in version and "Server Version: v1.20.2" in version
@@ -89,14 +94,26 @@ async def test_kubectl_1_20_manages_a_modeladapter_end_to_end(cluster: tuple[Api
     stored = server.get("model.aibrix.ai/v1alpha1", "ModelAdapter", "default", "qwen-code-lora")
     assert stored is not None
     status = {"phase": "Running", "desiredReplicas": 2, "readyReplicas": 2, "candidates": 3}
-    server.store.patch(server.store.type_for(stored), "default", "qwen-code-lora",
-                       "application/merge-patch+json", {"status": status}, subresource="status")
+    server.store.patch(
+        server.store.type_for(stored),
+        "default",
+        "qwen-code-lora",
+        "application/merge-patch+json",
+        {"status": status},
+        subresource="status",
+    )
 
     _, out, _ = await kubectl("get", "modeladapters")
     rows = table(out)
     assert rows[0] == ["NAME", "PHASE", "DESIRED", "READY", "CANDIDATES", "MODEL PATH", "AGE"]
-    assert rows[1][:6] == ["qwen-code-lora", "Running", "2", "2", "3",
-                           "huggingface://ai-blond/Qwen-Qwen2.5-Coder-1.5B-Instruct-lora"]
+    assert rows[1][:6] == [
+        "qwen-code-lora",
+        "Running",
+        "2",
+        "2",
+        "3",
+        "huggingface://ai-blond/Qwen-Qwen2.5-Coder-1.5B-Instruct-lora",
+    ]
     _, short, _ = await kubectl("get", "ma", "qwen-code-lora")
     assert table(short)[1][0] == "qwen-code-lora"
 
@@ -115,30 +132,50 @@ async def test_kubectl_1_20_manages_a_modeladapter_end_to_end(cluster: tuple[Api
     _, out, _ = await kubectl("apply", "-f", str(manifest))
     assert out.strip() == "modeladapter.model.aibrix.ai/qwen-code-lora unchanged"
 
-    server.seed({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "qwen-code-lora.1",
-                                                                   "namespace": "default"},
-                 "involvedObject": {"apiVersion": "model.aibrix.ai/v1alpha1", "kind": "ModelAdapter",
-                                    "name": "qwen-code-lora", "namespace": "default",
-                                    "uid": updated["metadata"]["uid"]},
-                 "reason": "Loaded", "message": "adapter loaded on engine-0", "type": "Normal",
-                 "source": {"component": "modeladapter"}, "count": 1,
-                 "firstTimestamp": "2026-11-26T10:00:00Z", "lastTimestamp": "2026-11-26T10:00:00Z"})
+    server.seed(
+        {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": "qwen-code-lora.1", "namespace": "default"},
+            "involvedObject": {
+                "apiVersion": "model.aibrix.ai/v1alpha1",
+                "kind": "ModelAdapter",
+                "name": "qwen-code-lora",
+                "namespace": "default",
+                "uid": updated["metadata"]["uid"],
+            },
+            "reason": "Loaded",
+            "message": "adapter loaded on engine-0",
+            "type": "Normal",
+            "source": {"component": "modeladapter"},
+            "count": 1,
+            "firstTimestamp": "2026-11-26T10:00:00Z",
+            "lastTimestamp": "2026-11-26T10:00:00Z",
+        }
+    )
     _, out, _ = await kubectl("describe", "ma", "qwen-code-lora")
     assert "Name:         qwen-code-lora" in out
     assert "Artifact URL:  huggingface://ai-blond/Qwen-Qwen2.5-Coder-1.5B-Instruct-lora" in out
     assert "Phase:" in out and "Running" in out
     assert "Normal  Loaded" in out and "adapter loaded on engine-0" in out
 
-    watcher = await asyncio.create_subprocess_exec(*kubectl.argv("get", "ma", "-w"),
-                                                   stdout=asyncio.subprocess.PIPE, env=kubectl.env)
+    watcher = await asyncio.create_subprocess_exec(
+        *kubectl.argv("get", "ma", "-w"), stdout=asyncio.subprocess.PIPE, env=kubectl.env
+    )
     try:
         assert watcher.stdout is not None
         header = await asyncio.wait_for(watcher.stdout.readline(), 30)
         assert header.split()[:2] == [b"NAME", b"PHASE"]
         first = await asyncio.wait_for(watcher.stdout.readline(), 30)
         assert first.split()[:2] == [b"qwen-code-lora", b"Running"]
-        server.store.patch(server.store.type_for(stored), "default", "qwen-code-lora",
-                           "application/merge-patch+json", {"status": {"phase": "Failed"}}, subresource="status")
+        server.store.patch(
+            server.store.type_for(stored),
+            "default",
+            "qwen-code-lora",
+            "application/merge-patch+json",
+            {"status": {"phase": "Failed"}},
+            subresource="status",
+        )
         changed = await asyncio.wait_for(watcher.stdout.readline(), 30)
         assert changed.split()[:2] == [b"qwen-code-lora", b"Failed"]
     finally:
@@ -154,8 +191,14 @@ async def test_kubectl_1_20_manages_a_modeladapter_end_to_end(cluster: tuple[Api
 
 async def test_kubectl_1_20_lists_pods_and_namespaces(cluster: tuple[ApiServer, Kubectl]) -> None:
     server, kubectl = cluster
-    server.seed({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "engine-0", "namespace": "default"},
-                 "spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.6.0"}]}})
+    server.seed(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "engine-0", "namespace": "default"},
+            "spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.6.0"}]},
+        }
+    )
     _, out, _ = await kubectl("get", "pods")
     rows = table(out)
     assert rows[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
@@ -171,8 +214,12 @@ async def test_kubectl_1_20_applies_a_service_twice_with_a_strategic_merge_patch
 ) -> None:
     server, kubectl = cluster
     manifest = tmp_path / "service.yaml"
-    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "qwen-code-lora", "namespace": "default"},
-               "spec": {"clusterIP": "None", "ports": [{"name": "http", "port": 8000}]}}
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "qwen-code-lora", "namespace": "default"},
+        "spec": {"clusterIP": "None", "ports": [{"name": "http", "port": 8000}]},
+    }
     manifest.write_text(yaml.safe_dump(service))
     _, out, _ = await kubectl("apply", "-f", str(manifest))
     assert out.strip() == "service/qwen-code-lora created"

@@ -41,15 +41,21 @@ async def test_the_kubeconfig_loads_and_the_client_authenticates(kube: Kube, api
 
 async def test_custom_objects_create_get_merge_patch_and_status(kube: Kube, api: ApiClient) -> None:
     custom = client.CustomObjectsApi(api)
-    created = await custom.create_namespaced_custom_object(GROUP, VERSION, kube.namespace, PLURAL,
-                                                           kube.adapter("a"))
+    created = await custom.create_namespaced_custom_object(GROUP, VERSION, kube.namespace, PLURAL, kube.adapter("a"))
     assert created["metadata"]["generation"] == 1
-    patched = await custom.patch_namespaced_custom_object(GROUP, VERSION, kube.namespace, PLURAL, "a",
-                                                          {"spec": {"replicas": 2}}, _content_type=MERGE)
+    patched = await custom.patch_namespaced_custom_object(
+        GROUP, VERSION, kube.namespace, PLURAL, "a", {"spec": {"replicas": 2}}, _content_type=MERGE
+    )
     assert patched["spec"]["replicas"] == 2 and patched["metadata"]["generation"] == 2
     status = await custom.patch_namespaced_custom_object_status(
-        GROUP, VERSION, kube.namespace, PLURAL, "a", {"status": {"phase": "Pending", "observedGeneration": 2}},
-        _content_type=MERGE)
+        GROUP,
+        VERSION,
+        kube.namespace,
+        PLURAL,
+        "a",
+        {"status": {"phase": "Pending", "observedGeneration": 2}},
+        _content_type=MERGE,
+    )
     assert status["status"] == {"phase": "Pending", "observedGeneration": 2}
     got = await custom.get_namespaced_custom_object(GROUP, VERSION, kube.namespace, PLURAL, "a")
     assert got["status"]["phase"] == "Pending"
@@ -61,8 +67,9 @@ async def test_a_dict_patch_without_a_content_type_goes_out_as_json_patch_and_is
     custom = client.CustomObjectsApi(api)
     await custom.create_namespaced_custom_object(GROUP, VERSION, kube.namespace, PLURAL, kube.adapter("a"))
     with pytest.raises(ApiException) as raised:
-        await custom.patch_namespaced_custom_object(GROUP, VERSION, kube.namespace, PLURAL, "a",
-                                                    {"spec": {"replicas": 2}})
+        await custom.patch_namespaced_custom_object(
+            GROUP, VERSION, kube.namespace, PLURAL, "a", {"spec": {"replicas": 2}}
+        )
     assert raised.value.status == 400
 
 
@@ -75,15 +82,23 @@ async def test_list_then_watch_with_bookmarks_resumes_where_the_list_ended(kube:
     await custom.create_namespaced_custom_object(GROUP, VERSION, kube.namespace, PLURAL, kube.adapter("new"))
     seen: list[tuple[str, str]] = []
     async with watch.Watch() as stream:
-        async for event in stream.stream(custom.list_namespaced_custom_object, GROUP, VERSION, kube.namespace,
-                                         PLURAL, resource_version=version, allow_watch_bookmarks=True,
-                                         timeout_seconds=3):
+        async for event in stream.stream(
+            custom.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            kube.namespace,
+            PLURAL,
+            resource_version=version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=3,
+        ):
             if event["type"] == "BOOKMARK":
                 continue
             seen.append((event["type"], event["object"]["metadata"]["name"]))
             if event["type"] == "ADDED":
-                await custom.delete_namespaced_custom_object(GROUP, VERSION, kube.namespace, PLURAL,
-                                                             event["object"]["metadata"]["name"])
+                await custom.delete_namespaced_custom_object(
+                    GROUP, VERSION, kube.namespace, PLURAL, event["object"]["metadata"]["name"]
+                )
             if len(seen) == 2:
                 break
     assert seen == [("ADDED", "new"), ("DELETED", "new")]
@@ -93,8 +108,15 @@ async def test_a_watch_from_an_expired_resource_version_raises_410(kube: Kube, a
     custom = client.CustomObjectsApi(api)
     with pytest.raises(ApiException) as raised:
         async with watch.Watch() as stream:
-            async for _event in stream.stream(custom.list_namespaced_custom_object, GROUP, VERSION,
-                                              kube.namespace, PLURAL, resource_version="1", timeout_seconds=5):
+            async for _event in stream.stream(
+                custom.list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                kube.namespace,
+                PLURAL,
+                resource_version="1",
+                timeout_seconds=5,
+            ):
                 pass
     assert raised.value.status == 410
 
@@ -104,8 +126,13 @@ async def test_pods_are_watched_as_typed_objects(kube: Kube, api: ApiClient) -> 
     listed = await core.list_namespaced_pod(kube.namespace)
     await kube.create(kube.core("pods"), kube.pod("p", app="engine"))
     async with watch.Watch() as stream:
-        async for event in stream.stream(core.list_namespaced_pod, kube.namespace, label_selector="app=engine",
-                                         resource_version=listed.metadata.resource_version, timeout_seconds=5):
+        async for event in stream.stream(
+            core.list_namespaced_pod,
+            kube.namespace,
+            label_selector="app=engine",
+            resource_version=listed.metadata.resource_version,
+            timeout_seconds=5,
+        ):
             assert event["type"] == "ADDED"
             assert event["object"].metadata.name == "p"
             assert event["object"].status.phase == "Pending"
@@ -133,15 +160,18 @@ async def test_lease_lock_renewal_with_a_stale_lease_is_refused(kube: Kube, api:
     await lock.get("modeladapter-operator", kube.namespace)
     await rival.get("modeladapter-operator", kube.namespace)
     assert await rival.update("modeladapter-operator", kube.namespace, record("op-2", "2026-11-26 10:00:02.000003"))
-    assert not await lock.update("modeladapter-operator", kube.namespace,
-                                 record("op-1", "2026-11-26 10:00:03.000004"))  # 409 Conflict
+    assert not await lock.update(
+        "modeladapter-operator", kube.namespace, record("op-1", "2026-11-26 10:00:03.000004")
+    )  # 409 Conflict
 
 
 async def test_a_renew_time_with_zero_microseconds_round_trips_into_a_400(kube: Kube, api: ApiClient) -> None:
     # The trap in DESIGN §6: read back into V1Lease, a whole-second renewTime is re-sent as `...+00:00`.
     coordination = client.CoordinationV1Api(api)
-    body: dict[str, Any] = {"metadata": {"name": "l"}, "spec": {"holderIdentity": "op-1",
-                                                               "renewTime": "2026-11-26T10:00:01.000000Z"}}
+    body: dict[str, Any] = {
+        "metadata": {"name": "l"},
+        "spec": {"holderIdentity": "op-1", "renewTime": "2026-11-26T10:00:01.000000Z"},
+    }
     await coordination.create_namespaced_lease(kube.namespace, body)
     lease = await coordination.read_namespaced_lease("l", kube.namespace)
     assert lease.spec.renew_time == datetime(2026, 11, 26, 10, 0, 1, tzinfo=UTC)

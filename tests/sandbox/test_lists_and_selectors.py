@@ -11,8 +11,12 @@ if TYPE_CHECKING:
 
 
 async def seed_labelled(kube: Kube) -> None:
-    for name, labels in {"a": {"tier": "gold", "zone": "1"}, "b": {"tier": "silver", "zone": "2"},
-                         "c": {"tier": "bronze"}, "d": {}}.items():
+    for name, labels in {
+        "a": {"tier": "gold", "zone": "1"},
+        "b": {"tier": "silver", "zone": "2"},
+        "c": {"tier": "bronze"},
+        "d": {},
+    }.items():
         body = kube.adapter(name)
         body["metadata"]["labels"] = labels
         await kube.create(kube.ma(), body)
@@ -66,8 +70,9 @@ async def test_field_selectors_on_name_and_namespace(kube: Kube) -> None:
     assert [i["metadata"]["name"] for i in by_name.body["items"]] == ["b"]
     not_name = await kube.get(kube.ma(), params={"fieldSelector": "metadata.name!=b"})
     assert sorted(i["metadata"]["name"] for i in not_name.body["items"]) == ["a", "c", "d"]
-    everywhere = await kube.get("/apis/model.aibrix.ai/v1alpha1/modeladapters",
-                                params={"fieldSelector": f"metadata.namespace={kube.namespace}"})
+    everywhere = await kube.get(
+        "/apis/model.aibrix.ai/v1alpha1/modeladapters", params={"fieldSelector": f"metadata.namespace={kube.namespace}"}
+    )
     assert sorted(i["metadata"]["name"] for i in everywhere.body["items"]) == ["a", "b", "c", "d"]
 
 

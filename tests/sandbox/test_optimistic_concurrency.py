@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from conftest import Kube
 
-STALE = ("Operation cannot be fulfilled on modeladapters.model.aibrix.ai \"a\": the object has been modified; "
-         "please apply your changes to the latest version and try again")
+STALE = (
+    'Operation cannot be fulfilled on modeladapters.model.aibrix.ai "a": the object has been modified; '
+    "please apply your changes to the latest version and try again"
+)
 
 
 async def test_put_with_a_stale_resource_version_is_a_conflict(kube: Kube) -> None:
@@ -42,9 +44,13 @@ async def test_put_of_a_custom_resource_without_a_resource_version_is_invalid(ku
     await kube.create(kube.ma(), kube.adapter("a"))
     put = await kube.put(kube.ma("a"), kube.adapter("a", replicas=3))
     assert (put.status, put.reason) == (422, "Invalid")
-    assert put.body["details"]["causes"] == [{
-        "reason": "FieldValueInvalid", "field": "metadata.resourceVersion",
-        "message": "Invalid value: 0x0: must be specified for an update"}]
+    assert put.body["details"]["causes"] == [
+        {
+            "reason": "FieldValueInvalid",
+            "field": "metadata.resourceVersion",
+            "message": "Invalid value: 0x0: must be specified for an update",
+        }
+    ]
 
 
 async def test_put_of_a_pod_without_a_resource_version_is_an_unconditional_update(kube: Kube) -> None:
@@ -61,8 +67,10 @@ async def test_put_of_a_lease_without_a_resource_version_is_invalid(kube: Kube) 
     await kube.create(path, {"metadata": {"name": "l"}, "spec": {"holderIdentity": "a"}})
     put = await kube.put(f"{path}/l", {"metadata": {"name": "l"}, "spec": {"holderIdentity": "b"}})
     assert (put.status, put.reason) == (422, "Invalid")
-    assert put.body["message"] == ('leases.coordination.k8s.io "l" is invalid: metadata.resourceVersion: Invalid '
-                                   "value: 0x0: must be specified for an update")
+    assert put.body["message"] == (
+        'leases.coordination.k8s.io "l" is invalid: metadata.resourceVersion: Invalid '
+        "value: 0x0: must be specified for an update"
+    )
 
 
 async def test_status_writes_check_the_resource_version_too(kube: Kube) -> None:

@@ -6,9 +6,8 @@ included); a write that changes nothing is not a write. generation counts spec c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import re
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from conftest import Kube
@@ -72,8 +71,11 @@ async def test_changing_the_uid_is_invalid(kube: Kube) -> None:
     await kube.create(kube.ma(), kube.adapter("a"))
     patched = await kube.patch(kube.ma("a"), {"metadata": {"uid": "00000000-0000-0000-0000-000000000000"}})
     assert (patched.status, patched.reason) == (422, "Invalid")
-    immutable = {"reason": "FieldValueInvalid", "field": "metadata.uid",
-                 "message": 'Invalid value: "00000000-0000-0000-0000-000000000000": field is immutable'}
+    immutable = {
+        "reason": "FieldValueInvalid",
+        "field": "metadata.uid",
+        "message": 'Invalid value: "00000000-0000-0000-0000-000000000000": field is immutable',
+    }
     assert patched.body["details"]["causes"] == [immutable, immutable]  # the real server reports it twice
 
 

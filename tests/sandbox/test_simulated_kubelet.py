@@ -50,7 +50,8 @@ async def test_pods_get_loopback_ips_from_127_0_0_2_upward_and_run(kube: Kube, k
     assert conditions(first)["Ready"][0] == "True"
     listed = await kube.get(kube.core("pods"), params={"labelSelector": "app=vllm"})
     assert sorted(p["status"]["podIP"] for p in listed.body["items"]) == sorted(
-        [first["status"]["podIP"], second["status"]["podIP"]])
+        [first["status"]["podIP"], second["status"]["podIP"]]
+    )
 
 
 async def test_a_deleted_pods_ip_is_given_out_again(kube: Kube, kubelet: SimulatedKubelet) -> None:

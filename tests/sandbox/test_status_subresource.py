@@ -28,9 +28,14 @@ async def test_a_patch_of_the_main_resource_ignores_status(kube: Kube) -> None:
 
 async def test_a_status_patch_ignores_spec_and_metadata(kube: Kube) -> None:
     await kube.create(kube.ma(), kube.adapter("a"))
-    patched = await kube.patch(kube.ma("a", "status"), {"status": {"phase": "Running", "readyReplicas": 1},
-                                                          "spec": {"replicas": 9},
-                                                          "metadata": {"labels": {"x": "1"}}})
+    patched = await kube.patch(
+        kube.ma("a", "status"),
+        {
+            "status": {"phase": "Running", "readyReplicas": 1},
+            "spec": {"replicas": 9},
+            "metadata": {"labels": {"x": "1"}},
+        },
+    )
     assert patched.status == 200, patched
     assert patched.body["status"] == {"phase": "Running", "readyReplicas": 1}
     assert "replicas" not in patched.body["spec"]
@@ -57,8 +62,19 @@ async def test_get_of_the_status_subresource_returns_the_whole_object(kube: Kube
 
 async def test_status_is_validated_against_the_schema(kube: Kube) -> None:
     await kube.create(kube.ma(), kube.adapter("a"))
-    bad = {"status": {"conditions": [{"type": "Ready", "status": "Maybe", "reason": "R", "message": "m",
-                                      "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}
+    bad = {
+        "status": {
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "Maybe",
+                    "reason": "R",
+                    "message": "m",
+                    "lastTransitionTime": "2026-01-01T00:00:00Z",
+                }
+            ]
+        }
+    }
     patched = await kube.patch(kube.ma("a", "status"), bad)
     assert (patched.status, patched.reason) == (422, "Invalid")
     # go-openapi in v1.20 names an array item's field without its index
@@ -68,8 +84,9 @@ async def test_status_is_validated_against_the_schema(kube: Kube) -> None:
 
 async def test_pod_status_writes_ignore_the_spec(kube: Kube) -> None:
     await kube.create(kube.core("pods"), kube.pod("p"))
-    patched = await kube.patch(kube.core("pods", "p", "status"),
-                               {"spec": {"activeDeadlineSeconds": 5}, "status": {"phase": "Running"}})
+    patched = await kube.patch(
+        kube.core("pods", "p", "status"), {"spec": {"activeDeadlineSeconds": 5}, "status": {"phase": "Running"}}
+    )
     assert patched.status == 200, patched
     assert patched.body["status"]["phase"] == "Running"
     assert "activeDeadlineSeconds" not in patched.body["spec"]
@@ -77,8 +94,9 @@ async def test_pod_status_writes_ignore_the_spec(kube: Kube) -> None:
 
 async def test_a_pod_patch_of_the_main_resource_ignores_status(kube: Kube) -> None:
     await kube.create(kube.core("pods"), kube.pod("p"))
-    patched = await kube.patch(kube.core("pods", "p"), {"metadata": {"labels": {"a": "b"}},
-                                                         "status": {"phase": "Running"}})
+    patched = await kube.patch(
+        kube.core("pods", "p"), {"metadata": {"labels": {"a": "b"}}, "status": {"phase": "Running"}}
+    )
     assert patched.body["metadata"]["labels"] == {"a": "b"}
     assert patched.body["status"]["phase"] == "Pending"
 

@@ -77,8 +77,12 @@ async def test_bookmarks_carry_only_the_resource_version_and_never_go_backwards(
             await kube.patch(kube.ma("a"), {"spec": {"replicas": replicas}})
 
     events = []
-    async with kube.watch(kube.ma(), resourceVersion=created["metadata"]["resourceVersion"],
-                          allowWatchBookmarks="true", timeoutSeconds="4") as watch:
+    async with kube.watch(
+        kube.ma(),
+        resourceVersion=created["metadata"]["resourceVersion"],
+        allowWatchBookmarks="true",
+        timeoutSeconds="4",
+    ) as watch:
         writer = asyncio.create_task(keep_writing())
         while (event := await watch.next(timeout=10)) is not None:
             events.append(event)
@@ -105,8 +109,9 @@ async def test_leaving_a_label_selector_reads_as_deleted_and_returning_as_added(
     body = kube.adapter("a")
     body["metadata"]["labels"] = {"tier": "gold"}
     created = await kube.create(kube.ma(), body)
-    async with kube.watch(kube.ma(), labelSelector="tier=gold",
-                          resourceVersion=created["metadata"]["resourceVersion"]) as watch:
+    async with kube.watch(
+        kube.ma(), labelSelector="tier=gold", resourceVersion=created["metadata"]["resourceVersion"]
+    ) as watch:
         left = await kube.patch(kube.ma("a"), {"metadata": {"labels": {"tier": "silver"}}})
         await kube.patch(kube.ma("a"), {"spec": {"replicas": 2}})  # outside the selector: not seen
         await kube.patch(kube.ma("a"), {"metadata": {"labels": {"tier": "gold"}}})
@@ -121,8 +126,9 @@ async def test_leaving_a_label_selector_reads_as_deleted_and_returning_as_added(
 
 async def test_a_field_selector_watch_sees_only_that_object(kube: Kube) -> None:
     listed = await kube.get(kube.ma())
-    async with kube.watch(kube.ma(), fieldSelector="metadata.name=b",
-                          resourceVersion=listed.body["metadata"]["resourceVersion"]) as watch:
+    async with kube.watch(
+        kube.ma(), fieldSelector="metadata.name=b", resourceVersion=listed.body["metadata"]["resourceVersion"]
+    ) as watch:
         await kube.create(kube.ma(), kube.adapter("a"))
         await kube.create(kube.ma(), kube.adapter("b"))
         events = await watch.collect(1)
@@ -132,8 +138,9 @@ async def test_a_field_selector_watch_sees_only_that_object(kube: Kube) -> None:
 
 async def test_an_all_namespaces_watch_sees_every_namespace(kube: Kube) -> None:
     listed = await kube.get("/apis/model.aibrix.ai/v1alpha1/modeladapters")
-    async with kube.watch("/apis/model.aibrix.ai/v1alpha1/modeladapters",
-                          resourceVersion=listed.body["metadata"]["resourceVersion"]) as watch:
+    async with kube.watch(
+        "/apis/model.aibrix.ai/v1alpha1/modeladapters", resourceVersion=listed.body["metadata"]["resourceVersion"]
+    ) as watch:
         await kube.create(kube.ma(), kube.adapter("a"))
         events = await watch.collect(1)
     assert events[0]["object"]["metadata"]["namespace"] == kube.namespace
@@ -163,8 +170,9 @@ async def test_watch_accepts_one_true_and_capitalised_true(kube: Kube) -> None:
 
 async def test_pod_status_changes_reach_a_pod_watch(kube: Kube) -> None:
     created = await kube.create(kube.core("pods"), kube.pod("p", app="engine"))
-    async with kube.watch(kube.core("pods"), labelSelector="app=engine",
-                          resourceVersion=created["metadata"]["resourceVersion"]) as watch:
+    async with kube.watch(
+        kube.core("pods"), labelSelector="app=engine", resourceVersion=created["metadata"]["resourceVersion"]
+    ) as watch:
         await kube.patch(kube.core("pods", "p", "status"), {"status": {"podIP": "127.0.0.2"}}, kind="strategic")
         events = await watch.collect(1)
     assert events[0]["type"] == "MODIFIED"

@@ -34,8 +34,10 @@ async def test_merge_patch_merges_objects_replaces_lists_and_deletes_with_null(k
     body = kube.adapter("a", additionalConfig={"rank": "8", "alpha": "16"})
     body["metadata"]["finalizers"] = ["example.com/a", "example.com/b"]
     await kube.create(kube.ma(), body)
-    patched = await kube.patch(kube.ma("a"), {"metadata": {"finalizers": ["example.com/c"]},
-                                               "spec": {"additionalConfig": {"rank": None, "timeout": "1s"}}})
+    patched = await kube.patch(
+        kube.ma("a"),
+        {"metadata": {"finalizers": ["example.com/c"]}, "spec": {"additionalConfig": {"rank": None, "timeout": "1s"}}},
+    )
     assert patched.status == 200, patched
     assert patched.body["metadata"]["finalizers"] == ["example.com/c"]
     assert patched.body["spec"]["additionalConfig"] == {"alpha": "16", "timeout": "1s"}
@@ -44,9 +46,11 @@ async def test_merge_patch_merges_objects_replaces_lists_and_deletes_with_null(k
 
 async def test_json_patch_applies_operations_in_order(kube: Kube) -> None:
     await kube.create(kube.ma(), kube.adapter("a"))
-    ops = [{"op": "add", "path": "/spec/replicas", "value": 2},
-           {"op": "replace", "path": "/spec/artifactURL", "value": "s3://b/l"},
-           {"op": "add", "path": "/metadata/labels", "value": {"x": "1"}}]
+    ops = [
+        {"op": "add", "path": "/spec/replicas", "value": 2},
+        {"op": "replace", "path": "/spec/artifactURL", "value": "s3://b/l"},
+        {"op": "add", "path": "/metadata/labels", "value": {"x": "1"}},
+    ]
     patched = await kube.patch(kube.ma("a"), ops, kind="json")
     assert patched.status == 200, patched
     assert (patched.body["spec"]["replicas"], patched.body["spec"]["artifactURL"]) == (2, "s3://b/l")
@@ -80,11 +84,18 @@ async def test_strategic_merge_patch_on_a_custom_resource_is_unsupported_media_t
 
 
 async def test_strategic_merge_patch_merges_service_ports_by_port(kube: Kube) -> None:
-    await kube.create(kube.core("services"), {"metadata": {"name": "svc"}, "spec": {"ports": [
-        {"name": "http", "port": 8000}, {"name": "metrics", "port": 9090}]}})
-    patched = await kube.patch(kube.core("services", "svc"),
-                               {"spec": {"ports": [{"name": "http", "port": 8000, "targetPort": 8080}]}},
-                               kind="strategic")
+    await kube.create(
+        kube.core("services"),
+        {
+            "metadata": {"name": "svc"},
+            "spec": {"ports": [{"name": "http", "port": 8000}, {"name": "metrics", "port": 9090}]},
+        },
+    )
+    patched = await kube.patch(
+        kube.core("services", "svc"),
+        {"spec": {"ports": [{"name": "http", "port": 8000, "targetPort": 8080}]}},
+        kind="strategic",
+    )
     assert patched.status == 200, patched
     ports = {p["port"]: p for p in patched.body["spec"]["ports"]}
     assert set(ports) == {8000, 9090}
@@ -93,8 +104,9 @@ async def test_strategic_merge_patch_merges_service_ports_by_port(kube: Kube) ->
 
 async def test_strategic_merge_patch_merges_pod_conditions_by_type(kube: Kube) -> None:
     await kube.create(kube.core("pods"), kube.pod("p"))
-    first = {"status": {"conditions": [{"type": "Ready", "status": "False"}, {"type": "Initialized",
-                                                                             "status": "True"}]}}
+    first = {
+        "status": {"conditions": [{"type": "Ready", "status": "False"}, {"type": "Initialized", "status": "True"}]}
+    }
     await kube.patch(kube.core("pods", "p", "status"), first, kind="strategic")
     second = {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}
     patched = await kube.patch(kube.core("pods", "p", "status"), second, kind="strategic")
@@ -103,10 +115,16 @@ async def test_strategic_merge_patch_merges_pod_conditions_by_type(kube: Kube) -
 
 
 async def test_strategic_merge_patch_delete_directive_removes_a_list_element(kube: Kube) -> None:
-    await kube.create(kube.core("services"), {"metadata": {"name": "svc"}, "spec": {"ports": [
-        {"name": "http", "port": 8000}, {"name": "metrics", "port": 9090}]}})
-    patched = await kube.patch(kube.core("services", "svc"),
-                               {"spec": {"ports": [{"port": 9090, "$patch": "delete"}]}}, kind="strategic")
+    await kube.create(
+        kube.core("services"),
+        {
+            "metadata": {"name": "svc"},
+            "spec": {"ports": [{"name": "http", "port": 8000}, {"name": "metrics", "port": 9090}]},
+        },
+    )
+    patched = await kube.patch(
+        kube.core("services", "svc"), {"spec": {"ports": [{"port": 9090, "$patch": "delete"}]}}, kind="strategic"
+    )
     assert [p["port"] for p in patched.body["spec"]["ports"]] == [8000]
 
 
@@ -126,8 +144,12 @@ async def test_put_on_a_missing_custom_resource_is_not_found(kube: Kube) -> None
 
 
 async def test_put_on_a_missing_lease_creates_it(kube: Kube) -> None:
-    lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "leader"},
-             "spec": {"holderIdentity": "a"}}
+    lease = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": "leader"},
+        "spec": {"holderIdentity": "a"},
+    }
     put = await kube.put(kube.path("/apis/coordination.k8s.io/v1", "leases", "leader"), lease)
     assert put.status == 201, put
 

@@ -26,7 +26,7 @@ import pytest
 
 from modeladapter.fsm.events import PhaseChanged, RecordedEvent
 from modeladapter.sandbox.engine.fleet import loopback_addresses
-from tests.conftest import postgres_admin, postgres_database_url, read_log
+from tests.conftest import postgres_admin, postgres_database_url
 
 MODELADAPTER = Path(sys.executable).with_name("modeladapter")
 """The console script `pip install -e .` put next to this interpreter (`.venv/bin/modeladapter`)."""

@@ -73,7 +73,9 @@ class TestFlagValues:
 
 class TestTheConsoleScript:
     @pytest.mark.parametrize(("args", "naming"), [BAD_FLAGS[0], BAD_FLAGS[10]], ids=flags_id)
-    def test_it_refuses_bad_values_in_one_line_with_status_2(self, tmp_path: Path, args: list[str], naming: str) -> None:
+    def test_it_refuses_bad_values_in_one_line_with_status_2(
+        self, tmp_path: Path, args: list[str], naming: str
+    ) -> None:
         finished = run_sandbox(tmp_path, *args)
 
         refused(finished, naming=naming)
@@ -104,7 +106,9 @@ class TestTheStateDirectory:
         [("a-file", "a file of that name is in the way"), ("a-file/state", "Not a directory")],
         ids=["is-a-file", "under-a-file"],
     )
-    def test_a_state_directory_that_cannot_be_made_is_refused(self, tmp_path: Path, state_dir: str, reason: str) -> None:
+    def test_a_state_directory_that_cannot_be_made_is_refused(
+        self, tmp_path: Path, state_dir: str, reason: str
+    ) -> None:
         (tmp_path / "a-file").write_text("not a directory\n")
 
         finished = run_sandbox(tmp_path, "--state-dir", state_dir)

@@ -63,7 +63,13 @@ class TestTheRun:
         assert f"rerun with --chaos --seed {SEED} for the same faults" in run.stdout
 
     def test_it_still_prints_the_documented_timeline(self, run: Finished) -> None:
-        assert phases_printed(run.stdout, f"default/{SAMPLE}") == ["Pending", "Scheduled", "Loading", "Bound", "Running"]
+        assert phases_printed(run.stdout, f"default/{SAMPLE}") == [
+            "Pending",
+            "Scheduled",
+            "Loading",
+            "Bound",
+            "Running",
+        ]
 
     def test_nothing_goes_to_stderr(self, run: Finished) -> None:
         assert run.stderr == ""

@@ -83,7 +83,9 @@ def visit(workdir: Path, tmp_path_factory: pytest.TempPathFactory) -> Visit:
         stopped = sandbox.interrupt()
     finally:
         sandbox.kill()
-    return Visit(adapters, pods, table, described, stopped, read_log(sqlite_url(workdir / ".modeladapter" / "events.db")))
+    return Visit(
+        adapters, pods, table, described, stopped, read_log(sqlite_url(workdir / ".modeladapter" / "events.db"))
+    )
 
 
 @pytest.fixture(scope="module")
@@ -135,9 +137,7 @@ class TestASecondRun:
         assert phases_in_log(first)[:5] == TIMELINE and phases_in_log(second) == TIMELINE
         assert max(e.position for e in visit.log_after_first_run) < min(e.position for e in second)
 
-    def test_its_output_tells_this_run_s_adapter_from_the_first_run_s(
-        self, visit: Visit, second_run: Finished
-    ) -> None:
+    def test_its_output_tells_this_run_s_adapter_from_the_first_run_s(self, visit: Visit, second_run: Finished) -> None:
         assert phases_printed(second_run.stdout, f"default/{SAMPLE}") == TIMELINE
         first_pods = [pod["metadata"]["name"] for pod in visit.pods["items"]]
         about_them = [line for line in second_run.stdout.splitlines() if any(pod in line for pod in first_pods)]

@@ -100,7 +100,10 @@ class TestAnAdapterThatCannotRun:
         assert finished.code == 1, finished.explain()
         report = finished.stdout[finished.stdout.index("timed out after 3 s") :]
         assert "default/nowhere-lora: stuck in Pending since " in report
-        assert "condition Scheduled=False NoCandidatePods: no healthy pod in namespace default matches model.aibrix.ai/name=a-model-no-pod-serves" in report
+        assert (
+            "condition Scheduled=False NoCandidatePods: no healthy pod in namespace default matches model.aibrix.ai/name=a-model-no-pod-serves"
+            in report
+        )
 
 
 class TestFilesThatCannotBeApplied:
@@ -138,6 +141,6 @@ class TestFilesThatCannotBeApplied:
 
         assert finished.code == 2, finished.explain()
         assert finished.stderr == (
-            'modeladapter sandbox: the API server rejected default/no-artifact: ModelAdapter.model.aibrix.ai '
+            "modeladapter sandbox: the API server rejected default/no-artifact: ModelAdapter.model.aibrix.ai "
             '"no-artifact" is invalid: spec.artifactURL: Required value\n'
         )

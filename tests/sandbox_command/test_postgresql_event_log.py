@@ -32,9 +32,7 @@ def test_a_fresh_postgresql_database_gets_the_schema_and_the_adapter_s_stream(
     assert not (tmp_path / ".modeladapter" / "events.db").exists(), "the SQLite log was written as well"
 
 
-def test_the_database_url_environment_variable_chooses_the_log_too(
-    tmp_path: Path, postgres_database: str
-) -> None:
+def test_the_database_url_environment_variable_chooses_the_log_too(tmp_path: Path, postgres_database: str) -> None:
     state_dir = tmp_path / "state"
     run = run_sandbox(tmp_path, "--exit-when-running", "--state-dir", str(state_dir),
                       env={"MODELADAPTER_DATABASE_URL": postgres_database})  # fmt: skip

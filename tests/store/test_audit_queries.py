@@ -113,7 +113,9 @@ async def test_a_pod_matches_the_pod_field_or_either_side_of_a_switch(store: Sql
 
 
 async def test_since_and_until_are_inclusive_and_follow_the_recording_time(store: SqlEventStore, log: Log) -> None:
-    await log.write("a", [(0, moved(None, Phase.PENDING)), (10, failed("p")), (20, failed("p", 2)), (30, failed("p", 3))])
+    await log.write(
+        "a", [(0, moved(None, Phase.PENDING)), (10, failed("p")), (20, failed("p", 2)), (30, failed("p", 3))]
+    )
     window = EventFilter(since=log.at(10), until=log.at(20))
     assert [e.version for e in await find_events(store, window)] == [2, 3]
     assert [e.version for e in await find_events(store, EventFilter(since=log.at(10.000001)))] == [3, 4]
@@ -158,7 +160,9 @@ async def test_the_prefix_at_a_moment_is_what_the_log_knew_then(store: SqlEventS
     assert [e.version for e in await stream_prefix(store, stream, at=log.at(99))] == [1, 2, 3]
 
 
-async def test_the_prefix_stops_at_the_first_later_event_even_if_a_clock_went_back(store: SqlEventStore, log: Log) -> None:
+async def test_the_prefix_stops_at_the_first_later_event_even_if_a_clock_went_back(
+    store: SqlEventStore, log: Log
+) -> None:
     # v3 was stamped by an operator whose clock was behind (a failover): it was appended after v2, so it
     # cannot have been known at a moment before v2 was.
     stream = await log.write("a", [(0, moved(None, Phase.PENDING)), (10, failed("p")), (5, failed("p", 2))])
@@ -166,7 +170,9 @@ async def test_the_prefix_stops_at_the_first_later_event_even_if_a_clock_went_ba
     assert [e.version for e in await stream_prefix(store, stream, at=log.at(10))] == [1, 2, 3]
 
 
-async def test_a_timeline_is_each_incarnation_with_its_decisions_and_the_facts_that_explain_them(store: SqlEventStore, log: Log) -> None:
+async def test_a_timeline_is_each_incarnation_with_its_decisions_and_the_facts_that_explain_them(
+    store: SqlEventStore, log: Log
+) -> None:
     spec = SpecObserved(generation=1, artifact_url="s3://x", replicas=1, scheduler_name="default", pod_selector="a=b")
     first = await log.write("a", [(0, spec), (0, moved(None, Phase.PENDING)), (1, failed("p")), (2, Finalized())])
     second = await log.write("a", [(3, moved(None, Phase.PENDING)), (4, PodLost(pod="p", reason="pod deleted"))])
@@ -216,7 +222,9 @@ async def test_stuck_adapters_can_be_narrowed_to_a_namespace(store: SqlEventStor
     assert [(s.namespace, s.name) for s in only] == [("team-b", "b")]
 
 
-async def test_stays_are_completed_when_the_phase_is_left_or_the_stream_finalized(store: SqlEventStore, log: Log) -> None:
+async def test_stays_are_completed_when_the_phase_is_left_or_the_stream_finalized(
+    store: SqlEventStore, log: Log
+) -> None:
     first = await log.write("a", [
         (0, moved(None, Phase.PENDING)), (1, moved(Phase.PENDING, Phase.LOADING)),
         (4, moved(Phase.LOADING, Phase.RUNNING)), (10, moved(Phase.RUNNING, Phase.TERMINATING)), (12, Finalized()),

@@ -28,8 +28,8 @@ from modeladapter.fsm.phases import Phase
 from modeladapter.store import ConcurrencyConflict, CorruptEvent, SqlEventStore, StoreError, StreamIdentityMismatch
 from modeladapter.store.codec import Codec
 from modeladapter.store.engine import IMMEDIATE
-from modeladapter.store.eventstore import APPEND_LOCK_KEY
 from modeladapter.store.errors import DuplicateEvent
+from modeladapter.store.eventstore import APPEND_LOCK_KEY
 from modeladapter.store.schema import events, streams
 
 NS, NAME = "default", "qwen-code-lora"
@@ -54,7 +54,11 @@ def spec(generation: int = 1) -> SpecObserved:
 
 def pending() -> PhaseChanged:
     return PhaseChanged(
-        from_phase=None, to_phase=Phase.PENDING, trigger="created", reason="ModelAdapterPending", message="Starting reconciliation"
+        from_phase=None,
+        to_phase=Phase.PENDING,
+        trigger="created",
+        reason="ModelAdapterPending",
+        message="Starting reconciliation",
     )
 
 
@@ -79,27 +83,58 @@ class TestAppendingAndReading:
         assert (first.namespace, first.name, first.reconcile_id, first.observed_generation) == (NS, NAME, "r-1", 1)
         assert first.recorded_at == at and first.recorded_at.utcoffset() == timedelta(0)
 
-    async def test_a_row_is_stored_as_sqlalchemys_own_insert_stores_it(self, store: SqlEventStore, epoch: datetime) -> None:
+    async def test_a_row_is_stored_as_sqlalchemys_own_insert_stores_it(
+        self, store: SqlEventStore, epoch: datetime
+    ) -> None:
         # The SQLite writer encodes rows itself (the columns' own processors, without SQLAlchemy's per-row
         # machinery); queries compare the stored text, so it must be byte for byte what an insert stores.
         appended_stream, inserted_stream = new_stream(), new_stream()
         for round_, at in enumerate((epoch, epoch + timedelta(microseconds=123456))):
-            (appended,) = await store.append(appended_stream, batch(at, spec()), expected_version=await store.last_version(appended_stream), namespace=NS, name=NAME)
-            row = {column: getattr(appended, column) for column in ("version", "event_id", "recorded_at", "reconcile_id", "observed_generation")}
+            (appended,) = await store.append(
+                appended_stream,
+                batch(at, spec()),
+                expected_version=await store.last_version(appended_stream),
+                namespace=NS,
+                name=NAME,
+            )
+            row = {
+                column: getattr(appended, column)
+                for column in ("version", "event_id", "recorded_at", "reconcile_id", "observed_generation")
+            }
             async with store.engine.begin() as connection:
                 if round_ == 0:
-                    await connection.execute(insert(streams), {"stream_id": inserted_stream, "namespace": NS, "name": "x", "created_at": at, "version": 0})
+                    await connection.execute(
+                        insert(streams),
+                        {"stream_id": inserted_stream, "namespace": NS, "name": "x", "created_at": at, "version": 0},
+                    )
                 await connection.execute(insert(events), {
                     **row, "stream_id": inserted_stream, "position": appended.position + 1000, "event_id": uuid.uuid4(),
                     "type": "SpecObserved", "schema_version": 1, "payload": store.codec.encode(appended)[2],
                 })  # fmt: skip
-            columns = "version, type, schema_version, recorded_at, reconcile_id, observed_generation, CAST(payload AS TEXT)"
+            columns = (
+                "version, type, schema_version, recorded_at, reconcile_id, observed_generation, CAST(payload AS TEXT)"
+            )
             async with store.engine.connect() as connection:
-                stored = (await connection.execute(text(f"SELECT {columns} FROM adapter_events WHERE stream_id = :s AND version = :v"), {"s": appended_stream, "v": appended.version})).one()
-                reference = (await connection.execute(text(f"SELECT {columns} FROM adapter_events WHERE stream_id = :s AND version = :v"), {"s": inserted_stream, "v": appended.version})).one()
+                stored = (
+                    await connection.execute(
+                        text(f"SELECT {columns} FROM adapter_events WHERE stream_id = :s AND version = :v"),
+                        {"s": appended_stream, "v": appended.version},
+                    )
+                ).one()
+                reference = (
+                    await connection.execute(
+                        text(f"SELECT {columns} FROM adapter_events WHERE stream_id = :s AND version = :v"),
+                        {"s": inserted_stream, "v": appended.version},
+                    )
+                ).one()
                 assert tuple(stored) == tuple(reference)
                 if store.engine.dialect.name == "sqlite":
-                    id_text = (await connection.execute(text("SELECT event_id FROM adapter_events WHERE event_id = :e"), {"e": appended.event_id.hex})).scalar()
+                    id_text = (
+                        await connection.execute(
+                            text("SELECT event_id FROM adapter_events WHERE event_id = :e"),
+                            {"e": appended.event_id.hex},
+                        )
+                    ).scalar()
                     assert id_text == appended.event_id.hex
 
     async def test_a_stream_grows_batch_by_batch(self, store: SqlEventStore, epoch: datetime) -> None:
@@ -111,7 +146,9 @@ class TestAppendingAndReading:
 
     async def test_reading_a_slice_of_versions(self, store: SqlEventStore, epoch: datetime) -> None:
         stream = new_stream()
-        await store.append(stream, batch(epoch, *[spec(g) for g in range(1, 6)]), expected_version=0, namespace=NS, name=NAME)
+        await store.append(
+            stream, batch(epoch, *[spec(g) for g in range(1, 6)]), expected_version=0, namespace=NS, name=NAME
+        )
         assert [e.version for e in await store.read(stream, after=1, upto=3)] == [2, 3]
         assert [e.version for e in await store.read(stream, after=4)] == [5]
         assert await store.read(stream, after=5) == []
@@ -136,7 +173,9 @@ class TestAppendingAndReading:
     ) -> None:
         first, second = new_stream(), new_stream()
         await store.append(first, batch(epoch, spec(), Finalized()), expected_version=0, namespace=NS, name=NAME)
-        await store.append(second, batch(epoch + timedelta(seconds=1), spec()), expected_version=0, namespace=NS, name=NAME)
+        await store.append(
+            second, batch(epoch + timedelta(seconds=1), spec()), expected_version=0, namespace=NS, name=NAME
+        )
         await store.append(new_stream(), batch(epoch, spec()), expected_version=0, namespace="other", name=NAME)
         found = await store.streams(namespace=NS, name=NAME)
         assert [s.stream_id for s in found] == [first, second]
@@ -160,7 +199,11 @@ class TestOptimisticConcurrency:
         await store.append(stream, batch(epoch, spec(), pending()), expected_version=0, namespace=NS, name=NAME)
         with pytest.raises(ConcurrencyConflict) as conflict:
             await store.append(stream, batch(epoch, spec(2)), expected_version=1, namespace=NS, name=NAME)
-        assert (conflict.value.stream_id, conflict.value.expected_version, conflict.value.actual_version) == (stream, 1, 2)
+        assert (conflict.value.stream_id, conflict.value.expected_version, conflict.value.actual_version) == (
+            stream,
+            1,
+            2,
+        )
         assert "expected version 1" in str(conflict.value) and "at version 2" in str(conflict.value)
         assert await store.last_version(stream) == 2
 
@@ -198,7 +241,9 @@ class TestOptimisticConcurrency:
     ) -> None:
         async def writer(stream: str) -> None:
             for version in range(0, 30, 3):
-                await store.append(stream, batch(epoch, spec(), spec(), spec()), expected_version=version, namespace=NS, name=stream)
+                await store.append(
+                    stream, batch(epoch, spec(), spec(), spec()), expected_version=version, namespace=NS, name=stream
+                )
 
         streams = [new_stream() for _ in range(16)]
         await asyncio.gather(*(writer(s) for s in streams))
@@ -225,7 +270,9 @@ class TestOptimisticConcurrency:
 
         async def write(writer: SqlEventStore, stream: str) -> None:
             for version in range(0, 20, 2):
-                await writer.append(stream, batch(epoch, spec(), pending()), expected_version=version, namespace=NS, name=stream)
+                await writer.append(
+                    stream, batch(epoch, spec(), pending()), expected_version=version, namespace=NS, name=stream
+                )
 
         try:
             tailer = asyncio.create_task(tail())
@@ -270,7 +317,10 @@ class TestAllOrNothing:
         await store.append(poisoned, [recorded], expected_version=0, namespace=NS, name=NAME)
         outcomes = await asyncio.gather(
             store.append(poisoned, [*batch(epoch, pending()), recorded], expected_version=1, namespace=NS, name=NAME),
-            *(store.append(s, batch(epoch, spec(), pending()), expected_version=0, namespace=NS, name=s) for s in healthy),
+            *(
+                store.append(s, batch(epoch, spec(), pending()), expected_version=0, namespace=NS, name=s)
+                for s in healthy
+            ),
             return_exceptions=True,
         )
         assert isinstance(outcomes[0], DuplicateEvent)
@@ -331,7 +381,9 @@ class TestBadInput:
         ("type_", "payload", "detail"),
         [
             pytest.param("PodLost", '{"pod": "p"}', "reason: Field required", id="missing-field"),
-            pytest.param("PodLost", '{"pod": 7, "reason": "x"}', "pod: Input should be a valid string", id="wrong-type"),
+            pytest.param(
+                "PodLost", '{"pod": 7, "reason": "x"}', "pod: Input should be a valid string", id="wrong-type"
+            ),
             pytest.param("PodExploded", '{"pod": "p"}', "does not match any of the expected tags", id="unknown-type"),
             pytest.param("PodLost", '["not", "an", "object"]', "not a JSON object", id="not-an-object"),
         ],
@@ -366,7 +418,12 @@ class TestUpcasting:
             stream = new_stream()
             await store.append(stream, batch(epoch, spec()), expected_version=0, namespace=NS, name=NAME)
             await _write_raw_row(
-                store, stream, version=2, position=2, type_="PodLost", schema_version=0,
+                store,
+                stream,
+                version=2,
+                position=2,
+                type_="PodLost",
+                schema_version=0,
                 payload='{"pod_name": "vllm-0", "reason": "deleted"}',
             )
             assert (await store.read(stream))[1].payload == PodLost(pod="vllm-0", reason="deleted")
@@ -393,7 +450,9 @@ async def _write_raw_row(
                 "event_id": str(uuid.uuid4()) if store.engine.dialect.name == "postgresql" else uuid.uuid4().hex,
                 "type": type_,
                 "schema_version": schema_version,
-                "at": datetime(2026, 1, 1) if store.engine.dialect.name == "sqlite" else datetime(2026, 1, 1).astimezone(),
+                "at": datetime(2026, 1, 1)
+                if store.engine.dialect.name == "sqlite"
+                else datetime(2026, 1, 1).astimezone(),
                 "payload": payload,
             },
         )

@@ -13,7 +13,9 @@ from modeladapter.store.queries import phase_history, stuck_adapters, time_in_ph
 NS = "default"
 
 
-def moved(from_phase: Phase | None, to_phase: Phase, trigger: str, reason: str = "R", message: str = "M") -> PhaseChanged:
+def moved(
+    from_phase: Phase | None, to_phase: Phase, trigger: str, reason: str = "R", message: str = "M"
+) -> PhaseChanged:
     return PhaseChanged(from_phase=from_phase, to_phase=to_phase, trigger=trigger, reason=reason, message=message)
 
 
@@ -36,7 +38,10 @@ async def test_history_lists_every_transition_with_the_time_spent_in_each_phase(
         store,
         "sql-lora",
         [
-            (seconds(epoch, 0), moved(None, Phase.PENDING, "created", "ModelAdapterPending", "Starting reconciliation")),
+            (
+                seconds(epoch, 0),
+                moved(None, Phase.PENDING, "created", "ModelAdapterPending", "Starting reconciliation"),
+            ),
             (seconds(epoch, 1), moved(Phase.PENDING, Phase.SCHEDULED, "pods_selected")),
             (seconds(epoch, 1.5), moved(Phase.SCHEDULED, Phase.LOADING, "load_started")),
             (seconds(epoch, 4), moved(Phase.LOADING, Phase.BOUND, "load_verified")),
@@ -108,14 +113,25 @@ async def test_stuck_adapters_are_the_live_ones_in_one_phase_too_long_with_their
             (seconds(epoch, 0), moved(None, Phase.PENDING, "created")),
             (seconds(epoch, 1), moved(Phase.PENDING, Phase.SCHEDULED, "pods_selected")),
             (seconds(epoch, 2), moved(Phase.SCHEDULED, Phase.LOADING, "load_started", "Loading", "loading on 1 pod")),
-            (seconds(epoch, 3), LoadFailed(pod="vllm-0", attempt=1, error="connection refused", retriable=True, retry_at=seconds(epoch, 8))),
+            (
+                seconds(epoch, 3),
+                LoadFailed(
+                    pod="vllm-0", attempt=1, error="connection refused", retriable=True, retry_at=seconds(epoch, 8)
+                ),
+            ),
         ],
     )
-    await write(store, "long-pending", [(seconds(epoch, 0), moved(None, Phase.PENDING, "created", "NoCandidatePods", "no pods"))])
+    await write(
+        store,
+        "long-pending",
+        [(seconds(epoch, 0), moved(None, Phase.PENDING, "created", "NoCandidatePods", "no pods"))],
+    )
     await write(store, "fresh", [(seconds(epoch, 590), moved(None, Phase.PENDING, "created"))])
     await write(store, "running", [(seconds(epoch, 0), moved(None, Phase.RUNNING, "service_bound"))])
     await write(
-        store, "deleted", [(seconds(epoch, 0), moved(None, Phase.TERMINATING, "deletion_requested")), (seconds(epoch, 1), Finalized())]
+        store,
+        "deleted",
+        [(seconds(epoch, 0), moved(None, Phase.TERMINATING, "deletion_requested")), (seconds(epoch, 1), Finalized())],
     )
     stuck = await stuck_adapters(store, longer_than=timedelta(minutes=5), now=seconds(epoch, 600))
     assert [(s.name, s.phase) for s in stuck] == [("long-pending", Phase.PENDING), ("stuck-loading", Phase.LOADING)]
@@ -125,5 +141,7 @@ async def test_stuck_adapters_are_the_live_ones_in_one_phase_too_long_with_their
     assert loading.last_error == "LoadFailed: pod vllm-0: connection refused"
     assert stuck[0].last_error is None
 
-    only_running = await stuck_adapters(store, longer_than=timedelta(minutes=5), now=seconds(epoch, 600), phases=[Phase.RUNNING])
+    only_running = await stuck_adapters(
+        store, longer_than=timedelta(minutes=5), now=seconds(epoch, 600), phases=[Phase.RUNNING]
+    )
     assert [s.name for s in only_running] == ["running"]

@@ -209,7 +209,11 @@ def lists_the_adapter(answer: httpx.Response, lane: Lane) -> None:
 
 def completes_with_the_adapter(answer: httpx.Response, lane: Lane) -> None:
     body = answer.json()
-    assert (body["object"], body["model"], body["choices"][0]["finish_reason"]) == ("text_completion", "cmp-a", "length")
+    assert (body["object"], body["model"], body["choices"][0]["finish_reason"]) == (
+        "text_completion",
+        "cmp-a",
+        "length",
+    )
     assert body["usage"]["completion_tokens"] == 4 and body["system_fingerprint"].startswith("vllm-0.32.0-")
 
 
@@ -335,7 +339,9 @@ def replay(base_url: str, lane: Lane) -> list[str]:
                 except AssertionError as failure:
                     differences.append(f"{exchange.what}: {failure}")
             elif answer.text != fill(exchange.answer, lane):
-                differences.append(f"{exchange.what}:\n  answered {answer.text!r}\n  recorded {fill(exchange.answer, lane)!r}")
+                differences.append(
+                    f"{exchange.what}:\n  answered {answer.text!r}\n  recorded {fill(exchange.answer, lane)!r}"
+                )
     return differences
 
 

@@ -113,7 +113,8 @@ class TestLoadAndUnload:
     async def test_only_json_bodies_are_accepted(self, http: httpx.AsyncClient) -> None:
         wrong_type = await http.post(LOAD, content=b'{"lora_name":"x"}', headers={"content-type": "text/plain"})
         assert wrong_type.json() == error(
-            "1 validation error:\n  Unsupported Media Type: Only 'application/json' is allowed", "Bad Request", 400)
+            "1 validation error:\n  Unsupported Media Type: Only 'application/json' is allowed", "Bad Request", 400
+        )
         not_json = await http.post(LOAD, content=b"not json", headers={"content-type": "application/json"})
         assert not_json.json()["error"]["param"] == "body.0"
         assert "'type': 'json_invalid'" in not_json.json()["error"]["message"]

