@@ -28,10 +28,10 @@ from tests.audit.conftest import (
     copy_log,
     document,
     iso,
-    read_log,
     sandbox_environment,
     timestamped_lines,
 )
+from tests.conftest import read_log
 
 
 def _events(modeladapter: Run, url: str, *argv: str) -> list[dict]:

@@ -11,7 +11,8 @@ import yaml
 
 from modeladapter.fsm.events import PhaseChanged, RecordedEvent
 from modeladapter.store import StreamInfo
-from tests.audit.conftest import ProducedLog, Run, SandboxLog, document, read_log
+from tests.audit.conftest import ProducedLog, Run, SandboxLog, document
+from tests.conftest import read_log
 
 
 def _stats(modeladapter: Run, url: str, *argv: str) -> dict:

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from modeladapter.operator.cli.main import main
+from tests.conftest import read_log
 from tests.sandbox_command.conftest import (
     SAMPLE,
     Background,
     Finished,
-    read_log,
     run_sandbox,
     sqlite_url,
     streams_of,

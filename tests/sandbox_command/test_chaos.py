@@ -14,11 +14,11 @@ import pytest
 from modeladapter.fsm.events import LoadFailed, LoadSucceeded, PodLost, RecordedEvent
 from modeladapter.fsm.state import fold
 from modeladapter.sandbox.chaos import ChaosPlan
+from tests.conftest import read_log
 from tests.sandbox_command.conftest import (
     SAMPLE,
     Finished,
     phases_printed,
-    read_log,
     run_sandbox,
     sqlite_url,
     streams_of,

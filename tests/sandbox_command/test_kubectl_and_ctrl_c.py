@@ -19,6 +19,7 @@ import pytest
 
 from modeladapter.fsm.events import RecordedEvent
 from modeladapter.sandbox.realcluster import PREPARE_SCRIPT, cache_dir
+from tests.conftest import read_log
 from tests.sandbox_command.conftest import (
     SAMPLE,
     TIMELINE,
@@ -26,7 +27,6 @@ from tests.sandbox_command.conftest import (
     Finished,
     phases_in_log,
     phases_printed,
-    read_log,
     run_sandbox,
     sqlite_url,
     streams_of,

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 
 from modeladapter.fsm.events import LoadSucceeded
+from tests.conftest import read_log
 from tests.sandbox_command.conftest import (
     SAMPLE,
     TIMELINE,
     Finished,
     phases_in_log,
     phases_printed,
-    read_log,
     run_sandbox,
     sqlite_url,
     streams_of,

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import read_log
 from tests.sandbox_command.conftest import (
     SAMPLE,
     TIMELINE,
     phases_in_log,
     phases_printed,
-    read_log,
     run_sandbox,
     streams_of,
 )

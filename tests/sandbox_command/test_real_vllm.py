@@ -12,12 +12,12 @@ import pytest
 
 from modeladapter.fsm.events import LoadStarted
 from modeladapter.sandbox.engine.vllm_lane import Lane
+from tests.conftest import read_log
 from tests.sandbox_command.conftest import (
     SAMPLE,
     TIMELINE,
     phases_in_log,
     phases_printed,
-    read_log,
     run_sandbox,
     sqlite_url,
     streams_of,

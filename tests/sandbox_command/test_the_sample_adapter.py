@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import read_log
 from tests.sandbox_command.conftest import (
     SAMPLE,
     TIMELINE,
     Finished,
     phases_in_log,
     phases_printed,
-    read_log,
     run_modeladapter,
     run_sandbox,
     sqlite_url,
