@@ -153,8 +153,9 @@ def test_step_as_a_table_shows_each_event_and_the_fields_it_changed(
     assert result.code == 0 and result.err == ""
     lines = result.out.splitlines()
     headings = [line for line in lines if not line.startswith("    ")]
-    assert len(headings) == len(_prefix(found, moment))
-    for heading, event in zip(headings, found, strict=True):
+    shown = _prefix(found, moment)
+    assert len(headings) == len(shown)
+    for heading, event in zip(headings, shown, strict=True):
         assert heading.startswith(f"{short_instant(event.recorded_at)}  v{event.version}  {event.payload.type}: ")
     failure = next(i for i, line in enumerate(lines) if line.split()[2:3] == ["LoadFailed:"] and retriable in line)
     changes = []
