@@ -202,6 +202,20 @@ class Sandbox:
     async def status(self, name: str = "qwen-code-lora") -> Raw:
         return (await self.adapter(name)).get("status") or {}
 
+    async def status_where(self, check: Callable[[Raw], bool], name: str = "qwen-code-lora") -> Raw | None:
+        """The status, once `check` holds for it (None before): for `eventually`."""
+        status = await self.status(name)
+        return status if check(status) else None
+
+    async def serves(self, pod: str, name: str = "qwen-code-lora", *, path: str | None = None) -> bool:
+        """The pod's engine holds the adapter (loaded from `path`, if given)."""
+        loaded = self.engine(pod).adapters.get(name)
+        return loaded is not None and (path is None or loaded.path == path)
+
+    async def lacks(self, pod: str, name: str = "qwen-code-lora") -> bool:
+        """The pod's engine does not hold the adapter."""
+        return not await self.serves(pod, name)
+
     async def delete(self, name: str = "qwen-code-lora") -> None:
         await self.kube.delete(MODELADAPTERS, self.namespace, name)
 

@@ -6,8 +6,10 @@ import base64
 
 import pytest
 
+from modeladapter.fsm.phases import PlacementState
 from modeladapter.operator.kube.client import MODELADAPTERS, SECRETS, KubeError
-from tests.e2e.conftest import Sandbox, adapter_manifest
+from modeladapter.sandbox.engine.faults import Fault
+from tests.e2e.conftest import ARTIFACT, FAST, POD_LABELS, Sandbox, adapter_manifest
 
 
 async def ready_condition(sandbox: Sandbox, name: str) -> dict[str, str]:
@@ -88,7 +90,6 @@ async def test_a_missing_secret_is_reported_and_retried_until_it_appears(sandbox
 async def test_an_engine_answering_garbage_is_an_error_not_a_crash(sandbox: Sandbox) -> None:
     """A load is only believed once /v1/models lists it; an engine that answers nonsense there cannot be
     believed, and the adapter says so instead of claiming Running."""
-    from modeladapter.sandbox.engine.faults import Fault
 
     pods = await sandbox.add_pods(2)
     await sandbox.start_operator()
@@ -98,3 +99,47 @@ async def test_an_engine_answering_garbage_is_an_error_not_a_crash(sandbox: Sand
     ready = await ready_condition(sandbox, "other")
     assert ready["reason"] == "ModelAdapterLoadingError" and "ProtocolError" in ready["message"]
     assert sandbox.operators[0].controller.errors == 0
+
+
+async def test_fixing_the_artifact_of_a_failed_adapter_retries_at_once(sandbox: Sandbox) -> None:
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from modeladapter.fsm.backoff import BackoffPolicy
+
+    await sandbox.add_pods(1)
+    # A long cool-down: only the new spec can explain a quick recovery.
+    await sandbox.start_operator(
+        replace(FAST, backoff=BackoffPolicy(base=timedelta(seconds=0.05), cap=timedelta(seconds=60)))
+    )
+    await sandbox.apply(adapter_manifest(replicas=1, artifactURL="huggingface://org/does-not-exist"))
+    await sandbox.phase("Failed")
+    await sandbox.apply(adapter_manifest(replicas=1, artifactURL=ARTIFACT))
+    await sandbox.phase("Running", timeout=5)
+
+
+async def test_an_unusable_port_label_fails_naming_it(sandbox: Sandbox) -> None:
+    await sandbox.add_pods(1)
+    running = await sandbox.start_operator()
+    manifest = adapter_manifest(replicas=1)
+    manifest["metadata"]["labels"]["model.aibrix.ai/port"] = "http"
+    await sandbox.apply(manifest)
+    status = await sandbox.phase("Failed")
+    ready = {c["type"]: c for c in status["conditions"]}["Ready"]
+    assert ready["message"].startswith("metadata.labels[model.aibrix.ai/port]: ")
+    assert running.controller.errors == 0
+
+
+async def test_a_pod_with_an_engine_nobody_can_drive_is_skipped_not_a_crash(sandbox: Sandbox) -> None:
+    (odd,) = await sandbox.add_pods(1, labels={**POD_LABELS, "model.aibrix.ai/engine": "tgi"}, prefix="tgi")
+    (good,) = await sandbox.add_pods(1)
+    running = await sandbox.start_operator()
+    await sandbox.apply(adapter_manifest())
+    status = await sandbox.eventually(
+        lambda: sandbox.status_where(lambda s: s.get("instances") == [good]), what="the good pod serving"
+    )
+    assert status["phase"] == "Running"
+    placement = (await sandbox.state()).placement(odd)
+    assert placement is not None and placement.state is PlacementState.EXHAUSTED
+    assert "Unsupported" in (placement.last_error or "")
+    assert running.controller.errors == 0

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-from modeladapter.fsm.events import LoadFailed, LoadStarted, PhaseChanged
+from modeladapter.fsm.events import LoadFailed, LoadStarted, LoadSucceeded, PhaseChanged
 from modeladapter.operator.kube.client import LEASES
 from modeladapter.sandbox.engine.faults import Fault
 from tests.e2e.conftest import Sandbox, adapter_manifest
@@ -145,3 +146,24 @@ async def _serving(process: object) -> bool:
 async def _holder(sandbox: Sandbox, identity: str) -> bool:
     lease = await sandbox.kube.get(LEASES, "default", "modeladapter-operator")
     return bool(lease["spec"].get("holderIdentity") == identity)
+
+
+async def test_a_crash_after_a_load_but_before_its_outcome_is_logged_leaks_nothing(sandbox: Sandbox) -> None:
+    (pod,) = await sandbox.add_pods(1)
+    first = await sandbox.start_operator()
+    real_append = first.store.append
+
+    async def dies_before_the_outcome(*args: Any, **kwargs: Any) -> Any:
+        if any(isinstance(e.payload, LoadSucceeded) for e in args[1]):
+            raise RuntimeError("killed after the load call, before its outcome was written")
+        return await real_append(*args, **kwargs)
+
+    first.store.append = dies_before_the_outcome  # type: ignore[method-assign]
+    await sandbox.apply(adapter_manifest(replicas=1))
+    await sandbox.eventually(lambda: sandbox.serves(pod), what="the engine to hold the adapter")
+    await first.stop()
+    sandbox.operators.remove(first)
+    await sandbox.delete()
+    await sandbox.start_operator()
+    await sandbox.eventually(lambda: sandbox.gone(), what="the deletion")
+    assert "qwen-code-lora" not in sandbox.engine(pod).adapters, "the load written ahead was found and unloaded"
