@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 from modeladapter.fsm.phases import Phase, PlacementState
 from modeladapter.fsm.state import AdapterState
@@ -35,6 +35,20 @@ _RETRYING: Final = frozenset({PlacementState.LOADING, PlacementState.BACKOFF, Pl
 _UNSCHEDULED: Final = frozenset({Phase.PENDING, Phase.FAILED})
 
 
+class StatusDocument(TypedDict, total=False):
+    """`status` of a ModelAdapter as JSON, kopf's "raw" convention: what the projection writes, and what an
+    object shows (any field may be missing there)."""
+
+    phase: str
+    conditions: list[dict[str, Any]]
+    instances: list[str]
+    candidates: int
+    desiredReplicas: int
+    readyReplicas: int
+    observedGeneration: int
+    placements: list[dict[str, Any]]
+
+
 def project_status(
     state: AdapterState,
     *,
@@ -43,9 +57,9 @@ def project_status(
     generation: int,
     candidates: int,
     desired: int,
-    current: Mapping[str, Any],
+    current: StatusDocument,
     now: datetime,
-) -> dict[str, Any]:
+) -> StatusDocument:
     """The `status` the object should have; `current` is what it has (its conditions' times are kept)."""
     existing = current.get("conditions") or []
     wanted = [Condition("Initialized", "Unknown", "ModelAdapterPending", "Starting reconciliation")]

@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from modeladapter.fsm.events import SpecObserved, SpecRejected
 from modeladapter.operator.api.spec import AdapterSpec, SpecProblem, parse_spec
+from modeladapter.operator.api.status import StatusDocument
 
 API_VERSION: Final = "model.aibrix.ai/v1alpha1"
 KIND: Final = "ModelAdapter"
@@ -68,7 +69,7 @@ class AdapterObject:
     """`spec.additionalConfig` (it may hold a key: never shown by `repr`)."""
     base_model_label: str | None
     """`spec.baseModel`, where it is a string (the Service shows it when it is a valid label value)."""
-    status: Mapping[str, Any]
+    status: StatusDocument
     """`status` as the object has it now: what the projection is compared with."""
 
     @property
@@ -122,7 +123,7 @@ def read_adapter(raw: Mapping[str, Any]) -> AdapterObject:
         rejection=rejection,
         additional_config={str(k): str(v) for k, v in additional.items()} if isinstance(additional, Mapping) else {},
         base_model_label=base_model_label if isinstance(base_model_label, str) else None,
-        status=_mapping(raw.get("status")),
+        status=cast(StatusDocument, _mapping(raw.get("status"))),
     )
 
 

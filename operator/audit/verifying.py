@@ -14,11 +14,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from modeladapter.fsm.events import RecordedEvent
 from modeladapter.fsm.state import AdapterState, fold
-from modeladapter.operator.api.status import project_status
+from modeladapter.operator.api.status import StatusDocument, project_status
 from modeladapter.store import SqlEventStore, StreamInfo
 from modeladapter.store.queries import (
     EventFilter,
@@ -178,7 +178,7 @@ def _summary(state: AdapterState) -> str:
 def _compare(state: AdapterState, adapter: Raw, now: datetime) -> list[Drift]:
     metadata = adapter["metadata"]
     namespace, name, uid = str(metadata["namespace"]), str(metadata["name"]), str(metadata["uid"])
-    status: Mapping[str, Any] = adapter.get("status") or {}
+    status = cast(StatusDocument, adapter.get("status") or {})
     wanted = project_status(
         state,
         namespace=namespace,

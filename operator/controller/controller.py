@@ -21,10 +21,11 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from typing import Final
+from typing import Final, cast
 
 from modeladapter.fsm.events import LoadFailed, LoadSucceeded, PhaseChanged, PodSwitched
 from modeladapter.fsm.phases import Phase
+from modeladapter.operator.api.status import StatusDocument
 from modeladapter.operator.controller.cache import ClusterCache
 from modeladapter.operator.controller.logs import log_context
 from modeladapter.operator.controller.metrics import OperatorMetrics
@@ -88,7 +89,7 @@ class Controller:
             for uid in self.cache.adapter_uids():
                 adapter = self.cache.adapter(uid) or {}
                 namespace = str((adapter.get("metadata") or {}).get("namespace", ""))
-                self.reconciler.index.seed(uid, namespace, adapter.get("status") or {})
+                self.reconciler.index.seed(uid, namespace, cast(StatusDocument, adapter.get("status") or {}))
             await self._enqueue_everything()
             tasks.create_task(self._resync_loop(), name="resync")
             for number in range(self.concurrency):

@@ -10,15 +10,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from modeladapter.operator.api.status import StatusDocument
+
 
 class StatusEchoes:
     def __init__(self) -> None:
         self._written: dict[str, dict[str, Any]] = {}
 
-    def wrote(self, uid: str, status: Mapping[str, Any]) -> None:
+    def wrote(self, uid: str, status: StatusDocument) -> None:
         self._written[uid] = dict(status)
 
-    def overwritten(self, uid: str, status: Mapping[str, Any]) -> bool:
+    def overwritten(self, uid: str, status: Mapping[str, object]) -> bool:
         """The object's status differs from what this operator last wrote (someone else wrote it)."""
         written = self._written.get(uid)
         return written is not None and any(status.get(key) != value for key, value in written.items())

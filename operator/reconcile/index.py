@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from modeladapter.fsm.state import AdapterState
+from modeladapter.operator.api.status import StatusDocument
 
 
 class PlacementIndex:
@@ -45,7 +45,7 @@ class PlacementIndex:
         self._set_placed(uid, (namespace, frozenset(state.selected_pods)))
         self._touched[uid] = (namespace, frozenset(p.pod for p in state.placements))
 
-    def seed(self, uid: str, namespace: str, status: Mapping[str, Any]) -> None:
+    def seed(self, uid: str, namespace: str, status: StatusDocument) -> None:
         """Count what an adapter's status says is placed, unless a reconcile already said better."""
         if uid in self._placed:
             return

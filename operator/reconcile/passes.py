@@ -7,15 +7,14 @@ bug: it raises `RejectedStep`, which the controller counts and logs, and a test 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from modeladapter.fsm.events import AdapterEvent, RecordedEvent
 from modeladapter.fsm.machine import TransitionRejected, decide
 from modeladapter.fsm.plans import Fire, Plan
 from modeladapter.fsm.state import AdapterState, advance, fold
+from modeladapter.operator.api.status import StatusDocument
 from modeladapter.operator.api.view import AdapterRef
 
 
@@ -32,7 +31,7 @@ class Pass:
     reconcile_id: str
     generation: int = 1
     """The object's generation, stamped on what this pass appends."""
-    shown: Mapping[str, Any] = field(default_factory=dict)
+    shown: StatusDocument = field(default_factory=lambda: StatusDocument())
     """The status as the object shows it, or as this pass last wrote it."""
     state: AdapterState = field(init=False)
     pending: list[AdapterEvent] = field(default_factory=list)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from modeladapter.fsm.calls import plan_endpoints
 from modeladapter.operator.api.pods import ObservedPod
-from modeladapter.operator.api.status import project_status, retry_annotations
+from modeladapter.operator.api.status import StatusDocument, project_status, retry_annotations
 from modeladapter.operator.api.view import AdapterObject
 from modeladapter.operator.kube.client import MODELADAPTERS, KubeApi, KubeError, NotFound
 from modeladapter.operator.kube.events import EventRecorder, Notice
@@ -86,7 +86,7 @@ class Publisher:
             if any(current.get(key) != value for key, value in status.items()):
                 self.echoes.wrote(ref.uid, status)
                 await self.kube.patch(MODELADAPTERS, ref.namespace, ref.name, {"status": status}, subresource="status")
-                step.shown = {**current, **status}
+                step.shown = StatusDocument(**{**current, **status})
             if not annotations:
                 return
             retries = retry_annotations(step.state, adapter.annotations)
