@@ -30,11 +30,9 @@ from modeladapter.sandbox.apiserver.meta import rfc3339
 from modeladapter.sandbox.apiserver.store import DeleteOptions
 from modeladapter.sandbox.pods import engine_container, running_status
 from modeladapter.store import SqlEventStore, create_engine
+from tests.e2e.conftest import POD_LABELS
 from tests.reconcile.engines import ScriptedEngine, ScriptedEngines
 
-BASE_MODEL = "qwen-coder-1-5b-instruct"
-POD_LABELS = {"model.aibrix.ai/name": BASE_MODEL, "adapter.model.aibrix.ai/enabled": "true"}
-ARTIFACT = "huggingface://ai-blond/Qwen-Qwen2.5-Coder-1.5B-Instruct-lora"
 START = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
 SETTINGS = ReconcileSettings(
     stability_window=timedelta(seconds=5),
@@ -56,22 +54,6 @@ class Clock:
 
     def advance(self, delta: timedelta | float) -> None:
         self.now += delta if isinstance(delta, timedelta) else timedelta(seconds=delta)
-
-
-def manifest(name: str = "qwen-code-lora", **spec: Any) -> Raw:
-    body: dict[str, Any] = {
-        "baseModel": BASE_MODEL,
-        "podSelector": {"matchLabels": dict(POD_LABELS)},
-        "artifactURL": ARTIFACT,
-        "schedulerName": "default",
-    }
-    body.update(spec)
-    return {
-        "apiVersion": "model.aibrix.ai/v1alpha1",
-        "kind": "ModelAdapter",
-        "metadata": {"name": name, "namespace": "default", "labels": {"model.aibrix.ai/name": name}},
-        "spec": {k: v for k, v in body.items() if v is not None},
-    }
 
 
 @dataclass

@@ -9,7 +9,8 @@ from datetime import timedelta
 from modeladapter.adapters.outcomes import EngineRejected
 from modeladapter.fsm.events import Finalized, PhaseChanged, Unloaded, UnloadFailed
 from modeladapter.operator.kube.client import MODELADAPTERS
-from tests.reconcile.conftest import World, manifest
+from tests.e2e.conftest import adapter_manifest as manifest
+from tests.reconcile.conftest import World
 
 FAILING = EngineRejected("unload: the engine answered 500", status=500)
 

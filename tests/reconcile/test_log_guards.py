@@ -17,7 +17,8 @@ from modeladapter.operator.api.view import AdapterRef
 from modeladapter.operator.kube.events import EventRecorder
 from modeladapter.operator.reconcile.passes import Pass, RejectedStep
 from modeladapter.operator.reconcile.reconciler import Reconciler
-from tests.reconcile.conftest import SETTINGS, World, manifest
+from tests.e2e.conftest import adapter_manifest as manifest
+from tests.reconcile.conftest import SETTINGS, World
 from tests.reconcile.engines import Operation
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 from modeladapter.adapters.outcomes import EngineUnavailable
 from modeladapter.fsm.events import AdapterMissing, PodLost
 from modeladapter.operator.kube.client import ENDPOINTSLICES
-from tests.reconcile.conftest import World, manifest
+from tests.e2e.conftest import adapter_manifest as manifest
+from tests.reconcile.conftest import World
 from tests.reconcile.engines import Operation
 
 

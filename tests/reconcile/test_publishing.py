@@ -5,7 +5,8 @@ belongs to something else is never taken over, and the adapter says so."""
 from __future__ import annotations
 
 from modeladapter.operator.kube.client import MODELADAPTERS, SERVICES
-from tests.reconcile.conftest import World, manifest
+from tests.e2e.conftest import adapter_manifest as manifest
+from tests.reconcile.conftest import World
 
 
 async def test_a_status_written_by_someone_else_is_put_right_by_the_next_pass(world: World) -> None:

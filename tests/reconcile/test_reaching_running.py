@@ -8,7 +8,8 @@ from datetime import timedelta
 from modeladapter.fsm.events import PhaseChanged
 from modeladapter.fsm.phases import Phase
 from modeladapter.operator.kube.client import ENDPOINTSLICES, SERVICES
-from tests.reconcile.conftest import World, manifest
+from tests.e2e.conftest import adapter_manifest as manifest
+from tests.reconcile.conftest import World
 
 
 async def test_one_pass_goes_pending_scheduled_loading_bound_running_and_says_so_as_documented(world: World) -> None:

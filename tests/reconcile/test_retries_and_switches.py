@@ -9,7 +9,8 @@ from datetime import timedelta
 from modeladapter.adapters.outcomes import EngineUnavailable, IncompatibleAdapter
 from modeladapter.fsm.events import LoadFailed, PhaseChanged, PodSwitched
 from modeladapter.fsm.phases import PlacementState
-from tests.reconcile.conftest import World, manifest
+from tests.e2e.conftest import adapter_manifest as manifest
+from tests.reconcile.conftest import World
 
 REFUSED = EngineUnavailable("load: vllm at http://10.0.0.2:8000 is unreachable (Connection refused)")
 RANK = IncompatibleAdapter("load: LoRA rank 64 is greater than max_lora_rank 16", status=400)

@@ -5,7 +5,8 @@ and fixing it brings the adapter back."""
 from __future__ import annotations
 
 from modeladapter.fsm.events import PhaseChanged, SpecRejected
-from tests.reconcile.conftest import World, manifest
+from tests.e2e.conftest import adapter_manifest as manifest
+from tests.reconcile.conftest import World
 
 NEWER = "huggingface://ai-blond/Qwen-Qwen2.5-Coder-1.5B-Instruct-lora-v2"
 
