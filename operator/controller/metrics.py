@@ -13,7 +13,7 @@ tests, and two operators in one process (leader-election tests), each count thei
 | `modeladapter_pod_switches_total` | counter | | placements moved to another pod after exhausting retries |
 | `modeladapter_reconcile_duration_seconds` | histogram | | one reconcile of one adapter |
 | `modeladapter_event_append_duration_seconds` | histogram | | one `append` to the event log |
-| `modeladapter_reconcile_errors_total` | counter | `reason` | reconciles that ended in an error, by a CamelCase reason |
+| `modeladapter_reconcile_errors_total` | counter | `reason` | reconciles that ended in an error, by the error's class |
 
 The process's own `process_*`, `python_gc_*` and `python_info` metrics are on the registry too.
 
