@@ -62,10 +62,6 @@ class Plan:
     blocked: Blocked | None = None
     """Why nothing could be placed, when nothing could."""
 
-    @property
-    def triggers(self) -> list[Trigger]:
-        return [step.trigger for step in self.steps if isinstance(step, Fire)]
-
 
 @dataclass(frozen=True, slots=True)
 class CallOutcome:

@@ -57,9 +57,6 @@ class ClusterCache:
     def adapters_in(self, namespace: str) -> Iterable[tuple[str, Raw]]:
         return [(uid, a) for uid, a in self._by_uid.items() if (a.get("metadata") or {}).get("namespace") == namespace]
 
-    def pod(self, namespace: str, name: str) -> Raw | None:
-        return self.pods.cache.get((namespace, name))
-
     def pods_in(self, namespace: str) -> list[Raw]:
         return [pod for (ns, _), pod in self.pods.cache.items() if ns == namespace]
 

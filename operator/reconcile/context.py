@@ -71,7 +71,7 @@ class Context:
         await self.publisher.status(step, adapter, counts)
 
     def next_look(self, step: Pass, observation: Observation, *, service_ready: bool) -> timedelta | None:
-        return next_look(step.state, observation, self.settings.planning, service_ready=service_ready)
+        return next_look(step.state, observation, self.settings, service_ready=service_ready)
 
     def forget(self, uid: str) -> None:
         """An adapter is gone for good: drop what this process kept about it."""

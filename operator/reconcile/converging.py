@@ -52,7 +52,7 @@ async def converge(
     if isinstance(credentials, SpecProblem):
         await fail(ctx, step, adapter, reason="SecretNotFound", problem=credentials)
         return ctx.settings.secret_retry
-    planning = ctx.settings.planning
+    planning = ctx.settings
     failed_for = step.state.phase_reason if step.state.phase is Phase.FAILED else None
     calls = ctx.calls(adapter.labels, credentials)
     sight = ctx.look(adapter.ref, spec.pod_selector)
@@ -145,13 +145,13 @@ async def unload_what_is_due(
     outcomes = await calls.unloads(reachable, name=name)
     ctx.tick(step)
     observation = sight.observe(now=step.now, index=ctx.index)
-    step.take(plan_unload_outcomes(step.state, observation, ctx.settings.planning, due=due, outcomes=outcomes))
+    step.take(plan_unload_outcomes(step.state, observation, ctx.settings, due=due, outcomes=outcomes))
 
 
 async def fail(ctx: Context, step: Pass, adapter: AdapterObject, *, reason: str, problem: SpecProblem) -> None:
     """The spec cannot be acted on: say so, naming the field. What is loaded stays until the spec changes, but
     deleted and unhealthy pods still leave the instances and the EndpointSlice."""
-    planning = ctx.settings.planning
+    planning = ctx.settings
     sight = ctx.look(adapter.ref)
     observation = sight.observe(now=step.now, index=ctx.index)
     step.take(plan_truthfulness(step.state, observation, planning))

@@ -11,7 +11,7 @@ Before every adapter has been reconciled once after a start, the statuses say wh
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from modeladapter.fsm.state import AdapterState
 from modeladapter.operator.api.status import StatusDocument
@@ -56,9 +56,6 @@ class PlacementIndex:
     def forget(self, uid: str) -> None:
         self._set_placed(uid, None)
         self._touched.pop(uid, None)
-
-    def uids(self) -> Iterable[str]:
-        return list(self._placed)
 
     def _set_placed(self, uid: str, entry: tuple[str, frozenset[str]] | None) -> None:
         old = self._placed.pop(uid, None)

@@ -23,7 +23,6 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from modeladapter.fsm.calls import next_look
 from modeladapter.fsm.observations import Observation
 from modeladapter.fsm.planning import plan_admission
 from modeladapter.operator.api.spec import SpecProblem
@@ -129,9 +128,7 @@ class Reconciler:
             return await terminate(ctx, step, adapter)
         if isinstance(adapter.spec, SpecProblem):
             await fail(ctx, step, adapter, reason="InvalidSpec", problem=adapter.spec)
-            return next_look(
-                step.state, Observation(now=step.now, namespace="", name=""), ctx.settings.planning, service_ready=True
-            )
+            return ctx.next_look(step, Observation(now=step.now, namespace="", name=""), service_ready=True)
         if not await ensure_finalizer(ctx.kube, adapter):
             await ctx.finish(step, adapter, Counts(candidates=0, desired=0))
             return ONE_SECOND

@@ -36,7 +36,7 @@ TERMINATING = Target(Phase.TERMINATING, "Terminating", "unloading from every pod
 
 
 async def terminate(ctx: Context, step: Pass, adapter: AdapterObject) -> timedelta | None:
-    planning = ctx.settings.planning
+    planning = ctx.settings
     if not adapter.has_finalizer:
         # Never ours to hold (or already released): the stream ends with the object.
         step.take(plan_finalization(step.state, now=step.now, placements_left=True))
@@ -72,7 +72,7 @@ async def terminate(ctx: Context, step: Pass, adapter: AdapterObject) -> timedel
 
 
 async def retire_orphan(ctx: Context, step: Pass) -> timedelta | None:
-    planning = ctx.settings.planning
+    planning = ctx.settings
     sight = ctx.look(step.ref)
     observation = sight.observe(now=step.now, index=ctx.index)
     step.take(plan_retirement(step.state, observation, planning, deadline=step.now + ctx.settings.unload_timeout))

@@ -19,7 +19,7 @@ from modeladapter import migrations
 from modeladapter.fsm.backoff import BackoffPolicy
 from modeladapter.fsm.events import AdapterEvent
 from modeladapter.fsm.state import AdapterState, fold
-from modeladapter.operator.kube.client import EVENTS, MODELADAPTERS, PODS, SECRETS, Raw
+from modeladapter.operator.kube.client import EVENTS, MODELADAPTERS, Raw
 from modeladapter.operator.kube.events import EventRecorder
 from modeladapter.operator.kube.manifests import modeladapter_crd
 from modeladapter.operator.reconcile.reconciler import Reconciler
@@ -193,12 +193,6 @@ class World:
 
     def k8s_events(self) -> list[Raw]:
         return self.cluster.objects(EVENTS, "default")
-
-    def secret_exists(self, name: str) -> bool:
-        return self.cluster.get(SECRETS, "default", name) is not None
-
-    def pods(self) -> list[Raw]:
-        return self.cluster.objects(PODS, "default")
 
 
 def _now_options() -> DeleteOptions:

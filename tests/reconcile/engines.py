@@ -31,7 +31,7 @@ from modeladapter.adapters.outcomes import (
 )
 from modeladapter.adapters.selection import EngineKind, EngineTarget
 
-Operation = Literal["load", "list", "unload"]
+Operation = Literal["load", "list", "unload", "complete"]
 BASE_MODEL = "qwen-coder-1-5b-instruct"
 
 
@@ -93,7 +93,7 @@ class ScriptedEngine:
         return UnloadResult(name, UnloadOutcome.UNLOADED)
 
     async def complete(self, model: str, prompt: str, *, max_tokens: int = 8) -> Completion:
-        await self._call("list", model)
+        await self._call("complete", model)
         return Completion(model, "", "length")
 
 

@@ -4,9 +4,12 @@ belongs to something else is never taken over, and the adapter says so."""
 
 from __future__ import annotations
 
-from modeladapter.operator.kube.client import MODELADAPTERS, SERVICES
+from modeladapter.adapters.outcomes import EngineRejected, EngineUnavailable
+from modeladapter.operator.kube.client import SERVICES
 from tests.e2e.conftest import adapter_manifest as manifest
 from tests.reconcile.conftest import World
+
+REFUSED = EngineUnavailable("load: connection refused")
 
 
 async def test_a_status_written_by_someone_else_is_put_right_by_the_next_pass(world: World) -> None:
@@ -45,16 +48,17 @@ async def test_a_service_of_the_adapters_name_owned_by_something_else_is_never_t
     assert conflicts and "is not owned by a ModelAdapter" in conflicts[0]["message"]
 
 
-async def test_the_retry_annotations_are_not_written_while_the_adapter_is_being_deleted(world: World) -> None:
-    world.add_pod("pod-0")
+async def test_the_retry_annotations_are_left_alone_while_the_adapter_is_being_deleted(world: World) -> None:
+    engine = world.add_pod("pod-0")
+    engine.fail("load", REFUSED)
     world.apply(manifest(replicas=1))
     await world.reconcile()
-    before = len(world.cluster.kube.requests)
+    retry_count = "adapter.model.aibrix.ai/retry-count.pod-0"
+    assert world.adapter()["metadata"]["annotations"][retry_count] == "1"
+    engine.fail("unload", EngineRejected("unload: the engine answered 500", status=500))
     world.delete("qwen-code-lora")
-    await world.reconcile(
-        uid=world.cluster.store.objects(MODELADAPTERS.api_version, MODELADAPTERS.kind)[0]["metadata"]["uid"]
-    )
-    annotation_patches = [
-        r for r in world.cluster.kube.requests[before:] if r[0] == "patch" and r[1] == "modeladapters"
-    ]
-    assert len(annotation_patches) <= 1, "only the finalizer's removal, no annotation write"
+    await world.reconcile()
+    # The placement is Unloading now, which wants no retry annotation; a deleted object's metadata is not
+    # rewritten for it (the object is going, and its status says what happens).
+    assert world.status()["phase"] == "Terminating"
+    assert world.adapter()["metadata"]["annotations"][retry_count] == "1"
