@@ -133,7 +133,8 @@ async def _play(session: SandboxSession, chaos: Chaos, target: AdapterRef, say: 
             return isinstance(status, dict) and replacement.name in (status.get("instances") or [])
 
         try:
-            await asyncio.wait_for(_until(lambda: session.adapter(target), serves), timeout=window)
+            async with asyncio.timeout(window):
+                await _until(lambda: session.adapter(target), serves)
         except TimeoutError:
             say(f"chaos: {target} did not take pod {replacement.name} within {window:g} s")
     finally:

@@ -334,7 +334,8 @@ async def _follow(session: SandboxSession, request: SandboxRequest, refs: Sequen
             await _stuck_report(session, refs, adapters, running, request.timeout, screen)
             return NOT_RUNNING
         try:
-            await asyncio.wait_for(stop.wait(), timeout=POLL_SECONDS)
+            async with asyncio.timeout(POLL_SECONDS):
+                await stop.wait()
         except TimeoutError:
             pass
 

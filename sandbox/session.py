@@ -320,10 +320,9 @@ class SandboxSession:
         if self.operator is None or task is None:
             return
         self.operator.stop()
-        try:
-            await asyncio.wait_for(asyncio.shield(task), timeout=15)
-        except TimeoutError:
-            task.cancel()
+        _, still_running = await asyncio.wait({task}, timeout=15)
+        for stuck in still_running:
+            stuck.cancel()
         await asyncio.gather(task, return_exceptions=True)
 
     # --- the world -----------------------------------------------------------------------------------------

@@ -70,8 +70,11 @@ class WorkQueue(Generic[K]):
                 return key
             self._wakeup.clear()
             wait = self._timers[0][0] - self._clock() if self._timers else None
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the result when it is cancelled just
+            # as the wait ends, and a worker that swallowed its cancellation would never let a stop finish.
             try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout=max(wait, 0.0) if wait is not None else None)
+                async with asyncio.timeout(max(wait, 0.0) if wait is not None else None):
+                    await self._wakeup.wait()
             except TimeoutError:
                 pass
 

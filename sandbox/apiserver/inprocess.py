@@ -141,7 +141,8 @@ class InProcessKube:
         try:
             while True:
                 try:
-                    kind, obj = await asyncio.wait_for(events.get(), timeout=timeout_seconds)
+                    async with asyncio.timeout(timeout_seconds):
+                        kind, obj = await events.get()
                 except TimeoutError:
                     return
                 yield WatchEvent(kind, obj)

@@ -642,7 +642,8 @@ class _WatchStream:
             wakeups = [t for t in (deadline, final_bookmark, next_bookmark) if t is not None]
             wait = max(0.0, min(wakeups) - now) if wakeups else None
             try:
-                event_type, obj = await asyncio.wait_for(self.queue.get(), wait)
+                async with asyncio.timeout(wait):
+                    event_type, obj = await self.queue.get()
             except TimeoutError:
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:

@@ -118,3 +118,19 @@ async def test_the_ready_keys_can_be_reordered_but_not_changed() -> None:
     with pytest.raises(ValueError):
         queue.reorder_ready(lambda keys: keys.append("d"))
     assert [await next_key(queue) for _ in range(3)] == ["c", "b", "a"]
+
+
+@pytest.mark.parametrize("with_timer", [False, True], ids=["no timer", "a timer pending"])
+async def test_a_waiting_get_cancelled_as_a_key_arrives_stays_cancelled(with_timer: bool) -> None:
+    """A stop cancels the workers while other workers' last `done()` wakes the queue: the cancellation must win,
+    or a worker goes back to waiting for leadership and the stop never ends."""
+    queue: WorkQueue[str] = WorkQueue()
+    if with_timer:
+        queue.add("later", after=60.0)
+    getter = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)  # the getter is waiting now
+    queue.add("a")
+    getter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await getter
+    assert await next_key(queue) == "a"  # the key it did not take is still there for the next worker
