@@ -8,7 +8,10 @@ campaign for the leader Lease (`--leader-election`, the default) and act only wh
 Losing the Lease ends the process with status 1, before another replica can take over; Kubernetes restarts it
 and it campaigns again. SIGTERM and SIGINT stop it cleanly: workers are cancelled (a reconcile in flight
 stops at its next await; everything it appended stays, and the next leader folds the log), the Lease is
-released so a standby takes over at once, connections are closed, and the exit status is 0.
+released so a standby takes over at once, connections are closed, and the exit status is 0. Each step of the
+stop has a bound (`STOP_STEP_SECONDS`), so that a stuck one cannot outlast Kubernetes' grace period unseen:
+a step that overruns is logged with the stacks of the tasks still running, and the stop goes on. The log
+says how long each step took.
 
 `Operator` is the same thing as an object, so that tests and `modeladapter sandbox` can run it in-process.
 """
@@ -18,7 +21,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
+import traceback
+from collections.abc import Awaitable, Iterable
 from datetime import timedelta
+from types import FrameType
 from typing import Final
 
 from modeladapter import migrations
@@ -41,6 +48,8 @@ log = logging.getLogger(__name__)
 LEADERSHIP_LOST: Final = 1
 CONFIGURATION_ERROR: Final = 2
 DATABASE_RETRY_CAP: Final = 30.0
+STOP_STEP_SECONDS: Final = 5.0
+"""The longest any one step of a clean stop may take; Kubernetes' default grace period is 30 s."""
 
 
 class Operator:
@@ -52,9 +61,12 @@ class Operator:
         self.elector: LeaderElector | None = None
         self.database_ready = False
         self._stopping = asyncio.Event()
+        self._stop_steps: dict[str, float] = {}
 
-    def stop(self) -> None:
+    def stop(self, reason: str = "asked to") -> None:
         """Ask for a clean stop (what SIGTERM does)."""
+        if not self._stopping.is_set():
+            log.info("stopping: %s", reason)
         self._stopping.set()
 
     def healthy(self) -> bool | CheckResult:
@@ -114,13 +126,35 @@ class Operator:
             )
             return await self._operate(kube)
         finally:
+            began = time.monotonic()
             if self.elector is not None:
-                await self.elector.release()
-            await engines.aclose()
-            await store.close()
-            await kube.close()
+                await self._stop_step("lease", self.elector.release())
+            await self._stop_step("engine connections", engines.aclose())
+            await self._stop_step("event log", store.close())
+            await self._stop_step("API connections", kube.close())
             if self.serve_probes:
-                await probes.stop()
+                await self._stop_step("probes", probes.stop())
+            log.info(
+                "stopped in %.2fs (%s)",
+                time.monotonic() - began + self._stop_steps.pop("workers", 0.0),
+                ", ".join(f"{step} {seconds:.2f}s" for step, seconds in self._stop_steps.items()),
+            )
+
+    async def _stop_step(self, step: str, work: Awaitable[object]) -> None:
+        """One step of the stop, bounded by `STOP_STEP_SECONDS`; its failure is logged, never raised."""
+        began = time.monotonic()
+        task = asyncio.ensure_future(work)
+        done, _ = await asyncio.wait({task}, timeout=STOP_STEP_SECONDS)
+        if not done:
+            log.error(
+                "stopping: %s did not finish within %.0fs; going on without it. Tasks still running:\n%s",
+                step,
+                STOP_STEP_SECONDS,
+                describe_tasks(),
+            )
+        elif not task.cancelled() and (error := task.exception()) is not None:  # a stop goes on whatever it met
+            log.warning("stopping: %s failed: %s: %s", step, type(error).__name__, error)
+        self._stop_steps[step] = time.monotonic() - began
 
     async def _migrate(self, engine: object) -> None:
         """Migrate the event log, waiting for the database as long as it takes (or until told to stop)."""
@@ -176,9 +210,18 @@ class Operator:
             )
         finally:
             controller.may_act.clear()
+            began = time.monotonic()
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            _, stuck = await asyncio.wait(tasks, timeout=STOP_STEP_SECONDS)
+            if stuck:
+                log.error(
+                    "stopping: %d task(s) did not end within %.0fs of being cancelled; going on without them:\n%s",
+                    len(stuck),
+                    STOP_STEP_SECONDS,
+                    describe_tasks(stuck),
+                )
+            self._stop_steps["workers"] = time.monotonic() - began
         if lost is not None and lost in done:
             problem = None if lost.cancelled() else lost.exception()
             log.error("leadership lost%s; stopping so that only one replica acts", f" ({problem!r})" if problem else "")
@@ -194,12 +237,26 @@ class Operator:
         self.controller.may_act.set()
 
 
+def describe_tasks(tasks: Iterable[asyncio.Task[object]] | None = None) -> str:
+    """The name and stack of each task (all of this loop's but the caller's by default), for a stop that hangs."""
+    chosen = list(tasks) if tasks is not None else [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    lines: list[str] = []
+    for task in sorted(chosen, key=lambda t: t.get_name()):
+        lines.append(f"  task {task.get_name()}:")
+        lines += [f"    {line}" for frame in task.get_stack() for line in _frame_lines(frame)]
+    return "\n".join(lines)
+
+
+def _frame_lines(frame: FrameType) -> list[str]:
+    return [line.rstrip("\n") for line in traceback.format_stack(frame, limit=1)]
+
+
 async def run_operator(settings: OperatorSettings) -> int:
     """The `modeladapter run` entry point: run until SIGTERM/SIGINT, or until leadership is lost."""
     operator = Operator(settings)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, operator.stop)
+        loop.add_signal_handler(signum, operator.stop, f"{signum.name} received")
     log.info(
         "modeladapter operator %s starting (namespace %s, event log %s, leader election %s)",
         settings.identity,

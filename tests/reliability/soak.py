@@ -230,6 +230,7 @@ class SoakReport:
             f"(on {len(f['pods_left_out_for_a_cool_down_at_convergence'])} adapters); strict end state after: "
             f"{f['strict_converge_seconds']}",
             f"  modeladapter verify exit status: {self.verify_exit}",
+            f"  the last operator stopped on SIGTERM in: {f.get('operator stop seconds', 'not stopped')}s",
             f"  the engines' API key searched for in {f.get('secret_leak_check', {}).get('characters', 0):,} characters "
             f"of output: {f.get('secret_leak_check', {}).get('leaks', 'not searched')} leaks",
             f"  invariant violations: {len(self.violations)}",
@@ -715,7 +716,7 @@ class Soak:
         await self._write_histories(problems)
         figures = await self._figures(converged_after)
         if self.operator is not None:
-            await self._stop_operator(self.operator)
+            figures["operator stop seconds"] = round(await self._stop_operator(self.operator), 2)
         figures["secret_leak_check"] = await self._check_secret_leaks(metrics)
         report = SoakReport(self.config.seed, self.config.backend, self.config.chaos_seconds, figures,
                             self.violations, converged_after, problems, verify_exit, verify_output)  # fmt: skip
@@ -783,21 +784,26 @@ class Soak:
             self.violate("security", f"the engines' API key appears in {place}")
         return {"places": sorted(places), "characters": sum(len(c) for c in places.values()), "leaks": len(leaked)}
 
-    async def _stop_operator(self, operator: OperatorProcess) -> None:
+    async def _stop_operator(self, operator: OperatorProcess) -> float:
         """SIGTERM must stop the operator cleanly (status 0) within 20 s; if it does not, SIGABRT makes Python's
-        faulthandler write every thread's stack to its log, for the report."""
+        faulthandler write every thread's stack to its log, and the end of that log goes into the report (the
+        work directory is gone once CI ends). Returns how long the stop took."""
+        began = time.monotonic()
         try:
             code = await operator.terminate(timeout=20.0)
         except AssertionError:
             operator.process.send_signal(signal.SIGABRT)
             await asyncio.sleep(2.0)
             operator.kill()
+            tail = "\n".join(operator.log().splitlines()[-60:])
             self.violate(
-                "operator", f"the last operator did not stop within 20 s of SIGTERM; stacks in {operator.log_file}"
+                "operator",
+                f"the last operator did not stop within 20 s of SIGTERM; the end of {operator.log_file}:\n{tail}",
             )
-            return
+            return time.monotonic() - began
         if code != 0:
             self.violate("operator", f"the last operator exited {code} on SIGTERM; see {operator.log_file}")
+        return time.monotonic() - began
 
     async def _loop(
         self, name: str, every: tuple[float, float], action: Callable[[random.Random], Awaitable[None]]
