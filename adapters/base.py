@@ -19,6 +19,7 @@ from typing import Protocol
 from modeladapter.adapters.answers import interpret_failure, parse_models, unexpected
 from modeladapter.adapters.artifacts import lora_path_for_engine, same_path
 from modeladapter.adapters.connections import Answer, ApiKey, EngineConnections
+from modeladapter.adapters.masking import NO_MASK, SecretMask
 from modeladapter.adapters.outcomes import (
     EngineError,
     EngineModels,
@@ -90,9 +91,18 @@ class HttpEngineClient:
         operation: str,
         body: Mapping[str, object] | None = None,
         timeout: float | None = None,
+        secrets: SecretMask = NO_MASK,
     ) -> Answer:
+        """One call with this client's key; `secrets` masks the secret values `body` carries in the answer."""
         return await self._connections.request(
-            self.target, method, path, operation=operation, api_key=self._api_key, body=body, timeout=timeout
+            self.target,
+            method,
+            path,
+            operation=operation,
+            api_key=self._api_key,
+            body=body,
+            timeout=timeout,
+            secrets=secrets,
         )
 
     async def list_models(self) -> EngineModels:

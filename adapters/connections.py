@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Final
 
 import httpx
 
+from modeladapter.adapters.masking import NO_MASK, SecretMask
 from modeladapter.adapters.outcomes import EngineTimeout, EngineUnavailable, InvalidRequest, ProtocolError
 from modeladapter.adapters.selection import EngineKind, EngineTarget
 
@@ -49,24 +50,24 @@ USER_AGENT: Final = "modeladapter-operator"
 class ApiKey:
     """An engine API key. Its value leaves only through `reveal()`, into the Authorization header."""
 
-    __slots__ = ("_value",)
+    __slots__ = ("_mask", "_value")
 
     def __init__(self, value: str) -> None:
-        if not isinstance(value, str) or not value.strip():
-            raise InvalidRequest("the engine API key is empty")
-        if any(ch in value for ch in "\r\n"):
-            raise InvalidRequest("the engine API key contains a line break")
-        if value != value.strip() or not all(" " <= ch <= "~" for ch in value):
-            # It could not go into the Authorization header: httpx would raise UnicodeEncodeError, or h11 an
-            # error that quotes the whole header, key included. Say so without showing the value.
-            raise InvalidRequest(
-                "the engine API key cannot be sent in an HTTP header: only printable ASCII, "
-                "without leading or trailing spaces"
-            )
+        problem = api_key_problem(value)
+        if problem is not None:
+            raise InvalidRequest(f"the engine API key {problem}")
         self._value = value
+        self._mask: SecretMask | None = None
 
     def reveal(self) -> str:
         return self._value
+
+    @property
+    def mask(self) -> SecretMask:
+        """Masks the key in every form an engine may echo (built once: a long key has many fragments)."""
+        if self._mask is None:
+            self._mask = SecretMask([self._value])
+        return self._mask
 
     def __repr__(self) -> str:
         return "ApiKey(<hidden>)"
@@ -78,6 +79,25 @@ class ApiKey:
 
     def __hash__(self) -> int:
         return hash(self._value)
+
+
+MAX_API_KEY_LENGTH: Final = 4096
+"""Longer keys are refused: with `Bearer ` they pass the 4-8 KiB a header line may have at common proxies,
+and an engine's "header too large" answer would echo the first bytes of the key."""
+
+
+def api_key_problem(value: object) -> str | None:
+    """Why `value` cannot be sent as an API key in an `Authorization` header (never showing it), or None."""
+    if not isinstance(value, str) or not value.strip():
+        return "is empty"
+    if any(ch in value for ch in "\r\n"):
+        return "contains a line break"
+    if value != value.strip() or not all(" " <= ch <= "~" for ch in value):
+        # httpx would raise UnicodeEncodeError, or h11 an error that quotes the whole header, key included.
+        return "cannot be sent in an HTTP header: only printable ASCII, without leading or trailing spaces"
+    if len(value) > MAX_API_KEY_LENGTH:
+        return f"is {len(value):,} characters long; a header takes at most {MAX_API_KEY_LENGTH:,} here"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,14 +174,21 @@ class EngineConnections:
         api_key: ApiKey | None = None,
         body: Mapping[str, object] | None = None,
         timeout: float | None = None,
+        secrets: SecretMask = NO_MASK,
     ) -> Answer:
         """Send one request and read the whole answer, or raise `EngineTimeout` / `EngineUnavailable`.
 
-        `timeout` bounds the call (default: `total_timeout`)."""
+        `timeout` bounds the call (default: `total_timeout`). The answer's text, and the message of any error,
+        come with the API key and `secrets` (values the body carries) masked, before anything reads or cuts
+        them."""
         url = target.base_url + path
         headers = {"Accept": "application/json", "Accept-Encoding": "identity", "User-Agent": USER_AGENT}
         if api_key is not None:
             headers["Authorization"] = f"Bearer {api_key.reveal()}"
+
+        def hide(text: str) -> str:
+            return secrets.mask(api_key.mask.mask(text) if api_key is not None else text)
+
         pod = (target.host, target.port)
         limit = self._limits.setdefault(pod, asyncio.Semaphore(self.per_pod_concurrency))
         async with limit:
@@ -179,7 +206,7 @@ class EngineConnections:
             except httpx.TransportError as error:
                 logger.debug("%s %s: %s", method, url, type(error).__name__)
                 raise EngineUnavailable(
-                    f"{operation}: {target} is unreachable ({type(error).__name__}: {error or 'no detail'})"
+                    hide(f"{operation}: {target} is unreachable ({type(error).__name__}: {error or 'no detail'})")
                 ) from error
             except httpx.InvalidURL as error:
                 raise InvalidRequest(f"{operation}: {url!r} is not a valid URL ({error})") from error
@@ -191,7 +218,7 @@ class EngineConnections:
         except (UnicodeDecodeError, LookupError) as error:
             raise ProtocolError(f"{operation}: {target} answered undecodable text ({error})") from error
         logger.debug("%s %s -> %d in %.1f ms", method, url, response.status_code, elapsed_ms)
-        return Answer(response.status_code, text, response.headers.get("content-type", ""), elapsed_ms)
+        return Answer(response.status_code, hide(text), response.headers.get("content-type", ""), elapsed_ms)
 
     async def _read_capped(self, response: httpx.Response, operation: str, target: EngineTarget) -> bytes:
         """The whole body as sent, or `ProtocolError` as soon as it is longer than the cap or compressed."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 from modeladapter.adapters.answers import interpret_failure, unexpected
 from modeladapter.adapters.artifacts import ArtifactScheme, parse_artifact_url
 from modeladapter.adapters.base import Completion, HttpEngineClient, LoadRequest, check_name
+from modeladapter.adapters.masking import NO_MASK, SecretMask
 from modeladapter.adapters.outcomes import (
     AdapterAlreadyLoaded,
     AdapterNotLoaded,
@@ -57,7 +58,8 @@ class RuntimeSidecarClient(HttpEngineClient):
             body["credentials"] = dict(request.credentials)
         if request.additional_config:
             body["additional_config"] = dict(request.additional_config)
-        answer = await self.call("POST", LOAD_PATH, operation="load", body=body)
+        secrets = SecretMask(request.credentials.values()) if request.credentials else NO_MASK
+        answer = await self.call("POST", LOAD_PATH, operation="load", body=body, secrets=secrets)
         if answer.status in (200, 201):
             return LoadResult(name, artifact_url, LoadOutcome.LOADED, answer.text)
         failure = interpret_failure(answer.status, answer.text, operation="load")

@@ -154,7 +154,7 @@ class Restart:
 
     def reason(self, state: AdapterState) -> PhaseTrigger:
         """Its spec changed (it failed for the spec), new pods were placed, or its exhausted pods rested."""
-        if self.failed_for in ("InvalidSpec", "SecretNotFound") and self.fresh_spec:
+        if self.failed_for in ("InvalidSpec", "SecretNotFound", "SecretInvalid") and self.fresh_spec:
             return T.SPEC_CHANGED
         if any(p.pod not in self.tried for p in state.placements):
             return T.PODS_CHANGED

@@ -126,6 +126,8 @@ class SpecProblem:
     field: str
     rule: str
     value: str = ""
+    reason: str = "InvalidSpec"
+    """The `Failed` reason it gives (a Secret's problems have their own)."""
 
     @property
     def message(self) -> str:

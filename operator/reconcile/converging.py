@@ -50,7 +50,7 @@ async def converge(
 ) -> timedelta | None:
     credentials = await read_credentials(ctx.kube, adapter, spec)
     if isinstance(credentials, SpecProblem):
-        await fail(ctx, step, adapter, reason="SecretNotFound", problem=credentials)
+        await fail(ctx, step, adapter, reason=credentials.reason, problem=credentials)
         return ctx.settings.secret_retry
     planning = ctx.settings
     failed_for = step.state.phase_reason if step.state.phase is Phase.FAILED else None

@@ -2,7 +2,8 @@
 never shown; and the masking of everything the engines may echo back of them.
 
 A referenced Secret that does not exist, or lacks the key, is a problem of the spec (it names the field),
-which the reconcile turns into `Failed` with reason `SecretNotFound` until the Secret appears.
+which the reconcile turns into `Failed` with reason `SecretNotFound` until the Secret appears; an API key
+that cannot be sent in a header (not printable ASCII, or too long) is `SecretInvalid`, the value never shown.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from modeladapter.adapters.connections import api_key_problem
+from modeladapter.adapters.masking import NO_MASK, SecretMask
 from modeladapter.operator.api.spec import AdapterSpec, SpecProblem
 from modeladapter.operator.api.view import AdapterObject
 from modeladapter.operator.kube.client import SECRETS, KubeApi, NotFound
@@ -21,17 +24,18 @@ class Credentials:
     api_key: str | None = field(default=None, repr=False)
     artifact: Mapping[str, str] = field(default_factory=dict, repr=False)
     """The `credentialsSecretRef` Secret's data, for the runtime sidecar."""
-    sensitive: tuple[str, ...] = field(default=(), repr=False)
-    """Every secret value a call may carry, longest first: masked in whatever is recorded."""
+    mask: SecretMask = field(default=NO_MASK, repr=False)
+    """Every secret value a call may carry, in every form an engine may echo (`modeladapter.adapters.masking`)."""
 
     def scrub(self, text: str) -> str:
-        """`text` with every secret value masked: an engine may echo what it was sent in its error."""
-        for secret in self.sensitive:
-            text = text.replace(secret, "***")
-        return text
+        """`text` with every secret value masked: an engine may echo what it was sent in its error. The engine
+        clients mask the key and the credentials they sent before they cut a message; this is the second net,
+        for messages built anywhere else."""
+        return self.mask.mask(text)
 
 
 NO_CREDENTIALS = Credentials()
+NOT_FOUND = "SecretNotFound"
 
 
 async def read_credentials(kube: KubeApi, adapter: AdapterObject, spec: AdapterSpec) -> Credentials | SpecProblem:
@@ -43,19 +47,33 @@ async def read_credentials(kube: KubeApi, adapter: AdapterObject, spec: AdapterS
         try:
             api_key = (await _secret_data(kube, namespace, ref.name)).get(ref.key)
         except NotFound:
-            return SpecProblem("spec.apiKeySecretRef.name", f"Secret {namespace}/{ref.name} not found")
+            return SpecProblem(
+                "spec.apiKeySecretRef.name", f"Secret {namespace}/{ref.name} not found", reason=NOT_FOUND
+            )
         if not api_key:
-            return SpecProblem("spec.apiKeySecretRef.key", f"Secret {namespace}/{ref.name} has no key {ref.key!r}")
+            return SpecProblem(
+                "spec.apiKeySecretRef.key", f"Secret {namespace}/{ref.name} has no key {ref.key!r}", reason=NOT_FOUND
+            )
+        if (problem := api_key_problem(api_key)) is not None:
+            return SpecProblem(
+                "spec.apiKeySecretRef.key",
+                f"the value of key {ref.key!r} of Secret {namespace}/{ref.name} {problem}",
+                reason="SecretInvalid",
+            )
     elif spec.has_inline_api_key:
         api_key = adapter.additional_config.get("api-key")
+        if (problem := api_key_problem(api_key)) is not None:
+            return SpecProblem("spec.additionalConfig.api-key", f"the API key {problem}")
     if spec.credentials_secret is not None:
         try:
             artifact = await _secret_data(kube, namespace, spec.credentials_secret)
         except NotFound:
             return SpecProblem(
-                "spec.credentialsSecretRef.name", f"Secret {namespace}/{spec.credentials_secret} not found"
+                "spec.credentialsSecretRef.name",
+                f"Secret {namespace}/{spec.credentials_secret} not found",
+                reason=NOT_FOUND,
             )
-    return Credentials(api_key=api_key, artifact=artifact, sensitive=_sensitive(api_key, artifact, adapter))
+    return Credentials(api_key=api_key, artifact=artifact, mask=_mask(api_key, artifact, adapter))
 
 
 async def _secret_data(kube: KubeApi, namespace: str, name: str) -> dict[str, str]:
@@ -69,9 +87,10 @@ async def _secret_data(kube: KubeApi, namespace: str, name: str) -> dict[str, st
     return data
 
 
-def _sensitive(api_key: str | None, artifact: Mapping[str, str], adapter: AdapterObject) -> tuple[str, ...]:
-    """Values from Secrets are masked from 4 characters on; `additionalConfig` values (mostly options such as
-    `true` or `16`, now and then a token) from 6, so that masking them does not garble every message."""
-    from_secrets = {v for v in (api_key or "", *artifact.values()) if len(v) >= 4}
-    values = from_secrets | {text for text in adapter.additional_config.values() if len(text) >= 6}
-    return tuple(sorted(values, key=len, reverse=True))
+def _mask(api_key: str | None, artifact: Mapping[str, str], adapter: AdapterObject) -> SecretMask:
+    """Values from Secrets are masked from 4 characters on, and from 8 on in fragments too; the other
+    `additionalConfig` values (mostly options such as `true` or `16`, now and then a token) whole from 6, so
+    that masking them does not garble every message."""
+    secrets = [v for v in (api_key or "", *artifact.values()) if len(v) >= 4]
+    options = [text for key, text in adapter.additional_config.items() if key != "api-key" and len(text) >= 6]
+    return SecretMask(secrets, whole_only=options)

@@ -19,7 +19,7 @@ from modeladapter import migrations
 from modeladapter.fsm.backoff import BackoffPolicy
 from modeladapter.fsm.events import AdapterEvent
 from modeladapter.fsm.state import AdapterState, fold
-from modeladapter.operator.kube.client import EVENTS, MODELADAPTERS, Raw
+from modeladapter.operator.kube.client import EVENTS, MODELADAPTERS, SECRETS, Raw
 from modeladapter.operator.kube.events import EventRecorder
 from modeladapter.operator.kube.manifests import modeladapter_crd
 from modeladapter.operator.reconcile.reconciler import Reconciler
@@ -155,10 +155,18 @@ class World:
         self.cluster.store.delete(resource, "default", name, _now_options())
 
     def add_secret(self, name: str, data: dict[str, str]) -> None:
+        """Create the Secret, or replace the data of the one of that name."""
         encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
-        self.cluster.seed(
-            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "default"}, "data": encoded}
-        )
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": "default"},
+            "data": encoded,
+        }
+        if self.cluster.get(SECRETS, "default", name) is None:
+            self.cluster.seed(secret)
+        else:
+            self.cluster.store.update(self.cluster.store.type_for(secret), "default", name, secret)
 
     def adapter(self, name: str = "qwen-code-lora") -> Raw:
         found = self.cluster.get(MODELADAPTERS, "default", name)

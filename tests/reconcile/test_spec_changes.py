@@ -85,6 +85,25 @@ async def test_a_missing_secret_fails_the_adapter_until_it_appears_and_its_key_i
     assert set(engine.keys) == {"s3cr3t-t0ken"}, "every call carried the key"
 
 
+async def test_a_key_that_cannot_be_a_header_fails_the_adapter_unshown_until_the_secret_is_fixed(world: World) -> None:
+    engine = world.add_pod("pod-0")
+    oversized = "k" * 5000
+    world.add_secret("engine-key", {"api-key": oversized})
+    world.apply(manifest(replicas=1, apiKeySecretRef={"name": "engine-key"}))
+    result = await world.reconcile()
+    ready = world.condition("Ready")
+    assert (world.status()["phase"], ready["reason"]) == ("Failed", "SecretInvalid")
+    assert ready["message"] == (
+        "spec.apiKeySecretRef.key: the value of key 'api-key' of Secret default/engine-key is 5,000 characters "
+        "long; a header takes at most 4,096 here"
+    )
+    assert not engine.keys, "nothing was sent with the key"
+    assert result.requeue_after is not None and result.requeue_after.total_seconds() == 15
+    world.add_secret("engine-key", {"api-key": "s3cr3t-t0ken"})
+    await world.reconcile()
+    assert world.status()["phase"] == "Running"
+
+
 async def test_a_missing_secret_still_takes_a_deleted_pod_out_of_the_instances(world: World) -> None:
     world.add_pod("pod-0")
     world.add_pod("pod-1")

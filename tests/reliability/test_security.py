@@ -370,7 +370,11 @@ async def secrets_scenario(
     for name, reason, words in (
         ("wrong", "ModelAdapterLoadingError", "Unauthorized"),
         ("inline", "ModelAdapterLoadingError", "Unauthorized"),
-        ("control", "ModelAdapterLoadingError", "cannot be sent in an HTTP header"),
+        (
+            "control",
+            "SecretInvalid",
+            "spec.apiKeySecretRef.key: the value of key 'api-key' of Secret default/control-key cannot be sent in an HTTP header",
+        ),
         ("echo", "ModelAdapterLoadingError", "bad request with key ***"),
         ("echo-s3", "ModelAdapterLoadingError", "no: key ***, credentials ***"),
         ("late", "SecretNotFound", "spec.apiKeySecretRef.name: Secret default/late-key not found"),
