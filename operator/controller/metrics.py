@@ -99,6 +99,12 @@ class OperatorMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self._log_writable = Gauge(
+            "modeladapter_event_log_writable",
+            "1 while appends to the event log succeed, 0 from a failed write until one succeeds again.",
+            registry=self.registry,
+        )
+        self._log_writable.set(1)
         # Every phase is present from the start, so a dashboard shows 0 rather than no data.
         self.set_phase_counts({})
 
@@ -144,6 +150,10 @@ class OperatorMetrics:
     def observe_event_append(self, seconds: float) -> None:
         """One append to the event log took this long."""
         self._append_duration.observe(seconds)
+
+    def set_event_log_writable(self, writable: bool) -> None:
+        """Appends to the event log fail (False) or succeed again (True)."""
+        self._log_writable.set(1 if writable else 0)
 
     # --- exposition ----------------------------------------------------------------------------------------
 

@@ -70,7 +70,12 @@ class Operator:
         self._stopping.set()
 
     def healthy(self) -> bool | CheckResult:
-        if self.controller is not None and self.controller.errors and not self.controller.reconciles:
+        """About the process: an event log that cannot be written is a readiness matter (a restart would not
+        mend a full disk), so reconciles failing for that alone do not make the process unhealthy."""
+        controller = self.controller
+        if controller is None or not controller.reconciler.journal.health.writable:
+            return True
+        if controller.errors and not controller.reconciles:
             return CheckResult.failing("every reconcile so far has failed")
         return True
 
@@ -79,6 +84,9 @@ class Operator:
             return CheckResult.failing("the event log is not reachable yet")
         if self.controller is None or not self.controller.ready:
             return CheckResult.failing("the caches are not synced yet")
+        health = self.controller.reconciler.journal.health
+        if not health.writable:
+            return CheckResult.failing(f"the event log cannot be written ({health.last_error})")
         return True
 
     async def run(self) -> int:
@@ -124,6 +132,7 @@ class Operator:
                 concurrency=settings.concurrency,
                 metrics=self.metrics,
             )
+            self.controller.reconciler.journal.health.on_change = self.metrics.set_event_log_writable
             return await self._operate(kube)
         finally:
             began = time.monotonic()

@@ -17,6 +17,7 @@ import time
 from modeladapter.fsm.events import stamp
 from modeladapter.fsm.state import AdapterState, fold
 from modeladapter.operator.kube.events import EventRecorder
+from modeladapter.operator.reconcile.log_health import LogHealth
 from modeladapter.operator.reconcile.notices import events_for
 from modeladapter.operator.reconcile.passes import Pass
 from modeladapter.store import SqlEventStore
@@ -26,6 +27,8 @@ class Journal:
     def __init__(self, store: SqlEventStore, recorder: EventRecorder) -> None:
         self.store = store
         self.recorder = recorder
+        self.health = LogHealth()
+        """Whether the last appends could be written (readiness)."""
         self._states: dict[str, AdapterState] = {}
 
     async def load(self, uid: str) -> AdapterState:
@@ -44,13 +47,18 @@ class Journal:
             return
         payloads = list(step.pending)
         began = time.perf_counter()
-        recorded = await self.store.append(
-            step.uid,
-            stamp(payloads, at=step.now, reconcile_id=step.reconcile_id, observed_generation=step.generation),
-            expected_version=step.base.version,
-            namespace=step.ref.namespace,
-            name=step.ref.name,
-        )
+        try:
+            recorded = await self.store.append(
+                step.uid,
+                stamp(payloads, at=step.now, reconcile_id=step.reconcile_id, observed_generation=step.generation),
+                expected_version=step.base.version,
+                namespace=step.ref.namespace,
+                name=step.ref.name,
+            )
+        except Exception as error:
+            self.health.append_failed(error)
+            raise
+        self.health.append_succeeded()
         step.appended_as(recorded, time.perf_counter() - began)
         self._states[step.uid] = step.base
         notices = events_for(payloads, step.state, namespace=step.ref.namespace, name=step.ref.name)

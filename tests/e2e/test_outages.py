@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator
 
-from sqlalchemy import text
+import pytest
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from modeladapter.operator.controller.probes import CheckResult
 from modeladapter.operator.controller.running import Operator
 from modeladapter.operator.controller.settings import OperatorSettings
+from modeladapter.operator.reconcile import log_health
 from modeladapter.store import create_engine
 from tests.conftest import POSTGRES_URL
 from tests.e2e.conftest import Sandbox, adapter_manifest, free_port
@@ -70,33 +74,95 @@ async def tcp_proxy(listen_port: int, target_port: int) -> AsyncIterator[None]:
 
 
 async def test_an_unreachable_event_log_is_waited_for_and_reported_not_ready(sandbox: Sandbox) -> None:
+    port = free_port()
+    await sandbox.add_pods(1)
+    async with fresh_postgres_database() as (url, _):
+        unreachable = make_url(url).set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+        operator = Operator(fast_settings(sandbox, unreachable), probes=False)
+        task = asyncio.create_task(operator.run())
+        try:
+            await sandbox.apply(adapter_manifest(replicas=1))
+            await asyncio.sleep(1.5)
+            assert not task.done(), "nothing to crash about: the database may come"
+            verdict = operator.ready()
+            assert isinstance(verdict, CheckResult) and "event log" in verdict.reason
+            async with tcp_proxy(port, 5432):
+                await sandbox.phase("Running", timeout=30)
+                assert operator.ready() is True
+                operator.stop()
+                async with asyncio.timeout(20):
+                    assert await task == 0
+        finally:
+            if not task.done():
+                task.cancel()
+
+
+@contextlib.asynccontextmanager
+async def fresh_postgres_database() -> AsyncIterator[tuple[str, AsyncEngine]]:
+    """A new, empty PostgreSQL database (its URL, and an admin engine on it), dropped afterwards."""
     database = f"ma_test_{uuid.uuid4().hex[:10]}"
     admin = create_engine(POSTGRES_URL, connect_args={})
     async with admin.connect() as connection:
         connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
         await connection.execute(text(f'CREATE DATABASE "{database}"'))
-    port = free_port()
-    await sandbox.add_pods(1)
-    operator = Operator(fast_settings(sandbox, f"postgresql://postgres@127.0.0.1:{port}/{database}"), probes=False)
-    task = asyncio.create_task(operator.run())
+    url = f"{POSTGRES_URL.rsplit('/', 1)[0]}/{database}"
+    inside = create_engine(url, connect_args={})
     try:
-        await sandbox.apply(adapter_manifest(replicas=1))
-        await asyncio.sleep(1.5)
-        assert not task.done(), "nothing to crash about: the database may come"
-        verdict = operator.ready()
-        assert isinstance(verdict, CheckResult) and "event log" in verdict.reason
-        async with tcp_proxy(port, 5432):
-            await sandbox.phase("Running", timeout=30)
-            assert operator.ready() is True
-            operator.stop()
-            assert await asyncio.wait_for(task, 20) == 0
+        yield url, inside
     finally:
-        if not task.done():
-            task.cancel()
+        await inside.dispose()
         async with admin.connect() as connection:
             connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
             await connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
         await admin.dispose()
+
+
+REFUSE_WRITES = """
+CREATE FUNCTION refuse_writes() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'; END $$;
+CREATE TRIGGER refuse_writes BEFORE INSERT ON adapter_events FOR EACH STATEMENT EXECUTE FUNCTION refuse_writes();
+"""
+
+
+async def test_a_log_that_cannot_be_written_makes_the_operator_unready_until_it_can(
+    sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger=log_health.__name__)
+    await sandbox.add_pods(1)
+    async with fresh_postgres_database() as (url, database):
+        operator = Operator(fast_settings(sandbox, url), probes=False)
+        task = asyncio.create_task(operator.run())
+        try:
+            await sandbox.apply(adapter_manifest("first", replicas=1))
+            await sandbox.phase("Running", "first")
+            await sandbox.eventually(lambda: _ready(operator), what="readiness")
+            async with database.begin() as connection:
+                for statement in REFUSE_WRITES.split(";\n"):
+                    if statement.strip():
+                        await connection.execute(text(statement))
+            await sandbox.apply(adapter_manifest("second", replicas=1))  # something to write
+
+            async def refused() -> bool:
+                verdict = operator.ready()
+                return isinstance(verdict, CheckResult) and "event log cannot be written" in verdict.reason
+
+            await sandbox.eventually(refused, what="readiness to fail")
+            verdict = operator.ready()
+            assert isinstance(verdict, CheckResult) and "No space left on device" in verdict.reason
+            assert operator.healthy() is True, "the process is fine: restarting it would not free the disk"
+            assert "modeladapter_event_log_writable 0.0" in operator.metrics.exposition().decode()
+            async with database.begin() as connection:
+                await connection.execute(text("DROP TRIGGER refuse_writes ON adapter_events"))
+            await sandbox.phase("Running", "second", timeout=40)
+            assert await _ready(operator)
+            assert "modeladapter_event_log_writable 1.0" in operator.metrics.exposition().decode()
+        finally:
+            operator.stop()
+            async with asyncio.timeout(20):
+                await task
+    messages = [r.getMessage() for r in caplog.records if r.name == log_health.__name__]
+    assert any(m.startswith("the event log cannot be written") for m in messages), messages
+    assert any(m.startswith("the event log can be written again") for m in messages), messages
 
 
 async def test_the_running_operator_exposes_its_work_as_metrics(sandbox: Sandbox) -> None:
