@@ -49,6 +49,11 @@ class SpecObserved(_Payload):
     """`spec.podSelector` in label-selector syntax (`a=b,c in (d,e),!f`); empty for an invalid spec."""
     base_model: str | None = None
     """`spec.baseModel`, if set."""
+    api_key_secret: str | None = None
+    """`spec.apiKeySecretRef.name`, if set: where the API key is, never the key (an adapter deleted while the
+    operator was away is unloaded with it)."""
+    api_key_secret_key: str | None = None
+    """`spec.apiKeySecretRef.key`, with `api_key_secret`."""
 
 
 class SpecRejected(_Payload):

@@ -90,6 +90,7 @@ def read_adapter(raw: Mapping[str, Any]) -> AdapterObject:
     generation = int(metadata.get("generation") or 1)
     replicas = raw_spec.get("replicas")
     rejection: SpecRejected | None = None
+    key_ref = spec.api_key_secret if isinstance(spec, AdapterSpec) else None
     if isinstance(spec, AdapterSpec):
         artifact_url, selector, base_model = spec.artifact_url, spec.pod_selector.render(), spec.base_model
     else:
@@ -102,6 +103,8 @@ def read_adapter(raw: Mapping[str, Any]) -> AdapterObject:
         scheduler_name=str(raw_spec.get("schedulerName") or "default")[:253],
         pod_selector=selector,
         base_model=base_model,
+        api_key_secret=key_ref.name if key_ref is not None else None,
+        api_key_secret_key=key_ref.key if key_ref is not None else None,
     )
     additional = raw_spec.get("additionalConfig")
     base_model_label = raw_spec.get("baseModel")

@@ -62,5 +62,8 @@ class Journal:
         step.appended_as(recorded, time.perf_counter() - began)
         self._states[step.uid] = step.base
         notices = events_for(payloads, step.state, namespace=step.ref.namespace, name=step.ref.name)
-        if notices and step.ref.resource_version:
+        if not step.ref.resource_version:
+            # The object is gone (an orphan's clean-up): only what someone must act on is worth an Event.
+            notices = [notice for notice in notices if notice.type == "Warning"]
+        if notices:
             await self.recorder.record(step.ref, notices)

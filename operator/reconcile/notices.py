@@ -20,6 +20,7 @@ from modeladapter.fsm.events import (
     PodSelected,
     PodSwitched,
     Unloaded,
+    UnloadFailed,
 )
 from modeladapter.fsm.phases import Phase
 from modeladapter.fsm.state import AdapterState
@@ -82,6 +83,15 @@ def events_for(payloads: Sequence[AdapterEvent], after: AdapterState, *, namespa
                 )
             case Unloaded(outcome="unloaded"):
                 notices.append(Notice("Normal", "Unloaded", f"Unloaded adapter from pod {payload.pod}"))
+            case UnloadFailed(abandoned=True):
+                notices.append(
+                    Notice(
+                        "Warning",
+                        "UnloadAbandoned",
+                        f"Gave up unloading {namespace}/{name} from pod {payload.pod} at its deadline; its engine "
+                        f"may still serve it: {payload.error}",
+                    )
+                )
             case PhaseChanged(to_phase=Phase.RUNNING) if payload.from_phase is not Phase.RUNNING:
                 notices.append(Notice("Normal", "Running", f"ModelAdapter {namespace}/{name} is ready"))
             case PhaseChanged(to_phase=Phase.FAILED):

@@ -6,7 +6,11 @@ then end its stream.
   is left the log records `Finalized`, and only then is the finalizer removed. Without our finalizer the
   object never waited for us: its stream simply ends.
 * **orphaned** (the object is gone, its stream is not finalized: it was forced off while the operator was away):
-  what can be unloaded is, without the API key (its Secret is not ours to read any more), then the stream ends.
+  what can be unloaded is, with the API key from the Secret the log recorded (`SpecObserved.api_key_secret`,
+  read again; an inline key was never recorded), then the stream ends.
+
+An unload given up at its deadline leaves an engine that may still serve a deleted adapter: a Warning Event
+(`UnloadAbandoned`) says so, and `modeladapter verify` reports it.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from modeladapter.operator.reconcile.converging import unload_what_is_due
 from modeladapter.operator.reconcile.finalizers import release_finalizer
 from modeladapter.operator.reconcile.passes import Pass
 from modeladapter.operator.reconcile.publishing import Counts
-from modeladapter.operator.reconcile.secrets import NO_CREDENTIALS, Credentials, read_credentials
+from modeladapter.operator.reconcile.secrets import NO_CREDENTIALS, Credentials, read_credentials, read_recorded_key
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +80,8 @@ async def retire_orphan(ctx: Context, step: Pass) -> timedelta | None:
     sight = ctx.look(step.ref)
     observation = sight.observe(now=step.now, index=ctx.index)
     step.take(plan_retirement(step.state, observation, planning, deadline=step.now + ctx.settings.unload_timeout))
-    calls = ctx.calls({}, NO_CREDENTIALS)
+    credentials = await read_recorded_key(ctx.kube, step.ref.namespace, step.state.spec)
+    calls = ctx.calls({}, credentials)
     await unload_what_is_due(ctx, step, sight, calls, name=step.ref.name, publish=None)
     step.take(plan_finalization(step.state, now=step.now))
     await ctx.journal.append(step)

@@ -9,11 +9,13 @@ that cannot be sent in a header (not printable ASCII, or too long) is `SecretInv
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from modeladapter.adapters.connections import api_key_problem
 from modeladapter.adapters.masking import NO_MASK, SecretMask
+from modeladapter.fsm.events import SpecObserved
 from modeladapter.operator.api.spec import AdapterSpec, SpecProblem
 from modeladapter.operator.api.view import AdapterObject
 from modeladapter.operator.kube.client import SECRETS, KubeApi, NotFound
@@ -33,6 +35,8 @@ class Credentials:
         for messages built anywhere else."""
         return self.mask.mask(text)
 
+
+log = logging.getLogger(__name__)
 
 NO_CREDENTIALS = Credentials()
 NOT_FOUND = "SecretNotFound"
@@ -74,6 +78,24 @@ async def read_credentials(kube: KubeApi, adapter: AdapterObject, spec: AdapterS
                 reason=NOT_FOUND,
             )
     return Credentials(api_key=api_key, artifact=artifact, mask=_mask(api_key, artifact, adapter))
+
+
+async def read_recorded_key(kube: KubeApi, namespace: str, spec: SpecObserved | None) -> Credentials:
+    """The API key of an adapter that is gone, from the Secret its log recorded (read again, never stored).
+    None recorded (no `apiKeySecretRef`, an inline key, a log older than the record), a Secret gone or a key
+    that cannot be sent: no key, and the unload goes without it."""
+    if spec is None or spec.api_key_secret is None:
+        return NO_CREDENTIALS
+    reference = f"Secret {namespace}/{spec.api_key_secret}"
+    try:
+        api_key = (await _secret_data(kube, namespace, spec.api_key_secret)).get(spec.api_key_secret_key or "api-key")
+    except NotFound:
+        log.warning("%s, which held the API key, is gone: unloading without a key", reference)
+        return NO_CREDENTIALS
+    if api_key is None or api_key_problem(api_key) is not None:
+        log.warning("%s holds no usable API key any more: unloading without a key", reference)
+        return NO_CREDENTIALS
+    return Credentials(api_key=api_key, mask=SecretMask([api_key]))
 
 
 async def _secret_data(kube: KubeApi, namespace: str, name: str) -> dict[str, str]:

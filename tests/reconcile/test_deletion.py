@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from modeladapter.adapters.outcomes import EngineRejected
-from modeladapter.fsm.events import Finalized, PhaseChanged, Unloaded, UnloadFailed
+from modeladapter.fsm.events import Finalized, PhaseChanged, SpecObserved, Unloaded, UnloadFailed
 from modeladapter.operator.kube.client import MODELADAPTERS
 from tests.e2e.conftest import adapter_manifest as manifest
 from tests.reconcile.conftest import World
@@ -74,15 +74,56 @@ async def test_an_adapter_forced_off_while_the_operator_was_away_is_unloaded_fro
     world.apply(manifest(replicas=1))
     await world.reconcile()
     uid = world.uid()
-    world.cluster.store.patch(
-        world.cluster.store.resource_type("model.aibrix.ai", "v1alpha1", "modeladapters"),
-        "default",
-        "qwen-code-lora",
-        "application/merge-patch+json",
-        {"metadata": {"finalizers": None}},
-    )
-    world.delete("qwen-code-lora")
+    force_off(world)
     assert world.cluster.adapter(uid) is None
     result = await world.reconcile(uid=uid)
     assert engine.served == {} and result.finalized
     assert isinstance((await world.events(uid=uid))[-1], Finalized)
+
+
+def force_off(world: World, name: str = "qwen-code-lora") -> None:
+    """What `kubectl patch --type merge -p '{"metadata":{"finalizers":null}}'` and a delete do while the operator
+    is away: the object is gone without waiting for the operator."""
+    world.cluster.store.patch(
+        world.cluster.store.resource_type("model.aibrix.ai", "v1alpha1", "modeladapters"),
+        "default",
+        name,
+        "application/merge-patch+json",
+        {"metadata": {"finalizers": None}},
+    )
+    world.delete(name)
+
+
+async def test_an_adapter_forced_off_is_unloaded_with_the_key_of_the_secret_its_log_recorded(world: World) -> None:
+    engine = world.add_pod("pod-0")
+    world.add_secret("engine-key", {"token": "s3cr3t-t0ken"})
+    world.apply(manifest(replicas=1, apiKeySecretRef={"name": "engine-key", "key": "token"}))
+    await world.reconcile()
+    uid = world.uid()
+    observed = [e for e in await world.events(uid=uid) if isinstance(e, SpecObserved)]
+    assert (observed[-1].api_key_secret, observed[-1].api_key_secret_key) == ("engine-key", "token")
+    assert "s3cr3t-t0ken" not in repr(await world.events(uid=uid)), "where the key is, never the key"
+    force_off(world)
+    engine.keys.clear()
+    result = await world.reconcile(uid=uid)
+    assert engine.served == {} and result.finalized
+    assert engine.keys == ["s3cr3t-t0ken"], "the unload carried the key"
+
+
+async def test_an_unload_given_up_at_its_deadline_is_a_warning_event_even_when_the_object_is_gone(
+    world: World,
+) -> None:
+    engine = world.add_pod("pod-0")
+    world.apply(manifest(replicas=1))
+    await world.reconcile()
+    uid = world.uid()
+    engine.fail("unload", FAILING, times=100)
+    force_off(world)
+    for _ in range(14):
+        await world.reconcile(uid=uid)
+        world.clock.advance(5)
+    warnings = [e for e in world.k8s_events() if e["reason"] == "UnloadAbandoned"]
+    assert len(warnings) == 1 and warnings[0]["type"] == "Warning"
+    assert warnings[0]["message"].startswith("Gave up unloading default/qwen-code-lora from pod pod-0 at its deadline")
+    assert warnings[0]["involvedObject"]["uid"] == uid
+    assert (await world.state(uid=uid)).finalized
