@@ -24,6 +24,13 @@ Upcaster = Callable[[JSONObject], JSONObject]
 
 
 @dataclass(frozen=True, slots=True)
+class NotJSON:
+    """What a read-only engine hands over for a stored payload that is not JSON (`store.readonly`)."""
+
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
 class Codec:
     upcasters: Mapping[tuple[str, int], Upcaster] = field(default_factory=dict)
     """Keyed by (event type, the schema version the upcaster reads)."""
@@ -36,6 +43,8 @@ class Codec:
     def decode_payload(
         self, *, stream_id: str, version: int, type_: str, schema_version: int, payload: Any
     ) -> AdapterEvent:
+        if isinstance(payload, NotJSON):
+            raise CorruptEvent(stream_id, version, f"payload is not JSON ({payload.error})")
         if not isinstance(payload, dict):
             raise CorruptEvent(stream_id, version, f"payload is {type(payload).__name__}, not a JSON object")
         data: JSONObject = dict(payload)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from modeladapter.fsm.events import PhaseChanged, RecordedEvent
 from modeladapter.fsm.phases import Phase
-from modeladapter.fsm.state import AdapterState, fold
+from modeladapter.fsm.state import AdapterState, FoldError, fold
 from modeladapter.store import SqlEventStore, StreamInfo
 from modeladapter.store.queries import (
     DurationSummary,
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     pass
 
 from modeladapter.operator.audit.eventlog import AuditError
+from modeladapter.operator.audit.integrity import check_streams
 
 
 async def incarnations_of(store: SqlEventStore, *, namespace: str, name: str) -> list[StreamInfo]:
@@ -99,6 +100,7 @@ class History:
 async def history(store: SqlEventStore, *, namespace: str, name: str, now: datetime, uid: str | None = None) -> History:
     """The phase timeline of namespace/name, every incarnation (or the one `uid`), oldest first."""
     await incarnations_of(store, namespace=namespace, name=name)
+    await check_streams(store, namespace=namespace, name=name)
     streams = await timeline(store, namespace=namespace, name=name)
     if uid is not None:
         streams = [(s, e) for s, e in streams if s.stream_id == uid]
@@ -131,9 +133,15 @@ async def _unknown_uid(store: SqlEventStore, *, namespace: str, name: str, uid: 
 
 async def events(store: SqlEventStore, selection: EventFilter, *, limit: int | None) -> list[RecordedEvent]:
     """The selected events in log order (the newest `limit` of them); an unknown `--adapter` is an error."""
+    await check_selection(store, selection)
+    return await find_events(store, selection, limit=limit)
+
+
+async def check_selection(store: SqlEventStore, selection: EventFilter) -> None:
+    """An unknown `--adapter`, and a stream the selection reads that cannot be told in full, are errors."""
     if selection.name is not None and selection.namespace is not None:
         await incarnations_of(store, namespace=selection.namespace, name=selection.name)
-    return await find_events(store, selection, limit=limit)
+    await check_streams(store, namespace=selection.namespace, name=selection.name)
 
 
 # --- replay ---------------------------------------------------------------------------------------------------
@@ -175,16 +183,20 @@ async def replay(
         if not existing:
             raise _not_yet(namespace, name, at, incarnations[0].created_at)
         stream = existing[-1]
+    await check_streams(store, stream_id=stream.stream_id)
     prefix = await stream_prefix(store, stream.stream_id, at=at)
     if not prefix:
         raise _not_yet(namespace, name, at, stream.created_at)
-    if not step:
-        return Replay(namespace, name, stream, at, fold(prefix))
     steps: list[tuple[RecordedEvent, AdapterState]] = []
     state = AdapterState()
-    for event in prefix:
-        state = fold([event], state)
-        steps.append((event, state))
+    try:
+        if not step:
+            return Replay(namespace, name, stream, at, fold(prefix))
+        for event in prefix:
+            state = fold([event], state)
+            steps.append((event, state))
+    except FoldError as error:  # events that no operator could have recorded: a damaged log
+        raise AuditError(f"cannot replay {namespace}/{name}: its events do not add up: {error}") from None
     return Replay(namespace, name, stream, at, state, steps)
 
 
@@ -195,12 +207,14 @@ def _not_yet(namespace: str, name: str, at: datetime, first: datetime) -> AuditE
 
 
 def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime: strftime writes the year 1 as "1", not "0001".
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 async def stuck(
     store: SqlEventStore, *, longer_than: timedelta, namespace: str | None, now: datetime
 ) -> list[StuckAdapter]:
+    await check_streams(store, namespace=namespace)
     return await stuck_adapters(store, longer_than=longer_than, now=now, namespace=namespace)
 
 
@@ -234,6 +248,7 @@ class Stats:
 
 
 async def stats(store: SqlEventStore, *, namespace: str | None) -> Stats:
+    await check_streams(store, namespace=namespace)
     transitions = await all_phase_transitions(store, namespace=namespace)
     ended = {s.stream_id: s.finalized_at for s in await store.streams(namespace=namespace)}
     summaries, ongoing = phase_durations(transitions, finalized_at=ended)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from modeladapter.fsm.events import RecordedEvent
-from modeladapter.fsm.state import AdapterState, fold
+from modeladapter.fsm.state import AdapterState, FoldError, fold
 from modeladapter.operator.api.status import StatusDocument, project_status
 from modeladapter.store import SqlEventStore, StreamInfo
 from modeladapter.store.queries import (
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from modeladapter.operator.kube.client import Kube, Raw
 
 from modeladapter.operator.audit.eventlog import AuditError, first_line
+from modeladapter.operator.audit.integrity import check_streams
 
 SANDBOX_KUBECONFIG: Final = Path(".modeladapter") / "kubeconfig"
 """Where `modeladapter sandbox` writes its kubeconfig (relative to the directory it runs in)."""
@@ -97,12 +98,16 @@ async def verify(store: SqlEventStore, kube: Kube, *, namespace: str | None, now
     """Every live stream's fold against its ModelAdapter's `status`, and adapters only one side knows."""
     from modeladapter.operator.kube.client import MODELADAPTERS, KubeError, Unreachable
 
+    await check_streams(store, namespace=namespace)
     live = [s for s in await store.streams(namespace=namespace) if s.finalized_at is None]
     recorded = await find_events(store, EventFilter(namespace=namespace))
     by_stream: dict[str, list[RecordedEvent]] = {}
     for event in recorded:
         by_stream.setdefault(event.stream_id, []).append(event)
-    states = {s.stream_id: fold(by_stream.get(s.stream_id, [])) for s in live}
+    try:
+        states = {s.stream_id: fold(by_stream.get(s.stream_id, [])) for s in live}
+    except FoldError as error:  # events that no operator could have recorded: a damaged log
+        raise AuditError(f"cannot fold the log to compare it with the cluster: {error}") from None
     try:
         adapters, _ = await kube.list(MODELADAPTERS, namespace)
     except Unreachable as error:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -38,6 +39,10 @@ DRIFT: Final = 1
 INTERRUPTED: Final = 130
 DEFAULT_STUCK_FOR: Final = "5m"
 FOLLOW_POLL_SECONDS: Final = 0.5
+MAX_LIMIT: Final = 2**63 - 1
+"""The largest `--limit` a database takes (a 64-bit integer); a larger one means the same: everything."""
+_MAX_LIMIT_DIGITS: Final = len(str(MAX_LIMIT))
+_DIGITS: Final = re.compile(r"[0-9]+")  # ASCII only: str.isdigit also takes "²", which int() refuses
 
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -147,24 +152,56 @@ def add_audit_commands(commands: Subcommands, *, database: argparse.ArgumentPars
 
 
 def run_audit_command(args: argparse.Namespace, *, prog: str, out: TextIO | None = None) -> int:
-    """Run one audit command; its exit status. Bad input is one line on stderr and status 2."""
+    """Run one audit command; its exit status. Bad input and bad logs are one line on stderr and status 2."""
     out = out or sys.stdout
     label = f"{prog} {args.command}"
     url = str(args.database_url or os.environ.get("MODELADAPTER_DATABASE_URL") or DEFAULT_DATABASE_URL)
     try:
+        _check_text(args, url)
         if args.output not in OUTPUT_FORMATS:
             raise AuditError(f"-o/--output: must be one of {', '.join(OUTPUT_FORMATS)}, got {args.output!r}")
         command = _COMMANDS[args.command]
         return asyncio.run(command(args, url, out))
     except AuditError as error:
-        print(f"{label}: {error}", file=sys.stderr)
+        _complain(f"{label}: {error}")
         return USAGE_ERROR
     except (OSError, SQLAlchemyError, StoreError) as error:
         detail = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
-        print(f"{label}: cannot read the event log {redact_url(url)}: {_one_line(detail)}", file=sys.stderr)
+        _complain(f"{label}: cannot read the event log {redact_url(url)}: {_one_line(detail)}")
+        return USAGE_ERROR
+    except (ValueError, TypeError, ArithmeticError, LookupError, RecursionError) as error:
+        # Arguments are checked before this, and rows are decoded by the audit codec; what is left is a stored
+        # value that cannot be read at all (a time or uid column that is not one): the log is damaged.
+        _complain(
+            f"{label}: cannot read the event log {redact_url(url)}: a stored value is unreadable: {_one_line(error)}"
+        )
         return USAGE_ERROR
     except KeyboardInterrupt:  # Ctrl-C during a one-shot command: nothing was written, nothing to report
         return INTERRUPTED
+
+
+def _complain(message: str) -> None:
+    """`message` on stderr as exactly one line, whatever a log or an argument put in it (newlines, escapes)."""
+    escaped = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in message)
+    print(escaped, file=sys.stderr)
+
+
+_FLAGS: Final = {"name": "NAME", "namespace": "-n/--namespace", "longer_than": "--for", "output": "-o/--output"}
+
+
+def _check_text(args: argparse.Namespace, url: str) -> None:
+    """Refuse an argument that no log can hold: a NUL character, or bytes that are not UTF-8 (from the shell)."""
+    given = [(dest, value) for dest, value in vars(args).items() if isinstance(value, str | Path)]
+    given += [(dest, item) for dest, value in vars(args).items() if isinstance(value, list) for item in value]
+    for dest, value in [*given, ("database_url", url)]:
+        text = str(value)
+        flag = _FLAGS.get(dest, "--" + dest.replace("_", "-"))
+        if "\x00" in text:
+            raise AuditError(f"{flag}: {text!r} contains a NUL character")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise AuditError(f"{flag}: {text!r} is not valid UTF-8") from None
 
 
 def _one_line(error: BaseException) -> str:
@@ -213,9 +250,12 @@ async def _events(args: argparse.Namespace, url: str, out: TextIO) -> int:
         )
     limit: int | None = None
     if args.limit is not None:
-        if not args.limit.strip().isdigit() or int(args.limit) < 1:
+        digits = args.limit.strip()
+        significant = digits.lstrip("0")
+        if _DIGITS.fullmatch(digits) is None or not significant:
             raise AuditError(f"--limit: expected a whole number of events, at least 1, got {args.limit!r}")
-        limit = int(args.limit)
+        # More than any log holds is all of it; no database takes a larger number (and int() refuses 4,300 digits).
+        limit = MAX_LIMIT if len(significant) > _MAX_LIMIT_DIGITS else min(int(significant), MAX_LIMIT)
     if args.follow and args.until is not None:
         raise AuditError("--until and --follow do not go together: following never ends at a time")
     selection = EventFilter(
@@ -243,8 +283,7 @@ async def _follow(
     store: SqlEventStore, selection: EventFilter, limit: int | None, output: OutputFormat, out: TextIO
 ) -> int:
     """Print the backlog, then every new event, until SIGINT or SIGTERM; exit status 0."""
-    if selection.name is not None and selection.namespace is not None:
-        await auditing.incarnations_of(store, namespace=selection.namespace, name=selection.name)
+    await auditing.check_selection(store, selection)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -314,8 +353,13 @@ async def _stuck(args: argparse.Namespace, url: str, out: TextIO) -> int:
         longer_than = parse_duration(args.longer_than)
     except TimeInputError as error:
         raise AuditError(f"--for: {error}") from None
+    now = _now()
+    try:
+        now - longer_than
+    except OverflowError:
+        raise AuditError(f"--for: {args.longer_than!r} reaches back before the year 1") from None
     async with open_event_log(url) as store:
-        found = await auditing.stuck(store, longer_than=longer_than, namespace=_namespace(args), now=_now())
+        found = await auditing.stuck(store, longer_than=longer_than, namespace=_namespace(args), now=now)
     output = _output(args)
     out.write(
         reports.stuck_table(found, longer_than=longer_than)

@@ -10,7 +10,8 @@ A time is one of:
 * `now`.
 
 A value that is none of these raises `TimeInputError`, whose message shows what is accepted; the CLI prefixes
-the flag and exits with status 2.
+the flag and exits with status 2. So does a time that leaves Python's range (years 1 to 9999) once converted
+to UTC, such as `0001-01-01T00:00:00+14:00`, and a duration that reaches back before the year 1.
 
 An ISO time names a span as long as its last digit: `21:04:05.123Z` is that whole millisecond, `21:04:05Z` that
 second, `2026-11-26` that day. Where a time ends a window (`--until`, `replay --at`), `parse_time(...,
@@ -32,6 +33,7 @@ TIME_HELP: Final = (
     "a duration meaning that long ago (90s, 5m, 2h, 1d), or now"
 )
 DURATION_EXAMPLES: Final = "30s, 5m, 2h or 1d"
+TIME_RANGE: Final = "0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z"
 
 
 class TimeInputError(ValueError):
@@ -59,13 +61,20 @@ def parse_time(text: str, *, now: datetime, end: bool = False) -> datetime:
     except ValueError:
         pass
     else:
-        if end:
-            moment += _span(stripped) - _MICROSECOND
-        return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).astimezone(UTC)
+        try:
+            if end:
+                moment += _span(stripped) - _MICROSECOND
+            return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00:00+14:00 is in year 0 in UTC, 9999-12-31T23:59:59-14:00 in 10000
+            raise TimeInputError(f"{text!r} is out of range: in UTC, a time must fall in {TIME_RANGE}") from None
     try:
-        return now - timedelta(seconds=parse_seconds(stripped))
+        ago = timedelta(seconds=parse_seconds(stripped))
     except (ValueError, OverflowError):
         raise TimeInputError(f"cannot read {text!r} as a time; use e.g. {TIME_EXAMPLES}") from None
+    try:
+        return now - ago
+    except OverflowError:
+        raise TimeInputError(f"{text!r} reaches back before the year 1") from None
 
 
 _MICROSECOND: Final = timedelta(microseconds=1)

@@ -351,6 +351,24 @@ async def _settle(produced: ProducedLog, quiet: float = 1.0) -> None:
         await engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def empty_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The kubeconfig of an API emulator with the CRD and no ModelAdapter: `verify` on any log answers (drift)."""
+    world, server = LoopThread(), ApiServer()
+
+    async def start() -> None:
+        await server.start()
+        server.seed(modeladapter_crd())
+        server.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-b"}})
+
+    world.run(start())
+    try:
+        yield server.write_kubeconfig(tmp_path_factory.mktemp("empty-cluster") / "kubeconfig")
+    finally:
+        world.run(server.stop())
+        world.close()
+
+
 # --- copies of a log ------------------------------------------------------------------------------------------
 
 

@@ -73,3 +73,39 @@ def test_a_duration_is_a_number_with_a_unit(text: str, seconds: float) -> None:
 def test_an_unreadable_duration_says_what_is_accepted(text: str) -> None:
     with pytest.raises(TimeInputError, match=r"cannot read .* as a duration; use e\.g\. 30s, 5m, 2h or 1d"):
         parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    "text, end",
+    [
+        ("0001-01-01T00:00:00+14:00", False),
+        ("0001-01-01T09:59:59.999999+10:00", False),
+        ("9999-12-31T23:59:59-14:00", False),
+        ("9999-12-31T20:00-05:00", True),
+        ("9999-12-31T23:59:59.999999-00:01", True),
+    ],
+)
+def test_a_time_that_leaves_the_date_range_once_in_utc_is_refused_as_out_of_range(text: str, end: bool) -> None:
+    with pytest.raises(TimeInputError) as refused:
+        parse_time(text, now=NOW, end=end)
+    assert str(refused.value) == (
+        f"{text!r} is out of range: in UTC, a time must fall in 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z"
+    )
+
+
+@pytest.mark.parametrize(
+    "text, end, expected",
+    [
+        ("0001-01-01T00:00:00Z", False, datetime(1, 1, 1, tzinfo=UTC)),
+        ("0001-01-01T10:00:00+10:00", False, datetime(1, 1, 1, tzinfo=UTC)),
+        ("9999-12-31", True, datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+        ("9999-12-31T18:59:59.999999-05:00", True, datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+    ],
+)
+def test_the_ends_of_the_date_range_in_utc_are_still_times(text: str, end: bool, expected: datetime) -> None:
+    assert parse_time(text, now=NOW, end=end) == expected
+
+
+def test_a_duration_that_reaches_back_before_the_year_1_is_refused() -> None:
+    with pytest.raises(TimeInputError, match=r"^'800000d' reaches back before the year 1$"):
+        parse_time("800000d", now=NOW)
