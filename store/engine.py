@@ -18,6 +18,8 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
+from modeladapter.store.postgres_url import BadPostgresParameter, check_parameters, connect_arguments
+
 DEFAULT_DATABASE_URL: Final = "sqlite+aiosqlite:///.modeladapter/events.db"
 
 _SQLITE_DRIVERS: Final = frozenset({"sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"})
@@ -37,6 +39,11 @@ class UnsupportedDatabase(ValueError):
     """The URL is not a SQLite or PostgreSQL URL."""
 
 
+class BadDatabaseParameter(UnsupportedDatabase):
+    """A PostgreSQL URL with a parameter that is unknown or has a value it cannot take (the message names it and
+    shows the URL with its password masked)."""
+
+
 def normalize_url(url: str | URL) -> URL:
     """The URL with the async driver this project uses; raises `UnsupportedDatabase` on anything else."""
     try:
@@ -46,6 +53,10 @@ def normalize_url(url: str | URL) -> URL:
     if parsed.drivername in _SQLITE_DRIVERS:
         return parsed.set(drivername="sqlite+aiosqlite")
     if parsed.drivername in _POSTGRES_DRIVERS:
+        try:
+            check_parameters(parsed)
+        except BadPostgresParameter as error:
+            raise BadDatabaseParameter(f"{error} (in {parsed.render_as_string(hide_password=True)})") from None
         return parsed.set(drivername="postgresql+asyncpg")
     raise UnsupportedDatabase(
         f"unsupported database {parsed.drivername!r} in {parsed.render_as_string(hide_password=True)}; "
@@ -70,12 +81,16 @@ def create_engine(url: str | URL, *, connect_args: dict[str, Any] | None = None,
     normalized = normalize_url(url)
     if normalized.get_backend_name() == "sqlite":
         return _sqlite_engine(normalized, connect_args or {}, echo)
+    bare, from_url = connect_arguments(normalized)
+    settings = {**from_url.pop("server_settings", {}), **(connect_args or {}).get("server_settings", {})}
     return create_async_engine(
-        normalized,
+        bare,
         connect_args={
             "timeout": POSTGRES_CONNECT_TIMEOUT_S,
             "command_timeout": POSTGRES_COMMAND_TIMEOUT_S,
+            **from_url,
             **(connect_args or {}),
+            **({"server_settings": settings} if settings else {}),
         },
         echo=echo,
         # A connection killed under us (failover, pg_terminate_backend) is replaced, not handed out.

@@ -34,7 +34,13 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from modeladapter.fsm.backoff import BackoffPolicy
-from modeladapter.store.engine import DEFAULT_DATABASE_URL, UnsupportedDatabase, normalize_url, redact_url
+from modeladapter.store.engine import (
+    DEFAULT_DATABASE_URL,
+    BadDatabaseParameter,
+    UnsupportedDatabase,
+    normalize_url,
+    redact_url,
+)
 
 ENV_PREFIX: Final = "MODELADAPTER_"
 LogFormat = Literal["json", "text"]
@@ -225,6 +231,8 @@ def _check_seconds(setting: str, value: object, *, zero_allowed: bool) -> None:
 def _check_database_url(url: str) -> None:
     try:
         normalize_url(url)
+    except BadDatabaseParameter as error:
+        raise SettingsError("database_url", str(error)) from None
     except UnsupportedDatabase as error:
         # Never echo an unparseable URL: it may hold a password that redaction cannot find.
         detail = str(error) if "unsupported database" in str(error) else f"not a database URL ({redact_url(url)})"

@@ -136,6 +136,8 @@ BAD_VALUES = [
     pytest.param("--log-level", "chatty", "--log-level / MODELADAPTER_LOG_LEVEL: must be one of DEBUG, INFO", id="log-level"),
     pytest.param("--database-url", "mysql://root@db/x", "--database-url / MODELADAPTER_DATABASE_URL: unsupported database 'mysql'", id="mysql"),
     pytest.param("--database-url", "not a url", "--database-url / MODELADAPTER_DATABASE_URL: not a database URL", id="garbage-url"),
+    pytest.param("--database-url", "postgresql://u:pw@db/x?sslmod=require", "--database-url / MODELADAPTER_DATABASE_URL: the PostgreSQL URL parameter 'sslmod' is not supported; use sslmode, ", id="unknown-libpq-parameter"),
+    pytest.param("--database-url", "postgresql://u:pw@db/x?sslmode=on", "--database-url / MODELADAPTER_DATABASE_URL: sslmode='on' is not one of disable, allow, prefer, require, verify-ca, verify-full (in postgresql://u:***@db/x?sslmode=on)", id="bad-sslmode"),
     pytest.param("--namespace", "Team_A", "--namespace / MODELADAPTER_NAMESPACE: 'Team_A' is not a valid namespace name", id="namespace"),
     pytest.param("--lease-name", "Lease!", "--lease-name / MODELADAPTER_LEASE_NAME: 'Lease!' is not a valid Lease name", id="lease-name"),
     pytest.param("--identity", " ", "--identity / MODELADAPTER_IDENTITY: must not be empty", id="identity"),
