@@ -15,12 +15,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from modeladapter.fsm.events import ServiceBound
+from modeladapter.fsm.events import OwnedObjectRestored, ServiceBound
 from modeladapter.fsm.health import stable_since
 from modeladapter.fsm.observations import Observation, PlanSettings
 from modeladapter.fsm.phases import PlacementState, PlacementTrigger
 from modeladapter.fsm.plans import CallOutcome, Plan, Planner, Pods
-from modeladapter.fsm.rules import BIND_ENDPOINTS, LOAD_OUTCOME, UNLOAD_OUTCOME
+from modeladapter.fsm.rules import BIND_ENDPOINTS, LOAD_OUTCOME, RESTORE_OWNED, UNLOAD_OUTCOME
 from modeladapter.fsm.state import AdapterState
 
 S, U = PlacementState, PlacementTrigger
@@ -89,9 +89,19 @@ def plan_unload_outcomes(
     return planner.plan()
 
 
-def plan_endpoints(state: AdapterState, *, service: str, addresses: Sequence[str], now: datetime) -> Plan:
-    """The EndpointSlice now lists `addresses`: recorded when they changed."""
+def plan_endpoints(
+    state: AdapterState,
+    *,
+    service: str,
+    addresses: Sequence[str],
+    now: datetime,
+    restored: Sequence[OwnedObjectRestored] = (),
+) -> Plan:
+    """The EndpointSlice now lists `addresses`: recorded when they changed; what was put back after someone
+    else deleted or edited it (`restored`) is recorded first."""
     planner = Planner(state, Observation(now=now, namespace="", name=""), PlanSettings())
+    for fact in restored:
+        planner.record(RESTORE_OWNED, fact)
     listed = tuple(sorted(addresses))
     if state.endpoints != listed:
         planner.record(BIND_ENDPOINTS, ServiceBound(service=service, endpoints=listed))

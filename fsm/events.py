@@ -231,6 +231,20 @@ class ServiceBound(_Payload):
     """The pod IPs the EndpointSlice lists, sorted; empty when no instance is left."""
 
 
+class OwnedObjectRestored(_Payload):
+    """Someone else deleted or edited the adapter's Service or EndpointSlice; the operator put it back."""
+
+    type: Literal["OwnedObjectRestored"] = "OwnedObjectRestored"
+    schema_version: Literal[1] = 1
+    kind: Literal["Service", "EndpointSlice"]
+    """Which of the two objects named like the adapter."""
+    name: str
+    """The object's name: the ModelAdapter's."""
+    change: Literal["deleted", "edited"]
+    """`deleted`: it was gone and was created again; `edited`: what the operator owns in it (ports, labels,
+    endpoints) was changed, and is written back."""
+
+
 class Finalized(_Payload):
     """Every placement is unloaded (or the object is gone): the stream ends here; the finalizer goes next."""
 
@@ -288,6 +302,7 @@ AdapterEvent: TypeAlias = Annotated[
     | Unloaded
     | UnloadFailed
     | ServiceBound
+    | OwnedObjectRestored
     | Finalized
     | PhaseChanged
     | PlacementChanged,
@@ -313,6 +328,7 @@ EVENT_TYPES: frozenset[str] = frozenset(
         Unloaded,
         UnloadFailed,
         ServiceBound,
+        OwnedObjectRestored,
         Finalized,
         PhaseChanged,
         PlacementChanged,

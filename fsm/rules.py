@@ -99,6 +99,11 @@ BIND_ENDPOINTS: Final = Rule(
     "the addresses the Service's EndpointSlice now lists are recorded when they changed",
     records=("ServiceBound",),
 )
+RESTORE_OWNED: Final = Rule(
+    "restore_owned",
+    "a Service or EndpointSlice of the adapter's that someone else deleted or edited is recorded as put back",
+    records=("OwnedObjectRestored",),
+)
 WALK_PHASE: Final = Rule(
     "walk_phase",
     "the phase follows the placements one phase-table edge at a time (`modeladapter.fsm.progress`)",
@@ -130,6 +135,7 @@ RULES: Final[tuple[Rule, ...]] = (
     LOAD_OUTCOME,
     UNLOAD_OUTCOME,
     BIND_ENDPOINTS,
+    RESTORE_OWNED,
     WALK_PHASE,
     FINALIZE,
 )

@@ -226,7 +226,8 @@ class _Folder:
             case Finalized():
                 self.finalized = True
             case _:
-                # PodSelected and Unloaded are facts whose effect on state the matching PlacementChanged carries.
+                # PodSelected and Unloaded are facts whose effect on state the matching PlacementChanged carries;
+                # OwnedObjectRestored changes nothing the operator decides with.
                 pass
 
     def _placement_changed(self, payload: PlacementChanged, at: datetime) -> None:

@@ -120,6 +120,9 @@ def example_story() -> list[ev.RecordedEvent]:
     story.decide(U.UNLOAD_FAILED, pod=first, error=_refused(first).replace("load:", "unload:"))
     story.next_reconcile(timedelta(seconds=5))
     story.decide(U.UNLOAD_SUCCEEDED, pod=first)
+    # Someone deletes the Service by hand; the watch event brings the operator, which puts it back.
+    story.next_reconcile(timedelta(seconds=12))
+    story.record(ev.OwnedObjectRestored(kind="Service", name=NAME, change="deleted"))
     # The engine forgot the adapter (it restarted); verification notices and the pod gets it back.
     story.next_reconcile(timedelta(seconds=30))
     missing = "not listed by the engine's /v1/models (evicted, or the engine restarted)"

@@ -17,6 +17,7 @@ from modeladapter.fsm.events import (
     LoadFailed,
     LoadStarted,
     LoadSucceeded,
+    OwnedObjectRestored,
     PhaseChanged,
     PlacementChanged,
     PlacementExhausted,
@@ -91,6 +92,8 @@ def narrate(payload: AdapterEvent) -> str:
         case ServiceBound():
             endpoints = ", ".join(payload.endpoints) or "no endpoints"
             return f"service {payload.service} -> {endpoints}"
+        case OwnedObjectRestored():
+            return f"{payload.kind} {payload.name} was {payload.change} by someone else; put back"
         case Finalized():
             return "finalized: every pod unloaded, finalizer removed"
         case PhaseChanged():

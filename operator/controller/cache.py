@@ -1,8 +1,11 @@
-"""The operator's picture of the cluster: ModelAdapters and Pods, kept current by informers.
+"""The operator's picture of the cluster: ModelAdapters and Pods, and the Services and EndpointSlices it owns,
+kept current by informers.
 
 The reconciles read it (`modeladapter.operator.reconcile.ports.ClusterReader`) instead of asking the API
 server on every pass. Every change is handed on to the listener (the `EventRouter`) once the cache holds it: a
-pod's straight from its informer, a ModelAdapter's after the cache has indexed it by uid.
+pod's straight from its informer, a ModelAdapter's after the cache has indexed it by uid, a Service's or
+EndpointSlice's (selected by the labels the operator gives them) so that one deleted or edited by someone
+else is put back at once.
 """
 
 from __future__ import annotations
@@ -11,14 +14,17 @@ import asyncio
 from collections.abc import Iterable
 from typing import Protocol
 
-from modeladapter.operator.kube.client import MODELADAPTERS, PODS, KubeApi, Raw
+from modeladapter.operator.kube.client import ENDPOINTSLICES, MODELADAPTERS, PODS, SERVICES, KubeApi, Raw
 from modeladapter.operator.kube.informers import Informer
+from modeladapter.operator.kube.services import ADAPTER_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 
 
 class ChangeListener(Protocol):
     def adapter_changed(self, old: Raw | None, new: Raw | None) -> None: ...
 
     def pod_changed(self, old: Raw | None, new: Raw | None) -> None: ...
+
+    def owned_changed(self, old: Raw | None, new: Raw | None) -> None: ...
 
 
 def uid_of(obj: Raw) -> str:
@@ -29,22 +35,35 @@ class ClusterCache:
     def __init__(self, kube: KubeApi, *, namespace: str | None = None) -> None:
         self.adapters = Informer(kube, MODELADAPTERS, self._adapter_changed, namespace=namespace)
         self.pods = Informer(kube, PODS, _nobody_listens, namespace=namespace)
+        self.services = Informer(kube, SERVICES, _nobody_listens, namespace=namespace, label_selector=ADAPTER_LABEL)
+        self.endpoint_slices = Informer(
+            kube,
+            ENDPOINTSLICES,
+            _nobody_listens,
+            namespace=namespace,
+            label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}",
+        )
         self._by_uid: dict[str, Raw] = {}
         self._listener: ChangeListener | None = None
+
+    @property
+    def _informers(self) -> tuple[Informer, ...]:
+        return self.adapters, self.pods, self.services, self.endpoint_slices
 
     def listen(self, listener: ChangeListener) -> None:
         self._listener = listener
         self.pods.on_change = listener.pod_changed
+        self.services.on_change = self.endpoint_slices.on_change = listener.owned_changed
 
     async def run(self) -> None:
-        await asyncio.gather(self.adapters.run(), self.pods.run())
+        await asyncio.gather(*(informer.run() for informer in self._informers))
 
     async def wait_synced(self) -> None:
-        await asyncio.gather(self.adapters.synced.wait(), self.pods.synced.wait())
+        await asyncio.gather(*(informer.synced.wait() for informer in self._informers))
 
     @property
     def synced(self) -> bool:
-        return self.adapters.synced.is_set() and self.pods.synced.is_set()
+        return all(informer.synced.is_set() for informer in self._informers)
 
     # --- reading (the reconcile's ClusterReader) -------------------------------------------------------------
 
@@ -78,4 +97,4 @@ class ClusterCache:
 
 
 def _nobody_listens(old: Raw | None, new: Raw | None) -> None:
-    """A pod change before a listener is set: the cache holds it, and the first sync enqueues every adapter."""
+    """A change before a listener is set: the cache holds it, and the first sync enqueues every adapter."""

@@ -1,5 +1,7 @@
 """Who a change concerns: a ModelAdapter change wakes that adapter; a pod change wakes the adapters of the pod's
-namespace whose selector matches the pod before or after the change, or that have a placement on it.
+namespace whose selector matches the pod before or after the change, or that have a placement on it; a change
+of a Service or EndpointSlice the operator owns wakes its owner, which puts it back if someone else deleted or
+edited it (the operator's own writes wake it too, once, and find nothing to do).
 
 The operator writes status and retry annotations itself, and waking up for its own writes would loop, so an
 adapter whose change is only there is woken only if the status is not the one this operator last wrote
@@ -62,6 +64,14 @@ class EventRouter:
         namespace, name = str(metadata.get("namespace", "")), str(metadata.get("name", ""))
         for uid in self._interested(namespace, name, (labels_of(old), labels_of(new))):
             self.enqueue(uid)
+
+    def owned_changed(self, old: Raw | None, new: Raw | None) -> None:
+        for obj in (old, new):
+            for owner in ((obj or {}).get("metadata") or {}).get("ownerReferences") or ():
+                uid = str(owner.get("uid", ""))
+                if owner.get("kind") == "ModelAdapter" and owner.get("controller") and self.cache.adapter(uid):
+                    self.enqueue(uid)
+                    return
 
     def _interested(self, namespace: str, pod: str, label_sets: Iterable[dict[str, str]]) -> list[str]:
         label_sets = list(label_sets)

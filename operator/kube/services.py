@@ -11,13 +11,24 @@ something else (a user's own Service): it reports it instead.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from modeladapter.operator.api.view import AdapterObject, AdapterRef
-from modeladapter.operator.kube.client import ENDPOINTSLICES, MODELADAPTERS, SERVICES, KubeApi, KubeError, NotFound, Raw
+from modeladapter.operator.kube.client import (
+    ENDPOINTSLICES,
+    MODELADAPTERS,
+    SERVICES,
+    KubeApi,
+    KubeError,
+    NotFound,
+    Raw,
+    Resource,
+)
 
 ADAPTER_LABEL: Final = "adapter.model.aibrix.ai/name"
 MODEL_LABEL: Final = "model.aibrix.ai/name"
@@ -84,40 +95,120 @@ def desired_endpoint_slice(ref: AdapterRef, endpoints: Sequence[Endpoint], *, po
 
 
 class NotOurs(KubeError):
-    """A Service or EndpointSlice of the adapter's name exists and belongs to something else."""
+    """A Service or EndpointSlice of the adapter's name exists and belongs to something else: the message says
+    what it belongs to, since only a person can settle it and needs to know who else is involved."""
 
-    def __init__(self, kind: str, namespace: str, name: str) -> None:
-        super().__init__(409, "NotOwned", f"{kind} {namespace}/{name} exists and is not owned by a ModelAdapter")
+    def __init__(self, kind: str, namespace: str, name: str, owners: Sequence[Mapping[str, Any]] = ()) -> None:
+        super().__init__(409, "NotOwned", f"{kind} {namespace}/{name} exists and {_ownership(owners, namespace)}")
 
 
-async def ensure_service(kube: KubeApi, adapter: AdapterObject, endpoints: Sequence[Endpoint], *, port: int) -> None:
+def _ownership(owners: Sequence[Mapping[str, Any]], namespace: str) -> str:
+    """`has no owner`, or `is owned by Deployment ns/web and ModelAdapter ns/other (uid ...)`."""
+    if not owners:
+        return "has no owner"
+    named = []
+    for owner in owners:
+        kind, name, uid = (_printable(owner.get(field)) for field in ("kind", "name", "uid"))
+        # An owner reference has no namespace of its own: a namespaced owner is in its dependent's namespace.
+        described = f"{kind} {namespace}/{name}"
+        if kind == MODELADAPTERS.kind:
+            described += f" (uid {uid})"  # which one: adapters of one name may have come and gone
+        named.append(described)
+    return "is owned by " + " and ".join(named)
+
+
+def _printable(value: object) -> str:
+    """Whoever wrote the object wrote its owner references: nothing in them reaches a message unescaped."""
+    text = str(value or "?")
+    return text if text.isprintable() else repr(text)
+
+
+OwnedKind = Literal["Service", "EndpointSlice"]
+
+
+@dataclass(frozen=True, slots=True)
+class Restoration:
+    """An object of the adapter's that someone else had deleted or edited, and that was put back."""
+
+    kind: OwnedKind
+    change: Literal["deleted", "edited"]
+
+
+async def ensure_service(
+    kube: KubeApi, adapter: AdapterObject, endpoints: Sequence[Endpoint], *, port: int, published: bool = False
+) -> list[Restoration]:
     """Create or correct the Service and the EndpointSlice. Raises `KubeError` if the API refuses, and
-    `NotOurs` if an object of that name belongs to something else (it is never taken over)."""
+    `NotOurs` if an object of that name belongs to something else (it is never taken over).
+
+    `published`: the log says they were written before, so one that is missing was deleted by someone else.
+    What the operator owns in each (ports, its labels, the endpoints) is fingerprinted in an annotation at each
+    write: owned fields that no longer match it were edited by someone else, and that edit is undone. Both are
+    returned, to be recorded; a change of the adapter's own (new instances, another port) is not."""
     namespace, name = adapter.ref.namespace, adapter.ref.name
     owner = adapter.ref.owner_reference()
-    service = desired_service(adapter, port=port)
-    try:
-        current = await kube.get(SERVICES, namespace, name)
-    except NotFound:
-        await kube.create(SERVICES, namespace, service)
-    else:
-        patch = _adoption(current, owner, "Service", namespace, name)
-        if (current.get("spec") or {}).get("ports") != service["spec"]["ports"] or _labels_differ(current, service):
-            patch["spec"] = {"ports": service["spec"]["ports"]}
-            patch.setdefault("metadata", {})["labels"] = service["metadata"]["labels"]
+    restored: list[Restoration] = []
+    owned: list[tuple[OwnedKind, Resource, Raw]] = [
+        ("Service", SERVICES, desired_service(adapter, port=port)),
+        ("EndpointSlice", ENDPOINTSLICES, desired_endpoint_slice(adapter.ref, endpoints, port=port)),
+    ]
+    for kind, resource, desired in owned:
+        wanted = _owned_part(desired)
+        desired["metadata"]["annotations"] = {WRITTEN_ANNOTATION: _fingerprint(wanted)}
+        try:
+            current = await kube.get(resource, namespace, name)
+        except NotFound:
+            await kube.create(resource, namespace, desired)
+            if published:
+                restored.append(Restoration(kind, "deleted"))
+            continue
+        patch = _adoption(current, owner, kind, namespace, name)
+        have = _owned_part(current)
+        if have != wanted:
+            written = ((current.get("metadata") or {}).get("annotations") or {}).get(WRITTEN_ANNOTATION)
+            if written is not None and written != _fingerprint(have):
+                restored.append(Restoration(kind, "edited"))
+            patch.update(_owned_patch(desired))
+            patch.setdefault("metadata", {})["annotations"] = desired["metadata"]["annotations"]
         if patch:
-            await kube.patch(SERVICES, namespace, name, patch)
-    slice_ = desired_endpoint_slice(adapter.ref, endpoints, port=port)
-    try:
-        current = await kube.get(ENDPOINTSLICES, namespace, name)
-    except NotFound:
-        await kube.create(ENDPOINTSLICES, namespace, slice_)
-        return
-    patch = _adoption(current, owner, "EndpointSlice", namespace, name)
-    if _addresses(current) != _addresses(slice_) or current.get("ports") != slice_["ports"]:
-        patch.update({"endpoints": slice_["endpoints"], "ports": slice_["ports"]})
-    if patch:
-        await kube.patch(ENDPOINTSLICES, namespace, name, patch)
+            await kube.patch(resource, namespace, name, patch)
+    return restored
+
+
+WRITTEN_ANNOTATION: Final = "adapter.model.aibrix.ai/written"
+"""A fingerprint of the fields the operator owns, as it last wrote them."""
+_OWNED_LABELS: Final = {
+    "Service": (ADAPTER_LABEL, MODEL_LABEL),
+    "EndpointSlice": (SERVICE_NAME_LABEL, MANAGED_BY_LABEL),
+}
+
+
+def _owned_part(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """What the operator owns in a Service or EndpointSlice: its labels (absent ones as None), the ports and,
+    in an EndpointSlice, the addresses."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    if obj.get("kind") == "Service":
+        return {
+            "labels": {key: labels.get(key) for key in _OWNED_LABELS["Service"]},
+            "ports": (obj.get("spec") or {}).get("ports"),
+        }
+    return {
+        "labels": {key: labels.get(key) for key in _OWNED_LABELS["EndpointSlice"]},
+        "ports": obj.get("ports"),
+        "addresses": _addresses(obj),
+    }
+
+
+def _owned_patch(desired: Raw) -> Raw:
+    """A merge patch that writes the owned fields of `desired` (a label it lacks is removed)."""
+    kind = desired["kind"]
+    labels = {key: desired["metadata"]["labels"].get(key) for key in _OWNED_LABELS[kind]}
+    if kind == "Service":
+        return {"metadata": {"labels": labels}, "spec": {"ports": desired["spec"]["ports"]}}
+    return {"metadata": {"labels": labels}, "endpoints": desired["endpoints"], "ports": desired["ports"]}
+
+
+def _fingerprint(owned: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(owned, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
 def _adoption(current: Mapping[str, Any], owner: Raw, kind: str, namespace: str, name: str) -> Raw:
@@ -127,13 +218,8 @@ def _adoption(current: Mapping[str, Any], owner: Raw, kind: str, namespace: str,
         return {}
     if owners and all(o.get("kind") == MODELADAPTERS.kind and o.get("name") == owner["name"] for o in owners):
         return {"metadata": {"ownerReferences": [owner]}}  # a re-created adapter takes over its predecessor's
-    raise NotOurs(kind, namespace, name)
+    raise NotOurs(kind, namespace, name, owners)
 
 
 def _addresses(endpoint_slice: Mapping[str, Any]) -> list[tuple[str, ...]]:
     return sorted(tuple(e.get("addresses") or []) for e in endpoint_slice.get("endpoints") or [])
-
-
-def _labels_differ(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
-    have = (current.get("metadata") or {}).get("labels") or {}
-    return any(have.get(k) != v for k, v in wanted["metadata"]["labels"].items())

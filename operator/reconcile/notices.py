@@ -14,6 +14,7 @@ from modeladapter.fsm.events import (
     LoadFailed,
     LoadStarted,
     LoadSucceeded,
+    OwnedObjectRestored,
     PhaseChanged,
     PlacementExhausted,
     PodLost,
@@ -90,6 +91,15 @@ def events_for(payloads: Sequence[AdapterEvent], after: AdapterState, *, namespa
                         "UnloadAbandoned",
                         f"Gave up unloading {namespace}/{name} from pod {payload.pod} at its deadline; its engine "
                         f"may still serve it: {payload.error}",
+                    )
+                )
+            case OwnedObjectRestored():
+                notices.append(
+                    Notice(
+                        "Warning",
+                        "OwnedObjectRestored",
+                        f"{payload.kind} {namespace}/{payload.name} was {payload.change} by someone else; "
+                        "the operator put it back (it is owned by the ModelAdapter)",
                     )
                 )
             case PhaseChanged(to_phase=Phase.RUNNING) if payload.from_phase is not Phase.RUNNING:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from modeladapter.fsm.calls import plan_endpoints
+from modeladapter.fsm.events import OwnedObjectRestored
 from modeladapter.operator.api.pods import ObservedPod
 from modeladapter.operator.api.status import StatusDocument, project_status, retry_annotations
 from modeladapter.operator.api.view import AdapterObject
@@ -55,7 +56,9 @@ class Publisher:
         if not endpoints and step.state.endpoints is None:
             return False
         try:
-            await ensure_service(self.kube, adapter, endpoints, port=adapter.engine_port)
+            restorations = await ensure_service(
+                self.kube, adapter, endpoints, port=adapter.engine_port, published=step.state.endpoints is not None
+            )
         except KubeError as error:
             log.warning("service for %s not in place: %s", adapter.ref.key, error)
             if isinstance(error, NotOurs) and adapter.ref.resource_version:
@@ -63,8 +66,17 @@ class Publisher:
                 message = f"{error.message}; the adapter stays Bound until it is renamed or removed"
                 await self.recorder.record(adapter.ref, [Notice("Warning", "ServiceConflict", message)])
             return False
+        restored = [OwnedObjectRestored(kind=r.kind, name=adapter.ref.name, change=r.change) for r in restorations]
+        for fact in restored:
+            log.warning("%s %s was %s by someone else; put back", fact.kind, adapter.ref.key, fact.change)
         step.take(
-            plan_endpoints(step.state, service=adapter.ref.name, addresses=[e.ip for e in endpoints], now=step.now)
+            plan_endpoints(
+                step.state,
+                service=adapter.ref.name,
+                addresses=[e.ip for e in endpoints],
+                now=step.now,
+                restored=restored,
+            )
         )
         return bool(endpoints) and len(endpoints) == len(step.state.instances)
 

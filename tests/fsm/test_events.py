@@ -30,6 +30,7 @@ def one_of_each(at: datetime) -> list[ev.AdapterEvent]:
         ev.Unloaded(pod="p", outcome="pod-gone"),
         ev.UnloadFailed(pod="p", error="timeout", abandoned=False),
         ev.ServiceBound(service="svc", endpoints=("10.0.0.1", "10.0.0.2")),
+        ev.OwnedObjectRestored(kind="EndpointSlice", name="svc", change="edited"),
         ev.Finalized(),
         ev.PhaseChanged(from_phase=None, to_phase=Phase.PENDING, trigger="created", reason="R", message="M"),
         ev.PlacementChanged(pod="p", from_state=PlacementState.LOADING, to_state=PlacementState.LOADED, trigger="t"),

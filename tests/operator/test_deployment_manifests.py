@@ -91,7 +91,7 @@ def rules(documents: list[JsonDict]) -> set[tuple[str, str, frozenset[str]]]:
 def test_the_cluster_role_grants_exactly_what_the_operator_uses(everything: list[JsonDict]) -> None:
     crd = modeladapter_crd()["spec"]
     group, plural = crd["group"], crd["names"]["plural"]
-    owned = {"get", "create", "patch"}
+    owned = {"get", "list", "watch", "create", "patch"}
     assert rules([one(everything, "ClusterRole")]) == {
         (group, plural, frozenset({"get", "list", "watch", "patch"})),
         (group, f"{plural}/status", frozenset({"patch"})),

@@ -45,7 +45,7 @@ async def test_a_service_of_the_adapters_name_owned_by_something_else_is_never_t
     )
     assert world.status()["phase"] == "Bound" and world.status()["instances"] == ["pod-0"]
     conflicts = [e for e in world.k8s_events() if e["reason"] == "ServiceConflict"]
-    assert conflicts and "is not owned by a ModelAdapter" in conflicts[0]["message"]
+    assert conflicts and "exists and has no owner" in conflicts[0]["message"]
 
 
 async def test_the_retry_annotations_are_left_alone_while_the_adapter_is_being_deleted(world: World) -> None:

@@ -1,0 +1,51 @@
+"""The Service and EndpointSlice the operator owns: a change of the adapter's own (more instances, another
+port, a base model) rewrites them silently; someone else's deletion or edit is undone and recorded."""
+
+from __future__ import annotations
+
+from modeladapter.fsm.events import OwnedObjectRestored
+from modeladapter.operator.kube.client import ENDPOINTSLICES, SERVICES
+from modeladapter.operator.kube.services import WRITTEN_ANNOTATION
+from tests.e2e.conftest import adapter_manifest as manifest
+from tests.reconcile.conftest import World
+
+
+async def restorations(world: World) -> list[tuple[str, str]]:
+    return [(e.kind, e.change) for e in await world.events() if isinstance(e, OwnedObjectRestored)]
+
+
+async def test_the_adapters_own_changes_rewrite_the_objects_without_a_word(world: World) -> None:
+    for pod in ("pod-0", "pod-1"):
+        world.add_pod(pod)
+    world.apply(manifest(replicas=1))
+    await world.settle()
+    world.apply(manifest(replicas=2, baseModel="qwen-coder"))
+    await world.settle()
+    body = manifest(replicas=2, baseModel="qwen-coder")
+    body["metadata"]["labels"]["model.aibrix.ai/port"] = "8001"
+    world.apply(body)
+    await world.settle()
+    service = world.cluster.get(SERVICES, "default", "qwen-code-lora")
+    slice_ = world.cluster.get(ENDPOINTSLICES, "default", "qwen-code-lora")
+    assert service is not None and slice_ is not None
+    assert service["spec"]["ports"][0]["port"] == 8001 and len(slice_["endpoints"]) == 2
+    assert service["metadata"]["labels"]["model.aibrix.ai/name"] == "qwen-coder"
+    assert WRITTEN_ANNOTATION in service["metadata"]["annotations"]
+    assert await restorations(world) == []
+    assert not [e for e in world.k8s_events() if e["reason"] == "OwnedObjectRestored"]
+
+
+async def test_an_endpoint_slice_emptied_by_someone_else_is_refilled_and_said_so(world: World) -> None:
+    world.add_pod("pod-0")
+    world.apply(manifest(replicas=1))
+    await world.settle()
+    resource = world.cluster.store.resource_type("discovery.k8s.io", "v1", "endpointslices")
+    world.cluster.store.patch(resource, "default", "qwen-code-lora", "application/merge-patch+json", {"endpoints": []})
+    await world.reconcile()
+    slice_ = world.cluster.get(ENDPOINTSLICES, "default", "qwen-code-lora")
+    assert slice_ is not None and len(slice_["endpoints"]) == 1
+    assert await restorations(world) == [("EndpointSlice", "edited")]
+    warning = next(e for e in world.k8s_events() if e["reason"] == "OwnedObjectRestored")
+    assert warning["type"] == "Warning" and warning["message"].startswith(
+        "EndpointSlice default/qwen-code-lora was edited by someone else"
+    )
