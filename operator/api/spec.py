@@ -3,10 +3,12 @@
 The CRD's schema rejects wrong types at the API server; what it cannot express is checked here, and a
 problem names the field and the rule, so that the status condition can say exactly what to fix:
 
-* `spec.artifactURL` — one of `huggingface://org/repo`, `hf://org/repo`, `s3://`, `gcs://`, `gs://`, `tos://`
-  with a bucket, or an absolute path;
+* `spec.artifactURL` — one of `huggingface://org/repo`, `hf://org/repo` (a repository id the Hub accepts: no
+  revision, query or fragment), `s3://`, `gcs://`, `gs://`, `tos://` with a bucket, or an absolute path; never
+  a control or invisible character, nor whitespace at either end (nor anywhere in a URL);
 * `spec.podSelector` — must select something (an empty selector would match every pod in the namespace);
-  expressions use `In`/`NotIn` with values or `Exists`/`DoesNotExist` without;
+  expressions use `In`/`NotIn` with values or `Exists`/`DoesNotExist` without; label keys and values are
+  what Kubernetes accepts (no pod can carry any other label: the adapter would wait for pods for ever);
 * `spec.replicas` — omitted (every healthy matching pod) or at least 1;
 * `spec.schedulerName` — a known policy (`modeladapter.fsm.scheduling`);
 * `metadata.name` — usable as the engine's LoRA name: the AIBrix runtime, the strictest engine, accepts
@@ -16,10 +18,12 @@ problem names the field and the rule, so that the status condition can say exact
 * the `model.aibrix.ai/port` label, if present — a port number (the engine's port).
 
 Pure: no I/O, no Kubernetes client. Secrets are resolved later, by the operator, and never stored here.
+A value shown in a problem is escaped (`repr`) if it holds a character that is not printable.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +39,19 @@ SERVICE_NAME: Final = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 # DNS-1123 subdomain: what Kubernetes accepts as a Secret name.
 SECRET_NAME: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 SELECTOR_OPERATORS: Final = ("In", "NotIn", "Exists", "DoesNotExist")
+# A label key's name part and a label value (apimachinery's IsQualifiedName, IsValidLabelValue): at most 63.
+LABEL_NAME: Final = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+LABEL_CHARACTERS: Final = re.compile(r"[-A-Za-z0-9_.]*")
+# One name of a Hugging Face repository id (huggingface_hub's validate_repo_id): ASCII letters, digits, '-',
+# '_', '.', starting and ending with a letter, digit or '_'; at most 96 characters; no '--' or '..'.
+HUB_NAME: Final = re.compile(r"[A-Za-z0-9_]([-A-Za-z0-9_.]*[A-Za-z0-9_])?")
+HUB_CHARACTERS: Final = re.compile(r"[-A-Za-z0-9_./]*")
+HUB_PUNCTUATION: Final = {
+    "#": "'#' starts a fragment, and a repository id has none",
+    "?": "'?' starts a query, and a repository id has none",
+    "@": "'@' would name a revision, which is not supported",
+}
+CHARACTER_NAMES: Final = {"\n": "a line feed", "\r": "a carriage return", "\t": "a tab", "\x00": "NUL"}
 PORT_LABEL: Final = "model.aibrix.ai/port"
 
 
@@ -155,7 +172,7 @@ def _parse(raw: Mapping[str, Any]) -> AdapterSpec:
     if port is not None and not (isinstance(port, str) and port.isdigit() and 0 < int(port) < 65536):
         _fail(f"metadata.labels[{PORT_LABEL}]", "must be the engine's port number (1-65535)", port)
     name = metadata.get("name")
-    if not isinstance(name, str) or not LORA_NAME.match(name):
+    if not isinstance(name, str) or not LORA_NAME.fullmatch(name):
         _fail(
             "metadata.name",
             "must be usable as the engine's LoRA name: 1 to 100 letters, digits, '-' or '_', "
@@ -205,21 +222,60 @@ def _parse(raw: Mapping[str, Any]) -> AdapterSpec:
 
 
 def _check_artifact_url(url: str) -> None:
+    # A line break or NUL would end up in a load request, a log line or a printer column; whitespace at either
+    # end is a slip of the editor, and inside a URL it is not a URL.
+    if unprintable := _first_unprintable(url):
+        _fail("spec.artifactURL", f"must hold only printable characters, not {unprintable}", url)
+    if url != url.strip():
+        _fail("spec.artifactURL", "must not start or end with whitespace", url)
     if url.startswith("/"):
-        if "\x00" in url or "/../" in f"{url}/":
-            _fail("spec.artifactURL", "an absolute path must not contain '..' or NUL", url)
-        return
+        if "/../" in f"{url}/":
+            _fail("spec.artifactURL", "an absolute path must not contain '..'", url)
+        return  # a directory's name may hold a space
+    if " " in url:
+        _fail("spec.artifactURL", f"a URL must not contain whitespace (a space at character {url.index(' ') + 1})", url)
     scheme = next((s for s in ARTIFACT_SCHEMES if url.startswith(s)), None)
     if scheme is None:
         supported = ", ".join([*ARTIFACT_SCHEMES, "/absolute/path"])
         _fail("spec.artifactURL", f"unsupported scheme; use one of {supported}", url)
     rest = url.removeprefix(scheme)
     if scheme in ("huggingface://", "hf://"):
-        parts = rest.strip("/").split("/")
-        if len(parts) != 2 or not all(parts):
-            _fail("spec.artifactURL", f"a Hugging Face artifact is {scheme}ORG/REPO", url)
+        _check_hub_repository(scheme, rest.strip("/"), url)
     elif not rest.split("/", 1)[0]:
         _fail("spec.artifactURL", f"{scheme} needs a bucket: {scheme}BUCKET/PATH", url)
+
+
+def _check_hub_repository(scheme: str, repository: str, url: str) -> None:
+    """ORG/REPO, each a name the Hub accepts: engines hand it to `huggingface_hub`, which would refuse it only
+    at load time, on every pod in turn; a revision or fragment would be refused there too, not honoured."""
+    rule = f"a Hugging Face artifact is {scheme}ORG/REPO, each 1 to 96 ASCII letters, digits, '-', '_' or '.'"
+    if not HUB_CHARACTERS.fullmatch(repository):
+        wrong = next(c for c in repository if not HUB_CHARACTERS.fullmatch(c))
+        _fail("spec.artifactURL", f"{rule}; {HUB_PUNCTUATION.get(wrong, f'{wrong!r} is not allowed')}", url)
+    parts = repository.split("/")
+    if len(parts) != 2 or not all(parts):
+        _fail("spec.artifactURL", rule, url)
+    for part, name in zip(("ORG", "REPO"), parts, strict=True):
+        if len(name) > 96:
+            _fail("spec.artifactURL", f"{rule}; {part} is {len(name)} characters long", url)
+        if not HUB_NAME.fullmatch(name):
+            _fail("spec.artifactURL", f"{rule}; {part} must start and end with a letter, digit or '_'", url)
+        if doubled := next((d for d in ("--", "..") if d in name), None):
+            _fail("spec.artifactURL", f"{rule}; {doubled!r} is not allowed", url)
+    if repository.endswith(".git"):
+        _fail("spec.artifactURL", f"{rule}; REPO must not end in '.git'", url)
+
+
+def _first_unprintable(text: str) -> str | None:
+    """The first character that is not printable (a control, line break or invisible formatting character),
+    described without writing it, e.g. `a line feed ('\\n', U+000A) at character 12`."""
+    index, character = next(((i, c) for i, c in enumerate(text) if not c.isprintable()), (-1, ""))
+    if index < 0:
+        return None
+    escaped = repr(character)
+    named = CHARACTER_NAMES.get(character)
+    described = f"{named} ({escaped}, U+{ord(character):04X})" if named else f"{escaped} (U+{ord(character):04X})"
+    return f"{described} at character {index + 1}"
 
 
 def _selector(raw: Any) -> LabelSelector:
@@ -232,6 +288,10 @@ def _selector(raw: Any) -> LabelSelector:
     expressions = selector.get("matchExpressions") or []
     if not isinstance(expressions, list):
         _fail("spec.podSelector.matchExpressions", "must be a list")
+    for key, value in labels.items():
+        path = f"spec.podSelector.matchLabels[{_quoted(key)}]"
+        _check_label_key(key, path)
+        _check_label_value(value, path)
     requirements = tuple(_requirement(e, f"spec.podSelector.matchExpressions[{i}]") for i, e in enumerate(expressions))
     parsed = LabelSelector(match_labels=tuple(sorted(labels.items())), match_expressions=requirements)
     if parsed.empty:
@@ -252,14 +312,60 @@ def _requirement(raw: Any, path: str) -> Requirement:
         _fail(f"{path}.values", f"must not be empty for operator {operator}")
     if operator in ("Exists", "DoesNotExist") and values:
         _fail(f"{path}.values", f"must be empty for operator {operator}")
+    _check_label_key(key, f"{path}.key")
+    for index, value in enumerate(values):
+        _check_label_value(value, f"{path}.values[{index}]")
     return Requirement(key=key, operator=operator, values=tuple(values))
+
+
+def _check_label_key(key: str, path: str) -> None:
+    """As Kubernetes checks a label key: `[PREFIX/]NAME`, PREFIX a DNS subdomain, NAME a label name.
+
+    No pod can carry a label of any other key, so such a selector cannot mean what it says: `In` would wait
+    for ever for candidates that cannot come (`NoCandidatePods`), `DoesNotExist` would match every pod."""
+    prefix, _, name = key.rpartition("/")
+    why = None
+    if key.count("/") > 1:
+        why = "at most one '/' separates the prefix from the name part"
+    elif "/" in key and not prefix:
+        why = "the prefix before '/' must not be empty"
+    elif len(prefix) > 253:
+        why = f"the prefix is {len(prefix)} characters long; at most 253"
+    elif prefix and not SECRET_NAME.fullmatch(prefix):  # a DNS-1123 subdomain, as a Secret's name is
+        why = "the prefix must be a DNS subdomain: lowercase letters, digits, '-' and '.'"
+    elif not name:
+        why = "the name part must not be empty"
+    elif len(name) > 63:
+        why = f"the name part is {len(name)} characters long; at most 63"
+    elif not LABEL_NAME.fullmatch(name):
+        why = "the name part must be letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+    if why:
+        _fail(path, f"not a label key Kubernetes accepts: {why}", key)
+
+
+def _check_label_value(value: str, path: str) -> None:
+    """As Kubernetes checks a label value: empty, or at most 63 characters of a label name."""
+    why = None
+    if len(value) > 63:
+        why = f"it is {len(value)} characters long; at most 63"
+    elif not LABEL_CHARACTERS.fullmatch(value):
+        why = "it must be letters, digits, '-', '_' or '.', or empty"
+    elif value and not LABEL_NAME.fullmatch(value):
+        why = "it must start and end with a letter or digit"
+    if why:
+        _fail(path, f"not a label value Kubernetes accepts: {why}", value)
+
+
+def _quoted(key: str) -> str:
+    """A map key as it appears in a field path: JSON-quoted (so escaped), and cut short if it is long."""
+    return json.dumps(key if len(key) <= 80 else f"{key[:64]}...")
 
 
 def _secret_name(raw: Any, path: str) -> str | None:
     if raw is None:
         return None
     name = _mapping(raw, path).get("name")
-    if not isinstance(name, str) or not SECRET_NAME.match(name) or len(name) > 253:
+    if not isinstance(name, str) or not SECRET_NAME.fullmatch(name) or len(name) > 253:
         _fail(f"{path}.name", "must name a Secret in the adapter's namespace", name)
     return name
 
@@ -281,5 +387,6 @@ def _mapping(raw: Any, path: str) -> Mapping[str, Any]:
 
 
 def _fail(field: str, rule: str, value: object = None) -> NoReturn:
-    shown = "" if value is None else (repr(value) if not isinstance(value, str) else value)
+    # A string is shown as written, unless it holds a line break, NUL or the like: then escaped.
+    shown = "" if value is None else (value if isinstance(value, str) and value.isprintable() else repr(value))
     raise _Invalid(SpecProblem(field=field, rule=rule, value=shown[:200]))

@@ -67,7 +67,7 @@ async def read_credentials(kube: KubeApi, adapter: AdapterObject, spec: AdapterS
     elif spec.has_inline_api_key:
         api_key = adapter.additional_config.get("api-key")
         if (problem := api_key_problem(api_key)) is not None:
-            return SpecProblem("spec.additionalConfig.api-key", f"the API key {problem}")
+            return SpecProblem('spec.additionalConfig["api-key"]', f"the API key {problem}")
     if spec.credentials_secret is not None:
         try:
             artifact = await _secret_data(kube, namespace, spec.credentials_secret)
