@@ -13,6 +13,7 @@ from typing import Any, Final
 from modeladapter.fsm.phases import Phase
 from modeladapter.fsm.state import AdapterState
 from modeladapter.operator.audit.auditing import Replay, Stats
+from modeladapter.operator.audit.drifts import Drift, Verification
 from modeladapter.operator.audit.narration import NO_PHASE, narrate
 from modeladapter.operator.audit.rendering import (
     event_document,
@@ -23,7 +24,6 @@ from modeladapter.operator.audit.rendering import (
     short_instant,
     table,
 )
-from modeladapter.operator.audit.verifying import Drift, Verification
 from modeladapter.store.queries import StuckAdapter
 
 # --- replay ---------------------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -28,33 +27,13 @@ from modeladapter.store.queries import (
 if TYPE_CHECKING:
     from modeladapter.operator.kube.client import Kube, Raw
 
+from modeladapter.operator.audit.drifts import Drift, Verification
+from modeladapter.operator.audit.engine_check import check_engines
 from modeladapter.operator.audit.eventlog import AuditError, first_line
 from modeladapter.operator.audit.integrity import check_streams
 
 SANDBOX_KUBECONFIG: Final = Path(".modeladapter") / "kubeconfig"
 """Where `modeladapter sandbox` writes its kubeconfig (relative to the directory it runs in)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Drift:
-    """One field on which the log and the cluster disagree (or an adapter only one of them knows)."""
-
-    namespace: str
-    name: str
-    uid: str
-    field: str
-    log: Any
-    """What the fold of the log says the field should be (None: the log has no such adapter)."""
-    cluster: Any
-    """What the cluster shows (None: the cluster has no such adapter, or the field is absent)."""
-    note: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Verification:
-    checked: int
-    """Adapters compared field by field (known to both the log and the cluster)."""
-    drifts: list[Drift]
 
 
 VERIFIED_FIELDS: Final = ("phase", "instances", "readyReplicas", "observedGeneration", "placements")
@@ -94,8 +73,11 @@ async def connect_cluster(kubeconfig: Path, context: str | None = None) -> Async
         await kube.close()
 
 
-async def verify(store: SqlEventStore, kube: Kube, *, namespace: str | None, now: datetime) -> Verification:
-    """Every live stream's fold against its ModelAdapter's `status`, and adapters only one side knows."""
+async def verify(
+    store: SqlEventStore, kube: Kube, *, namespace: str | None, now: datetime, engines: bool = False
+) -> Verification:
+    """Every live stream's fold against its ModelAdapter's `status`, and adapters only one side knows; with
+    `engines`, also what each engine serves against the log, deleted adapters included (`engine_check`)."""
     from modeladapter.operator.kube.client import MODELADAPTERS, KubeError, Unreachable
 
     await check_streams(store, namespace=namespace)
@@ -152,6 +134,13 @@ async def verify(store: SqlEventStore, kube: Kube, *, namespace: str | None, now
                     "in the cluster but not in the log (not reconciled yet, or another event log)",
                 )
             )
+    if engines:
+        every = await store.streams(namespace=namespace)
+        try:
+            folded = {s.stream_id: states.get(s.stream_id) or fold(by_stream.get(s.stream_id, [])) for s in every}
+        except FoldError as error:
+            raise AuditError(f"cannot fold the log to compare it with the engines: {error}") from None
+        drifts.extend(await check_engines(kube, every, folded, by_stream, in_cluster))
     moved = await _moved_on(store, namespace, {s.stream_id: states[s.stream_id].version for s in live})
     drifts = [
         Drift(d.namespace, d.name, d.uid, d.field, d.log, d.cluster, d.note or MOVED_ON) if d.uid in moved else d

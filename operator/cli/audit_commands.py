@@ -129,6 +129,12 @@ def add_audit_commands(commands: Subcommands, *, database: argparse.ArgumentPars
         help="default: $KUBECONFIG, else ./.modeladapter/kubeconfig (the sandbox's) if it exists, else ~/.kube/config",
     )  # fmt: skip
     verify.add_argument("--context", help="the kubeconfig context (default: its current context)")
+    verify.add_argument(
+        "--engines",
+        action="store_true",
+        help="also ask each engine the log placed an adapter on (GET /v1/models) whether it serves what the log "
+        "says, deleted adapters included; pod IPs must be reachable from where it runs (inside the cluster)",
+    )
 
     stuck = commands.add_parser(
         "stuck",
@@ -338,7 +344,7 @@ async def _replay(args: argparse.Namespace, url: str, out: TextIO) -> int:
 async def _verify(args: argparse.Namespace, url: str, out: TextIO) -> int:
     kubeconfig = args.kubeconfig or verifying.default_kubeconfig()
     async with open_event_log(url) as store, verifying.connect_cluster(kubeconfig, args.context) as kube:
-        result = await verifying.verify(store, kube, namespace=_namespace(args), now=_now())
+        result = await verifying.verify(store, kube, namespace=_namespace(args), now=_now(), engines=args.engines)
     output = _output(args)
     out.write(
         reports.verification_table(result)

@@ -8,7 +8,6 @@ that cannot be sent in a header (not printable ASCII, or too long) is `SecretInv
 
 from __future__ import annotations
 
-import base64
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,7 +17,8 @@ from modeladapter.adapters.masking import NO_MASK, SecretMask
 from modeladapter.fsm.events import SpecObserved
 from modeladapter.operator.api.spec import AdapterSpec, SpecProblem
 from modeladapter.operator.api.view import AdapterObject
-from modeladapter.operator.kube.client import SECRETS, KubeApi, NotFound
+from modeladapter.operator.kube.client import KubeApi, NotFound
+from modeladapter.operator.kube.secret_values import secret_data
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +49,7 @@ async def read_credentials(kube: KubeApi, adapter: AdapterObject, spec: AdapterS
     if spec.api_key_secret is not None:
         ref = spec.api_key_secret
         try:
-            api_key = (await _secret_data(kube, namespace, ref.name)).get(ref.key)
+            api_key = (await secret_data(kube, namespace, ref.name)).get(ref.key)
         except NotFound:
             return SpecProblem(
                 "spec.apiKeySecretRef.name", f"Secret {namespace}/{ref.name} not found", reason=NOT_FOUND
@@ -70,7 +70,7 @@ async def read_credentials(kube: KubeApi, adapter: AdapterObject, spec: AdapterS
             return SpecProblem('spec.additionalConfig["api-key"]', f"the API key {problem}")
     if spec.credentials_secret is not None:
         try:
-            artifact = await _secret_data(kube, namespace, spec.credentials_secret)
+            artifact = await secret_data(kube, namespace, spec.credentials_secret)
         except NotFound:
             return SpecProblem(
                 "spec.credentialsSecretRef.name",
@@ -88,7 +88,7 @@ async def read_recorded_key(kube: KubeApi, namespace: str, spec: SpecObserved | 
         return NO_CREDENTIALS
     reference = f"Secret {namespace}/{spec.api_key_secret}"
     try:
-        api_key = (await _secret_data(kube, namespace, spec.api_key_secret)).get(spec.api_key_secret_key or "api-key")
+        api_key = (await secret_data(kube, namespace, spec.api_key_secret)).get(spec.api_key_secret_key or "api-key")
     except NotFound:
         log.warning("%s, which held the API key, is gone: unloading without a key", reference)
         return NO_CREDENTIALS
@@ -96,17 +96,6 @@ async def read_recorded_key(kube: KubeApi, namespace: str, spec: SpecObserved | 
         log.warning("%s holds no usable API key any more: unloading without a key", reference)
         return NO_CREDENTIALS
     return Credentials(api_key=api_key, mask=SecretMask([api_key]))
-
-
-async def _secret_data(kube: KubeApi, namespace: str, name: str) -> dict[str, str]:
-    secret = await kube.get(SECRETS, namespace, name)
-    data: dict[str, str] = {}
-    for key, value in (secret.get("data") or {}).items():
-        try:
-            data[str(key)] = base64.b64decode(str(value)).decode()
-        except (ValueError, UnicodeDecodeError):
-            continue  # binary data is no credential we could send
-    return data
 
 
 def _mask(api_key: str | None, artifact: Mapping[str, str], adapter: AdapterObject) -> SecretMask:
