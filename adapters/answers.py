@@ -8,7 +8,8 @@ Error shapes seen in the wild:
 * vLLM's API-key middleware and the AIBrix runtime: `{"error": "Unauthorized"}`, `{"error": "<text>"}`;
 * FastAPI itself (a route that does not exist): `{"detail": "Not Found"}`;
 * SGLang: `{"success": false, "error_message": "<text>", "loaded_adapters": {...}}`;
-* anything else (a proxy's HTML page, plain text): the text itself, cut to 4 KiB as AIBrix does.
+* anything else (a proxy's HTML page, plain text): the text itself, cut to 4 KiB as AIBrix does (after
+  masking: `modeladapter.adapters.masking`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Final
 
+from modeladapter.adapters.masking import NO_MASK, SecretMask
 from modeladapter.adapters.outcomes import (
     AdapterAlreadyLoaded,
     AdapterNotLoaded,
@@ -64,31 +66,32 @@ def parse_error_body(text: str) -> ErrorBody:
     try:
         document = json.loads(text)
     except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to parse
-        return ErrorBody(_cut(text.strip()))
+        return ErrorBody(text.strip())
     if not isinstance(document, dict):
-        return ErrorBody(_cut(text.strip()))
+        return ErrorBody(text.strip())
     error = document.get("error")
     if isinstance(error, dict):
-        return ErrorBody(_cut(str(error.get("message", ""))), _optional_str(error.get("type")))
+        return ErrorBody(str(error.get("message", "")), _optional_str(error.get("type")))
     if isinstance(error, str):
-        return ErrorBody(_cut(error))
+        return ErrorBody(error)
     if "error_message" in document or "success" in document:
         loaded = document.get("loaded_adapters")
         adapters = {str(k): _adapter_path(v) for k, v in loaded.items()} if isinstance(loaded, dict) else None
-        return ErrorBody(_cut(str(document.get("error_message") or "")), None, adapters)
+        return ErrorBody(str(document.get("error_message") or ""), None, adapters)
     if "message" in document:
-        return ErrorBody(_cut(str(document["message"])), _optional_str(document.get("type")))
+        return ErrorBody(str(document["message"]), _optional_str(document.get("type")))
     if "detail" in document:
         detail = document["detail"]
-        return ErrorBody(_cut(detail if isinstance(detail, str) else json.dumps(detail)))
-    return ErrorBody(_cut(text.strip()))
+        return ErrorBody(detail if isinstance(detail, str) else json.dumps(detail))
+    return ErrorBody(text.strip())
 
 
-def interpret_failure(status: int, text: str, *, operation: str) -> EngineError:
-    """The taxonomy entry for a non-success answer to `operation` (e.g. "load", "unload", "list")."""
+def interpret_failure(status: int, text: str, *, operation: str, mask: SecretMask = NO_MASK) -> EngineError:
+    """The taxonomy entry for a non-success answer to `operation` (e.g. "load", "unload", "list"). The engine's
+    message is read as it came, and shown with `mask`'s secrets masked, cut to 4 KiB."""
     body = parse_error_body(text)
-    message = body.message or f"HTTP {status}"
-    lowered = message.lower()
+    lowered = body.message.lower()
+    message = mask.shown(body.message, MAX_MESSAGE) if body.message else f"HTTP {status}"
     said = f"{operation}: engine answered HTTP {status}: {message}"
 
     def make(error_type: type[EngineError]) -> EngineError:
@@ -134,25 +137,23 @@ def unexpected(error: EngineError) -> EngineError:
     return error
 
 
-def parse_models(text: str) -> EngineModels:
+def parse_models(text: str, *, mask: SecretMask = NO_MASK) -> EngineModels:
     """`/v1/models` -> `EngineModels`; a body that is not an OpenAI model list is a `ProtocolError`."""
     try:
         document = json.loads(text)
     except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to parse
-        raise ProtocolError(f"list: /v1/models answered something that is not JSON: {_cut(text, 200)!r}") from None
+        raise ProtocolError(
+            f"list: /v1/models answered something that is not JSON: {mask.shown(text, 200)!r}"
+        ) from None
     data = document.get("data") if isinstance(document, dict) else None
     if not isinstance(data, list):
         raise ProtocolError("list: /v1/models answered JSON without a `data` list")
     models = []
     for entry in data:
         if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
-            raise ProtocolError(f"list: /v1/models has an entry without a string `id`: {_cut(repr(entry), 200)}")
+            raise ProtocolError(f"list: /v1/models has an entry without a string `id`: {mask.shown(repr(entry), 200)}")
         models.append(ServedModel(entry["id"], _optional_str(entry.get("root")), _optional_str(entry.get("parent"))))
     return EngineModels(tuple(models))
-
-
-def _cut(text: str, limit: int = MAX_MESSAGE) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _optional_str(value: object) -> str | None:

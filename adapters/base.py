@@ -109,8 +109,8 @@ class HttpEngineClient:
         """The engine's `/v1/models`, within the connections' listing time limit (10 s)."""
         answer = await self.call("GET", "/v1/models", operation="list", timeout=self._connections.list_timeout)
         if answer.status != 200:
-            raise unexpected(interpret_failure(answer.status, answer.text, operation="list"))
-        return parse_models(answer.text)
+            raise unexpected(interpret_failure(answer.status, answer.text, operation="list", mask=answer.mask))
+        return parse_models(answer.text, mask=answer.mask)
 
     async def verify(self, name: str, artifact_url: str) -> Verification:
         served = (await self.list_models()).find(name)
@@ -127,7 +127,7 @@ class HttpEngineClient:
         body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0}
         answer = await self.call("POST", "/v1/completions", operation="complete", body=body)
         if answer.status != 200:
-            raise unexpected(interpret_failure(answer.status, answer.text, operation="complete"))
+            raise unexpected(interpret_failure(answer.status, answer.text, operation="complete", mask=answer.mask))
         return parse_completion(answer.text)
 
     async def check_base_model(self, request: LoadRequest) -> None:

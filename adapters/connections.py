@@ -21,6 +21,7 @@ value; nothing here logs headers or bodies, and httpx's own loggers see neither.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Mapping
@@ -50,24 +51,21 @@ USER_AGENT: Final = "modeladapter-operator"
 class ApiKey:
     """An engine API key. Its value leaves only through `reveal()`, into the Authorization header."""
 
-    __slots__ = ("_mask", "_value")
+    __slots__ = ("_value",)
 
     def __init__(self, value: str) -> None:
         problem = api_key_problem(value)
         if problem is not None:
             raise InvalidRequest(f"the engine API key {problem}")
         self._value = value
-        self._mask: SecretMask | None = None
 
     def reveal(self) -> str:
         return self._value
 
     @property
     def mask(self) -> SecretMask:
-        """Masks the key in every form an engine may echo (built once: a long key has many fragments)."""
-        if self._mask is None:
-            self._mask = SecretMask([self._value])
-        return self._mask
+        """Masks the key in every form an engine may echo (built once per key value, not per call)."""
+        return _key_mask(self._value)
 
     def __repr__(self) -> str:
         return "ApiKey(<hidden>)"
@@ -79,6 +77,11 @@ class ApiKey:
 
     def __hash__(self) -> int:
         return hash(self._value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _key_mask(value: str) -> SecretMask:
+    return SecretMask([value])
 
 
 MAX_API_KEY_LENGTH: Final = 4096
@@ -106,8 +109,15 @@ class Answer:
 
     status: int
     text: str
+    """The body as it came: parse it, never show it (`shown`)."""
     content_type: str
     elapsed_ms: float
+    mask: SecretMask = NO_MASK
+    """The secrets the request carried (its key, the credentials in its body): masked in what is shown."""
+
+    def shown(self, limit: int = 4096) -> str:
+        """The body as it may go into a message: the secrets masked, then cut to `limit` characters."""
+        return self.mask.shown(self.text, limit)
 
 
 class EngineConnections:
@@ -178,16 +188,14 @@ class EngineConnections:
     ) -> Answer:
         """Send one request and read the whole answer, or raise `EngineTimeout` / `EngineUnavailable`.
 
-        `timeout` bounds the call (default: `total_timeout`). The answer's text, and the message of any error,
-        come with the API key and `secrets` (values the body carries) masked, before anything reads or cuts
-        them."""
+        `timeout` bounds the call (default: `total_timeout`). The answer carries the mask of the API key and of
+        `secrets` (values the body carries), for whatever of it is shown; the message of an error is masked."""
         url = target.base_url + path
         headers = {"Accept": "application/json", "Accept-Encoding": "identity", "User-Agent": USER_AGENT}
         if api_key is not None:
             headers["Authorization"] = f"Bearer {api_key.reveal()}"
 
-        def hide(text: str) -> str:
-            return secrets.mask(api_key.mask.mask(text) if api_key is not None else text)
+        mask = api_key.mask | secrets if api_key is not None else secrets
 
         pod = (target.host, target.port)
         limit = self._limits.setdefault(pod, asyncio.Semaphore(self.per_pod_concurrency))
@@ -206,7 +214,7 @@ class EngineConnections:
             except httpx.TransportError as error:
                 logger.debug("%s %s: %s", method, url, type(error).__name__)
                 raise EngineUnavailable(
-                    hide(f"{operation}: {target} is unreachable ({type(error).__name__}: {error or 'no detail'})")
+                    mask.mask(f"{operation}: {target} is unreachable ({type(error).__name__}: {error or 'no detail'})")
                 ) from error
             except httpx.InvalidURL as error:
                 raise InvalidRequest(f"{operation}: {url!r} is not a valid URL ({error})") from error
@@ -218,7 +226,7 @@ class EngineConnections:
         except (UnicodeDecodeError, LookupError) as error:
             raise ProtocolError(f"{operation}: {target} answered undecodable text ({error})") from error
         logger.debug("%s %s -> %d in %.1f ms", method, url, response.status_code, elapsed_ms)
-        return Answer(response.status_code, hide(text), response.headers.get("content-type", ""), elapsed_ms)
+        return Answer(response.status_code, text, response.headers.get("content-type", ""), elapsed_ms, mask)
 
     async def _read_capped(self, response: httpx.Response, operation: str, target: EngineTarget) -> bytes:
         """The whole body as sent, or `ProtocolError` as soon as it is longer than the cap or compressed."""

@@ -61,8 +61,8 @@ class RuntimeSidecarClient(HttpEngineClient):
         secrets = SecretMask(request.credentials.values()) if request.credentials else NO_MASK
         answer = await self.call("POST", LOAD_PATH, operation="load", body=body, secrets=secrets)
         if answer.status in (200, 201):
-            return LoadResult(name, artifact_url, LoadOutcome.LOADED, answer.text)
-        failure = interpret_failure(answer.status, answer.text, operation="load")
+            return LoadResult(name, artifact_url, LoadOutcome.LOADED, answer.shown())
+        failure = interpret_failure(answer.status, answer.text, operation="load", mask=answer.mask)
         if isinstance(failure, AdapterAlreadyLoaded):
             # Loaded by someone else since the list above; its path cannot be compared (see the docstring).
             return LoadResult(name, artifact_url, LoadOutcome.ALREADY_LOADED, failure.engine_message)
@@ -74,7 +74,7 @@ class RuntimeSidecarClient(HttpEngineClient):
         answer = await self.call("POST", UNLOAD_PATH, operation="unload", body=body)
         if answer.status in (200, 201):
             return UnloadResult(name, UnloadOutcome.UNLOADED)
-        failure = interpret_failure(answer.status, answer.text, operation="unload")
+        failure = interpret_failure(answer.status, answer.text, operation="unload", mask=answer.mask)
         if isinstance(failure, AdapterNotLoaded):
             return UnloadResult(name, UnloadOutcome.NOT_LOADED)
         raise unexpected(failure)

@@ -43,8 +43,8 @@ class SglangClient(HttpEngineClient):
         answer = await self.call("POST", LOAD_PATH, operation="load", body=body)
         if answer.status == 200:
             _expect_success(answer.text, operation="load")
-            return LoadResult(name, lora_path, LoadOutcome.LOADED, answer.text)
-        failure = interpret_failure(answer.status, answer.text, operation="load")
+            return LoadResult(name, lora_path, LoadOutcome.LOADED, answer.shown())
+        failure = interpret_failure(answer.status, answer.text, operation="load", mask=answer.mask)
         if not isinstance(failure, AdapterAlreadyLoaded):
             raise unexpected(failure)
         loaded = (parse_error_body(answer.text).loaded_adapters or {}).get(name)
@@ -64,7 +64,7 @@ class SglangClient(HttpEngineClient):
         if answer.status == 200:
             _expect_success(answer.text, operation="unload")
             return UnloadResult(name, UnloadOutcome.UNLOADED)
-        failure = interpret_failure(answer.status, answer.text, operation="unload")
+        failure = interpret_failure(answer.status, answer.text, operation="unload", mask=answer.mask)
         if isinstance(failure, AdapterNotLoaded):
             return UnloadResult(name, UnloadOutcome.NOT_LOADED)
         raise unexpected(failure)

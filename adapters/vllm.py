@@ -38,8 +38,8 @@ class VllmClient(HttpEngineClient):
             body["load_inplace"] = True
         answer = await self.call("POST", LOAD_PATH, operation="load", body=body)
         if answer.status == 200:
-            return LoadResult(name, lora_path, LoadOutcome.LOADED, answer.text)
-        failure = interpret_failure(answer.status, answer.text, operation="load")
+            return LoadResult(name, lora_path, LoadOutcome.LOADED, answer.shown())
+        failure = interpret_failure(answer.status, answer.text, operation="load", mask=answer.mask)
         if not isinstance(failure, AdapterAlreadyLoaded):
             raise unexpected(failure)
         served = (await self.list_models()).find(name)
@@ -61,7 +61,7 @@ class VllmClient(HttpEngineClient):
         answer = await self.call("POST", UNLOAD_PATH, operation="unload", body={"lora_name": name})
         if answer.status == 200:
             return UnloadResult(name, UnloadOutcome.UNLOADED)
-        failure = interpret_failure(answer.status, answer.text, operation="unload")
+        failure = interpret_failure(answer.status, answer.text, operation="unload", mask=answer.mask)
         if isinstance(failure, AdapterNotLoaded) and answer.status == 404:
             return UnloadResult(name, UnloadOutcome.NOT_LOADED)
         raise unexpected(failure)

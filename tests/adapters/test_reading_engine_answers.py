@@ -59,8 +59,10 @@ class TestErrorShapes:
     def test_anything_else_is_its_own_text(self, text: str) -> None:
         assert parse_error_body(text).message == text.strip()
 
-    def test_long_bodies_are_cut_to_4_kib(self) -> None:
-        assert len(parse_error_body("x" * 10_000).message) == 4096 + len("...")
+    def test_a_long_message_is_read_whole_and_shown_cut_to_4_kib(self) -> None:
+        assert len(parse_error_body("x" * 10_000).message) == 10_000
+        failure = interpret_failure(400, "x" * 10_000, operation="load")
+        assert failure.engine_message == "x" * 4096 + "..."
 
 
 VLLM_ANSWERS = [

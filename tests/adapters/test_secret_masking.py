@@ -145,3 +145,20 @@ def test_a_key_that_cannot_be_a_header_value_is_refused_without_showing_it(value
 
 def test_the_longest_key_a_header_takes_is_accepted() -> None:
     assert api_key_problem("k" * MAX_API_KEY_LENGTH) is None
+
+
+@pytest.mark.parametrize("key", ["test", "data", "model", "0000000000000000", "llama-base"])
+async def test_an_answer_is_parsed_as_it_came_whatever_the_key_looks_like(key: str) -> None:
+    """Only what leaves in a message is masked: a key that happens to look like JSON, a name or a number in a
+    healthy answer must not change what the answer says."""
+    models = {
+        "object": "list",
+        "data": [
+            {"id": "llama-base", "root": "/models/llama-base", "parent": None, "created": 1700000000},
+            {"id": "test-lora", "root": "/m/test-lora", "parent": "llama-base", "created": 1700000000},
+        ],
+    }
+    client = connections_over(lambda _: httpx.Response(200, json=models)).client(VLLM, api_key=key)
+    listed = await client.list_models()
+    served = listed.find("test-lora")
+    assert served is not None and served.root == "/m/test-lora" and served.is_adapter
