@@ -143,7 +143,9 @@ async def ensure_service(
     `published`: the log says they were written before, so one that is missing was deleted by someone else.
     What the operator owns in each (ports, its labels, the endpoints) is fingerprinted in an annotation at each
     write: owned fields that no longer match it were edited by someone else, and that edit is undone. Both are
-    returned, to be recorded; a change of the adapter's own (new instances, another port) is not."""
+    returned, to be recorded; a change of the adapter's own (new instances, another port) is not. While the
+    adapter is being deleted, a missing object is left missing: the garbage collector removes them first in a
+    foreground deletion, and that is no one's mistake."""
     namespace, name = adapter.ref.namespace, adapter.ref.name
     owner = adapter.ref.owner_reference()
     restored: list[Restoration] = []
@@ -152,17 +154,19 @@ async def ensure_service(
         ("EndpointSlice", ENDPOINTSLICES, desired_endpoint_slice(adapter.ref, endpoints, port=port)),
     ]
     for kind, resource, desired in owned:
-        wanted = _owned_part(desired)
+        wanted = _owned_part(kind, desired)
         desired["metadata"]["annotations"] = {WRITTEN_ANNOTATION: _fingerprint(wanted)}
         try:
             current = await kube.get(resource, namespace, name)
         except NotFound:
+            if adapter.deleting:
+                continue
             await kube.create(resource, namespace, desired)
             if published:
                 restored.append(Restoration(kind, "deleted"))
             continue
         patch = _adoption(current, owner, kind, namespace, name)
-        have = _owned_part(current)
+        have = _owned_part(kind, current)
         if have != wanted:
             written = ((current.get("metadata") or {}).get("annotations") or {}).get(WRITTEN_ANNOTATION)
             if written is not None and written != _fingerprint(have):
@@ -182,11 +186,11 @@ _OWNED_LABELS: Final = {
 }
 
 
-def _owned_part(obj: Mapping[str, Any]) -> dict[str, Any]:
+def _owned_part(kind: OwnedKind, obj: Mapping[str, Any]) -> dict[str, Any]:
     """What the operator owns in a Service or EndpointSlice: its labels (absent ones as None), the ports and,
     in an EndpointSlice, the addresses."""
     labels = (obj.get("metadata") or {}).get("labels") or {}
-    if obj.get("kind") == "Service":
+    if kind == "Service":
         return {
             "labels": {key: labels.get(key) for key in _OWNED_LABELS["Service"]},
             "ports": (obj.get("spec") or {}).get("ports"),

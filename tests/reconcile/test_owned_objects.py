@@ -3,9 +3,11 @@ port, a base model) rewrites them silently; someone else's deletion or edit is u
 
 from __future__ import annotations
 
+from modeladapter.adapters.outcomes import EngineRejected
 from modeladapter.fsm.events import OwnedObjectRestored
 from modeladapter.operator.kube.client import ENDPOINTSLICES, SERVICES
 from modeladapter.operator.kube.services import WRITTEN_ANNOTATION
+from modeladapter.sandbox.apiserver.store import DeleteOptions
 from tests.e2e.conftest import adapter_manifest as manifest
 from tests.reconcile.conftest import World
 
@@ -49,3 +51,20 @@ async def test_an_endpoint_slice_emptied_by_someone_else_is_refilled_and_said_so
     assert warning["type"] == "Warning" and warning["message"].startswith(
         "EndpointSlice default/qwen-code-lora was edited by someone else"
     )
+
+
+async def test_objects_removed_while_the_adapter_is_deleted_are_left_removed_and_not_reported(world: World) -> None:
+    """A foreground deletion: the garbage collector deletes the Service and EndpointSlice before the adapter."""
+    engine = world.add_pod("pod-0")
+    world.apply(manifest(replicas=1))
+    await world.settle()
+    uid = world.uid()
+    engine.fail("unload", EngineRejected("unload: the engine answered 500", status=500), times=3)
+    world.delete("qwen-code-lora")
+    for kind, plural in (("", "services"), ("discovery.k8s.io", "endpointslices")):
+        resource = world.cluster.store.resource_type(kind, "v1", plural)
+        world.cluster.store.delete(resource, "default", "qwen-code-lora", DeleteOptions(grace_period_seconds=0))
+    await world.reconcile(uid=uid)
+    assert world.cluster.get(SERVICES, "default", "qwen-code-lora") is None
+    assert world.cluster.get(ENDPOINTSLICES, "default", "qwen-code-lora") is None
+    assert await restorations(world) == []
