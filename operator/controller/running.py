@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
 import traceback
@@ -62,6 +63,8 @@ class Operator:
         self.database_ready = False
         self._stopping = asyncio.Event()
         self._stop_steps: dict[str, float] = {}
+        self._stuck = False
+        """Some task did not end when cancelled at the stop."""
 
     def stop(self, reason: str = "asked to") -> None:
         """Ask for a clean stop (what SIGTERM does)."""
@@ -136,7 +139,7 @@ class Operator:
             return await self._operate(kube)
         finally:
             began = time.monotonic()
-            if self.elector is not None:
+            if self.elector is not None and not self._stuck:
                 await self._stop_step("lease", self.elector.release())
             await self._stop_step("engine connections", engines.aclose())
             await self._stop_step("event log", store.close())
@@ -224,8 +227,10 @@ class Operator:
                 task.cancel()
             _, stuck = await asyncio.wait(tasks, timeout=STOP_STEP_SECONDS)
             if stuck:
+                self._stuck = True
                 log.error(
-                    "stopping: %d task(s) did not end within %.0fs of being cancelled; going on without them:\n%s",
+                    "stopping: %d task(s) did not end within %.0fs of being cancelled; going on without them, "
+                    "and leaving the Lease to expire rather than let a standby act beside them:\n%s",
                     len(stuck),
                     STOP_STEP_SECONDS,
                     describe_tasks(stuck),
@@ -273,4 +278,20 @@ async def run_operator(settings: OperatorSettings) -> int:
         redact_url(settings.database_url),
         "on" if settings.leader_election else "off",
     )
-    return await operator.run()
+    code = await operator.run()
+    await _end_the_rest()
+    return code
+
+
+async def _end_the_rest() -> None:
+    """Cancel what is left of this loop's tasks, within `STOP_STEP_SECONDS`. `asyncio.run` would wait for them
+    without a bound: if one does not end, the process exits here, after saying which (Kubernetes would
+    SIGKILL it at the end of the grace period anyway, without a word)."""
+    rest = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in rest:
+        task.cancel()
+    _, stuck = await asyncio.wait(rest, timeout=STOP_STEP_SECONDS) if rest else (set(), set())
+    if stuck:
+        log.error("stopping: %d task(s) would not end; exiting without them:\n%s", len(stuck), describe_tasks(stuck))
+        logging.shutdown()
+        os._exit(LEADERSHIP_LOST)
