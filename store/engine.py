@@ -18,7 +18,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
-from modeladapter.store.postgres_url import BadPostgresParameter, check_parameters, connect_arguments
+from modeladapter.store.postgres_url import BadPostgresParameter, check_parameters, connect_arguments, redacted
 
 DEFAULT_DATABASE_URL: Final = "sqlite+aiosqlite:///.modeladapter/events.db"
 
@@ -56,10 +56,10 @@ def normalize_url(url: str | URL) -> URL:
         try:
             check_parameters(parsed)
         except BadPostgresParameter as error:
-            raise BadDatabaseParameter(f"{error} (in {parsed.render_as_string(hide_password=True)})") from None
+            raise BadDatabaseParameter(f"{error} (in {redacted(parsed)})") from None
         return parsed.set(drivername="postgresql+asyncpg")
     raise UnsupportedDatabase(
-        f"unsupported database {parsed.drivername!r} in {parsed.render_as_string(hide_password=True)}; "
+        f"unsupported database {parsed.drivername!r} in {redacted(parsed)}; "
         "use sqlite:///PATH or postgresql://USER@HOST/DB"
     )
 
@@ -67,7 +67,7 @@ def normalize_url(url: str | URL) -> URL:
 def redact_url(url: str | URL) -> str:
     """The URL as it may be printed or logged: any password is masked."""
     try:
-        return (make_url(url) if isinstance(url, str) else url).render_as_string(hide_password=True)
+        return redacted(make_url(url) if isinstance(url, str) else url)
     except ArgumentError:
         return "<unparseable database URL>"
 

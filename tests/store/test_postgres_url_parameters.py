@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import ssl
+import subprocess
 from pathlib import Path
 
 import pytest
 from sqlalchemy import make_url, text
 
-from modeladapter.store.engine import BadDatabaseParameter, create_engine, normalize_url
+from modeladapter.store.engine import BadDatabaseParameter, create_engine, normalize_url, redact_url
 from modeladapter.store.postgres_url import connect_arguments
 from tests.conftest import POSTGRES_URL
 
@@ -29,7 +30,7 @@ def with_query(query: str) -> str:
         ("sslrootcert=/no/such/ca.pem", "sslrootcert='/no/such/ca.pem': no such file"),
         (f"sslcert={CA}", "sslcert and sslkey go together: give both or neither"),
         ("connect_timeout=soon", "connect_timeout='soon' is not a whole number of seconds above 0"),
-        ("prepared_statement_cache_size=0", "the PostgreSQL URL parameter 'prepared_statement_cache_size'"),
+        ("options=-c%20search_path%3Dx", "the PostgreSQL URL parameter 'options' is not supported"),
     ],
     ids=["misspelt", "bad-mode", "twice", "missing-ca", "cert-without-key", "bad-timeout", "driver-option"],
 )
@@ -38,6 +39,37 @@ def test_a_parameter_that_cannot_be_honoured_is_refused_by_name(query: str, mess
         normalize_url(with_query(query).replace("postgresql://postgres@", "postgresql://postgres:pw@"))
     assert str(refused.value).startswith(message), str(refused.value)
     assert "pw" not in str(refused.value).split(" (in ")[1].replace("postgres:***", "")
+
+
+def test_a_password_in_the_query_is_never_shown() -> None:
+    with pytest.raises(BadDatabaseParameter) as refused:
+        normalize_url(with_query("password=hunter2&sslmod=require"))
+    assert "hunter2" not in str(refused.value) and "password=%2A%2A%2A" in str(refused.value)
+    assert "hunter2" not in redact_url(with_query("password=hunter2"))
+
+
+@pytest.mark.parametrize(
+    "query", ["ssl=require", "host=/var/run/postgresql", "port=5433", "target_session_attrs=read-write"]
+)
+def test_what_sqlalchemy_and_asyncpg_understand_themselves_is_passed_on(query: str) -> None:
+    bare, _ = connect_arguments(make_url(with_query(query)))
+    assert dict(bare.query) == dict(make_url(with_query(query)).query)
+
+
+def test_a_client_certificate_asks_for_tls_whatever_the_mode(tmp_path: Path) -> None:
+    cert, key = tmp_path / "client.crt", tmp_path / "client.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=modeladapter",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    for mode in ("", "sslmode=prefer&", "sslmode=allow&"):
+        _, arguments = connect_arguments(make_url(with_query(f"{mode}sslcert={cert}&sslkey={key}")))
+        assert isinstance(arguments["ssl"], ssl.SSLContext), mode
+    with pytest.raises(BadDatabaseParameter, match="sslcert needs TLS"):
+        normalize_url(with_query(f"sslmode=disable&sslcert={cert}&sslkey={key}"))
+    with pytest.raises(BadDatabaseParameter, match="cannot be used"):
+        normalize_url(with_query(f"sslcert={CA}&sslkey={CA}"))  # a CA bundle is no client key
 
 
 def test_the_modes_and_files_become_what_asyncpg_needs() -> None:
