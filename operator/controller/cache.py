@@ -11,12 +11,13 @@ else is put back at once.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Iterable
 from typing import Protocol
 
 from modeladapter.operator.kube.client import ENDPOINTSLICES, MODELADAPTERS, PODS, SERVICES, KubeApi, Raw
 from modeladapter.operator.kube.informers import Informer
-from modeladapter.operator.kube.services import ADAPTER_LABEL, MANAGED_BY, MANAGED_BY_LABEL
+from modeladapter.operator.kube.services import ADAPTER_LABEL, MANAGED_BY, MANAGED_BY_LABEL, OwnedKind
 
 
 class ChangeListener(Protocol):
@@ -24,7 +25,7 @@ class ChangeListener(Protocol):
 
     def pod_changed(self, old: Raw | None, new: Raw | None) -> None: ...
 
-    def owned_changed(self, old: Raw | None, new: Raw | None) -> None: ...
+    def owned_changed(self, kind: OwnedKind, old: Raw | None, new: Raw | None) -> None: ...
 
 
 def uid_of(obj: Raw) -> str:
@@ -53,7 +54,8 @@ class ClusterCache:
     def listen(self, listener: ChangeListener) -> None:
         self._listener = listener
         self.pods.on_change = listener.pod_changed
-        self.services.on_change = self.endpoint_slices.on_change = listener.owned_changed
+        self.services.on_change = functools.partial(listener.owned_changed, "Service")
+        self.endpoint_slices.on_change = functools.partial(listener.owned_changed, "EndpointSlice")
 
     async def run(self) -> None:
         await asyncio.gather(*(informer.run() for informer in self._informers))

@@ -1,7 +1,7 @@
 """Who a change concerns: a ModelAdapter change wakes that adapter; a pod change wakes the adapters of the pod's
 namespace whose selector matches the pod before or after the change, or that have a placement on it; a change
 of a Service or EndpointSlice the operator owns wakes its owner, which puts it back if someone else deleted or
-edited it (the operator's own writes wake it too, once, and find nothing to do).
+edited it (the operator's own writes, which hold what its fingerprint annotation says, wake nobody).
 
 The operator writes status and retry annotations itself, and waking up for its own writes would loop, so an
 adapter whose change is only there is woken only if the status is not the one this operator last wrote
@@ -16,6 +16,7 @@ from typing import Any
 from modeladapter.operator.api.spec import AdapterSpec, LabelSelector, parse_spec
 from modeladapter.operator.controller.cache import ClusterCache, uid_of
 from modeladapter.operator.kube.client import Raw
+from modeladapter.operator.kube.services import OwnedKind, as_written
 from modeladapter.operator.reconcile.echoes import StatusEchoes
 from modeladapter.operator.reconcile.index import PlacementIndex
 
@@ -65,7 +66,9 @@ class EventRouter:
         for uid in self._interested(namespace, name, (labels_of(old), labels_of(new))):
             self.enqueue(uid)
 
-    def owned_changed(self, old: Raw | None, new: Raw | None) -> None:
+    def owned_changed(self, kind: OwnedKind, old: Raw | None, new: Raw | None) -> None:
+        if new is not None and as_written(kind, new):
+            return  # the operator's own write coming back, or a change to what it does not own
         for obj in (old, new):
             for owner in ((obj or {}).get("metadata") or {}).get("ownerReferences") or ():
                 uid = str(owner.get("uid", ""))

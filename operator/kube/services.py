@@ -186,6 +186,13 @@ _OWNED_LABELS: Final = {
 }
 
 
+def as_written(kind: OwnedKind, obj: Mapping[str, Any]) -> bool:
+    """The object holds exactly what the operator last wrote in the fields it owns (its own write coming back
+    through a watch, or someone's change to fields it does not own): nothing for the operator to do."""
+    written = ((obj.get("metadata") or {}).get("annotations") or {}).get(WRITTEN_ANNOTATION)
+    return written is not None and written == _fingerprint(_owned_part(kind, obj))
+
+
 def _owned_part(kind: OwnedKind, obj: Mapping[str, Any]) -> dict[str, Any]:
     """What the operator owns in a Service or EndpointSlice: its labels (absent ones as None), the ports and,
     in an EndpointSlice, the addresses."""

@@ -3,10 +3,17 @@ port, a base model) rewrites them silently; someone else's deletion or edit is u
 
 from __future__ import annotations
 
+import copy
+from typing import cast
+
 from modeladapter.adapters.outcomes import EngineRejected
 from modeladapter.fsm.events import OwnedObjectRestored
-from modeladapter.operator.kube.client import ENDPOINTSLICES, SERVICES
+from modeladapter.operator.controller.cache import ClusterCache
+from modeladapter.operator.controller.routing import EventRouter
+from modeladapter.operator.kube.client import ENDPOINTSLICES, SERVICES, KubeApi
 from modeladapter.operator.kube.services import WRITTEN_ANNOTATION
+from modeladapter.operator.reconcile.echoes import StatusEchoes
+from modeladapter.operator.reconcile.index import PlacementIndex
 from modeladapter.sandbox.apiserver.store import DeleteOptions
 from tests.e2e.conftest import adapter_manifest as manifest
 from tests.reconcile.conftest import World
@@ -68,3 +75,32 @@ async def test_objects_removed_while_the_adapter_is_deleted_are_left_removed_and
     assert world.cluster.get(SERVICES, "default", "qwen-code-lora") is None
     assert world.cluster.get(ENDPOINTSLICES, "default", "qwen-code-lora") is None
     assert await restorations(world) == []
+
+
+async def test_only_a_change_someone_else_made_to_an_owned_object_wakes_its_adapter(world: World) -> None:
+    world.add_pod("pod-0")
+    world.apply(manifest(replicas=1))
+    await world.settle()
+    woken: list[str] = []
+    cache = ClusterCache(cast(KubeApi, None))
+    router = EventRouter(cache, woken.append, index=PlacementIndex(), echoes=StatusEchoes())
+    cache.listen(router)
+    cache._adapter_changed(None, world.adapter())
+    woken.clear()
+    for kind, resource in (("Service", SERVICES), ("EndpointSlice", ENDPOINTSLICES)):
+        written = world.cluster.get(resource, "default", "qwen-code-lora")
+        assert written is not None
+        router.owned_changed(kind, None, written)
+        relabelled = copy.deepcopy(written)
+        relabelled["metadata"]["labels"]["team"] = "platform"  # not a label the operator owns
+        router.owned_changed(kind, written, relabelled)
+        assert woken == [], f"the operator's own {kind}, or a change it does not own, wakes nobody"
+        edited = copy.deepcopy(written)
+        edited["metadata"]["labels"] = {}
+        router.owned_changed(kind, written, edited)
+        router.owned_changed(kind, written, None)
+        unmarked = copy.deepcopy(written)
+        del unmarked["metadata"]["annotations"]
+        router.owned_changed(kind, None, unmarked)
+        assert woken == [world.uid()] * 3, f"{kind}: edited, deleted, and written by an older version"
+        woken.clear()
