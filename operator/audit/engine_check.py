@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from modeladapter.adapters.connections import EngineConnections, api_key_problem
+from modeladapter.adapters.connections import EngineConnections
 from modeladapter.adapters.outcomes import EngineError, EngineModels
 from modeladapter.adapters.selection import select_engine
 from modeladapter.fsm.events import PodSelected, RecordedEvent
@@ -29,7 +29,7 @@ from modeladapter.fsm.phases import PlacementState
 from modeladapter.fsm.state import AdapterState
 from modeladapter.operator.audit.drifts import Drift
 from modeladapter.operator.kube.client import PODS, KubeApi, KubeError
-from modeladapter.operator.kube.secret_values import secret_data
+from modeladapter.operator.kube.secret_values import NoRecordedKey, recorded_api_key
 from modeladapter.store import StreamInfo
 
 LIST_TIMEOUT = 5.0
@@ -153,12 +153,7 @@ class _Listings:
             return str(error)
 
     async def _key(self, adapter: Adapter) -> str | None:
-        spec = adapter.state.spec
-        if spec is None or spec.api_key_secret is None:
-            return None
         try:
-            data = await secret_data(self.kube, adapter.stream.namespace, spec.api_key_secret)
-        except KubeError:
-            return None
-        value = data.get(spec.api_key_secret_key or "api-key")
-        return value if value is not None and api_key_problem(value) is None else None
+            return await recorded_api_key(self.kube, adapter.stream.namespace, adapter.state.spec)
+        except (NoRecordedKey, KubeError):
+            return None  # asked without a key: a keyed engine's refusal says so in the drift

@@ -18,7 +18,7 @@ from modeladapter.fsm.events import SpecObserved
 from modeladapter.operator.api.spec import AdapterSpec, SpecProblem
 from modeladapter.operator.api.view import AdapterObject
 from modeladapter.operator.kube.client import KubeApi, NotFound
-from modeladapter.operator.kube.secret_values import secret_data
+from modeladapter.operator.kube.secret_values import NoRecordedKey, recorded_api_key, secret_data
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,19 +81,14 @@ async def read_credentials(kube: KubeApi, adapter: AdapterObject, spec: AdapterS
 
 
 async def read_recorded_key(kube: KubeApi, namespace: str, spec: SpecObserved | None) -> Credentials:
-    """The API key of an adapter that is gone, from the Secret its log recorded (read again, never stored).
-    None recorded (no `apiKeySecretRef`, an inline key, a log older than the record), a Secret gone or a key
-    that cannot be sent: no key, and the unload goes without it."""
-    if spec is None or spec.api_key_secret is None:
-        return NO_CREDENTIALS
-    reference = f"Secret {namespace}/{spec.api_key_secret}"
+    """The API key of an adapter that is gone, from the Secret its log recorded (`recorded_api_key`); without
+    one, the unload goes without a key."""
     try:
-        api_key = (await secret_data(kube, namespace, spec.api_key_secret)).get(spec.api_key_secret_key or "api-key")
-    except NotFound:
-        log.warning("%s, which held the API key, is gone: unloading without a key", reference)
+        api_key = await recorded_api_key(kube, namespace, spec)
+    except NoRecordedKey as missing:
+        log.warning("%s: unloading without a key", missing)
         return NO_CREDENTIALS
-    if api_key is None or api_key_problem(api_key) is not None:
-        log.warning("%s holds no usable API key any more: unloading without a key", reference)
+    if api_key is None:
         return NO_CREDENTIALS
     return Credentials(api_key=api_key, mask=SecretMask([api_key]))
 

@@ -236,6 +236,13 @@ class Sandbox:
         status = await self.status(name)
         return status.get("readyReplicas") == replicas and status.get("phase") == "Running"
 
+    async def instances_ready(self, count: int, name: str = "qwen-code-lora") -> Raw:
+        """The status, once exactly `count` instances are verified (`readyReplicas`); waits up to 10 s."""
+        return await self.eventually(
+            lambda: self.status_where(lambda s: s.get("readyReplicas") == count, name=name),
+            what=f"{count} instance(s) of {name}",
+        )
+
     async def gone(self, name: str = "qwen-code-lora") -> bool:
         try:
             await self.adapter(name)

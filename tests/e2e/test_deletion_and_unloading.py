@@ -34,10 +34,7 @@ async def test_deletion_unloads_everywhere_then_removes_the_finalizer(sandbox: S
     pods = await sandbox.add_pods(3)
     await sandbox.start_operator()
     await sandbox.apply(adapter_manifest())
-    await sandbox.eventually(
-        lambda: sandbox.status_where(name="qwen-code-lora", check=lambda s: s.get("readyReplicas") == 3),
-        what="three instances",
-    )
+    await sandbox.instances_ready(3)
     assert "adapter.model.aibrix.ai/finalizer" in (await sandbox.adapter())["metadata"]["finalizers"]
     uid = (await sandbox.adapter())["metadata"]["uid"]
     await sandbox.kubelet.delete(pods[2])  # a pod that is gone counts as unloaded

@@ -30,10 +30,7 @@ async def test_an_unhealthy_pod_leaves_the_instances_at_once(sandbox: Sandbox) -
     pods = await sandbox.add_pods(2)
     await sandbox.start_operator()
     await sandbox.apply(adapter_manifest())
-    await sandbox.eventually(
-        lambda: sandbox.status_where(name="qwen-code-lora", check=lambda s: s.get("readyReplicas") == 2),
-        what="two instances",
-    )
+    await sandbox.instances_ready(2)
     await sandbox.kubelet.mark_not_ready(pods[0])
     status = await sandbox.eventually(
         lambda: sandbox.status_where(name="qwen-code-lora", check=lambda s: s.get("instances") == [pods[1]]),

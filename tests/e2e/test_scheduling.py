@@ -60,9 +60,7 @@ async def test_replicas_omitted_means_every_healthy_pod_and_n_means_exactly_n(sa
     await sandbox.apply(adapter_manifest("everywhere"))
     await sandbox.apply(adapter_manifest("two", replicas=2))
     everywhere = await sandbox.phase("Running", "everywhere")
-    two = await sandbox.eventually(
-        lambda: sandbox.status_where(name="two", check=lambda s: s.get("readyReplicas") == 2), what="two replicas"
-    )
+    two = await sandbox.instances_ready(2, "two")
     assert sorted(everywhere["instances"]) == pods and everywhere["desiredReplicas"] == 3
     assert len(set(two["instances"])) == 2 and two["desiredReplicas"] == 2
     # One more pod: the everywhere adapter follows it; the two-replica one stays at two.

@@ -12,10 +12,7 @@ async def test_an_artifact_change_reloads_every_placement(sandbox: Sandbox) -> N
     pods = await sandbox.add_pods(2)
     await sandbox.start_operator()
     await sandbox.apply(adapter_manifest())
-    await sandbox.eventually(
-        lambda: sandbox.status_where(name="qwen-code-lora", check=lambda s: s.get("readyReplicas") == 2),
-        what="two instances",
-    )
+    await sandbox.instances_ready(2)
     new_path = write_peft_adapter(sandbox.kubeconfig.parent / "adapters" / "v2")
     await sandbox.apply(adapter_manifest(artifactURL=str(new_path)))
     for pod in pods:
@@ -33,10 +30,7 @@ async def test_a_selector_change_unloads_from_pods_that_no_longer_match(sandbox:
     pods = await sandbox.add_pods(2)
     await sandbox.start_operator()
     await sandbox.apply(adapter_manifest())
-    await sandbox.eventually(
-        lambda: sandbox.status_where(name="qwen-code-lora", check=lambda s: s.get("readyReplicas") == 2),
-        what="two instances",
-    )
+    await sandbox.instances_ready(2)
     # Only pods of zone a from now on; label one pod so.
     pod = sandbox.server.get("v1", "Pod", "default", pods[0])
     assert pod is not None

@@ -110,10 +110,7 @@ async def test_a_status_written_by_someone_else_is_put_right_at_once(sandbox: Sa
     await sandbox.add_pods(2)
     await sandbox.start_operator(replace(FAST, verify_interval=timedelta(minutes=10)))
     await sandbox.apply(adapter_manifest(replicas=2))
-    truth = await sandbox.eventually(
-        lambda: sandbox.status_where(name="qwen-code-lora", check=lambda s: s.get("readyReplicas") == 2),
-        what="two instances",
-    )
+    truth = await sandbox.instances_ready(2)
     await sandbox.kube.patch(
         MODELADAPTERS,
         "default",
