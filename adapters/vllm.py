@@ -5,6 +5,12 @@
   `/v1/models` shows the same `root`; 404 "No adapter found"; 500 rank/bias; 401 without the right key.
 * unload: `POST /v1/unload_lora_adapter {"lora_name"}` -> 200; 404 "cannot be found" counts as unloaded.
 * list and verify: `GET /v1/models`, adapters have `root` = their `lora_path` and `parent` = the base model.
+* forget cached prefixes: `POST /reset_prefix_cache` -> 200; served only with `VLLM_SERVER_DEV_MODE=1` (404
+  otherwise). An update needs it when the new version comes from the same path as the old one, since vLLM 0.32
+  keys a LoRA request's KV blocks on (name, path) (`real-parts.md`).
+
+Replacing an adapter is an unload, then a load: never `load_inplace`, which vLLM keeps in the adapter's request
+so the worker may re-read it from disk on later requests (vllm #33791).
 """
 
 from __future__ import annotations
@@ -20,22 +26,24 @@ from modeladapter.adapters.outcomes import (
     LoadResult,
     UnloadOutcome,
     UnloadResult,
+    Unsupported,
 )
 
 LOAD_PATH = "/v1/load_lora_adapter"
 UNLOAD_PATH = "/v1/unload_lora_adapter"
+RESET_PREFIX_CACHE_PATH = "/reset_prefix_cache"
 
 
 class VllmClient(HttpEngineClient):
     async def load(self, request: LoadRequest, *, replace: bool = False) -> LoadResult:
-        """Load `request` under its name; with `replace`, swap the weights of an adapter of that name in place
-        (vLLM's `load_inplace`; use a new path, since vLLM keys its prefix cache on name and path)."""
+        """Load `request` under its name; with `replace`, unload whatever the engine serves under that name
+        first (an unknown name counts as unloaded)."""
         name = check_name(request.name)
         lora_path = lora_path_for_engine(request.artifact_url)
         await self.check_base_model(request)
-        body: dict[str, object] = {"lora_name": name, "lora_path": lora_path}
         if replace:
-            body["load_inplace"] = True
+            await self.unload(name)
+        body: dict[str, object] = {"lora_name": name, "lora_path": lora_path}
         answer = await self.call("POST", LOAD_PATH, operation="load", body=body)
         if answer.status == 200:
             return LoadResult(name, lora_path, LoadOutcome.LOADED, answer.shown())
@@ -54,6 +62,21 @@ class VllmClient(HttpEngineClient):
             wanted_path=lora_path,
             status=answer.status,
             engine_message=failure.engine_message,
+        )
+
+    async def reset_prefix_cache(self) -> None:
+        """Forget every cached KV block. Raises `Unsupported` when the engine does not serve it (no dev mode)."""
+        answer = await self.call("POST", RESET_PREFIX_CACHE_PATH, operation="reset prefix cache")
+        if answer.status == 200:
+            return
+        if answer.status == 404:
+            raise Unsupported(
+                f"reset prefix cache: {self.target} does not serve {RESET_PREFIX_CACHE_PATH}; start vLLM with "
+                "VLLM_SERVER_DEV_MODE=1 so an update from the same path cannot answer from the old version's cache",
+                status=404,
+            )
+        raise unexpected(
+            interpret_failure(answer.status, answer.text, operation="reset prefix cache", mask=answer.mask)
         )
 
     async def unload(self, name: str) -> UnloadResult:

@@ -129,6 +129,8 @@ def next_look(
             times.append(ready_at)
     if state.instances and not service_ready:
         times.append(now + timedelta(seconds=2))
+    if state.rollout is not None and state.rollout.in_progress and state.rollout.halted_on is None:
+        times.append(now + timedelta(seconds=1))  # the next pod of the update, once an unload freed a pod
     if not times:
         return None
     return max(min(times) - now, timedelta(0))

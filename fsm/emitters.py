@@ -11,6 +11,7 @@ from typing import Literal
 from modeladapter.fsm.events import (
     AdapterEvent,
     AdapterMissing,
+    InstanceUpdated,
     LoadFailed,
     LoadStarted,
     LoadSucceeded,
@@ -35,11 +36,25 @@ def pod_selected(d: Decision) -> list[AdapterEvent]:
 
 
 def load_started(d: Decision) -> list[AdapterEvent]:
-    return [LoadStarted(pod=d.pod, attempt=d.attempts + 1, artifact_url=d.artifact_url)]
+    return [LoadStarted(pod=d.pod, attempt=d.attempts + 1, artifact_url=d.artifact_url, replacing=_replacing(d))]
+
+
+def _replacing(d: Decision) -> str | None:
+    """The artifact the pod held before, if this load updates it (kept across the update's retries)."""
+    placement = d.placement
+    if placement is None:
+        return None
+    if placement.artifact_url and placement.artifact_url != d.artifact_url:
+        return placement.artifact_url
+    return placement.replacing
 
 
 def load_succeeded(d: Decision) -> list[AdapterEvent]:
-    return [LoadSucceeded(pod=d.pod, attempt=d.attempts, duration_ms=d.facts.duration_ms)]
+    events: list[AdapterEvent] = [LoadSucceeded(pod=d.pod, attempt=d.attempts, duration_ms=d.facts.duration_ms)]
+    placement = d.placement
+    if placement is not None and placement.replacing is not None and placement.artifact_url is not None:
+        events.append(InstanceUpdated(pod=d.pod, artifact=placement.artifact_url, previous=placement.replacing))
+    return events
 
 
 def load_failed_will_retry(d: Decision) -> list[AdapterEvent]:

@@ -111,6 +111,9 @@ class LoadStarted(_Payload):
     """1-based attempt on this pod, counted since it was assigned, last held the adapter, or was lost."""
     artifact_url: str
     """The artifact being loaded."""
+    replacing: str | None = None
+    """An update: the artifact the pod served before. The engine unloads that version first (never swapping
+    weights in place), and forgets the prefixes it cached with it when the new one comes from the same path."""
 
 
 class LoadSucceeded(_Payload):
@@ -217,6 +220,76 @@ class UnloadFailed(_Payload):
     """When the unload is tried again; None when it was abandoned."""
 
 
+# --- facts about an update of the artifact --------------------------------------------------------------------
+
+
+class RolloutStarted(_Payload):
+    """`spec.artifactURL` changed while pods serve another artifact: they are updated pod by pod."""
+
+    type: Literal["RolloutStarted"] = "RolloutStarted"
+    schema_version: Literal[1] = 1
+    from_artifacts: tuple[str, ...]
+    """The artifacts the pods served when the rollout began (usually one: the previous version)."""
+    to_artifact: str
+    """The artifact every instance is to serve."""
+    instances: int
+    """Instances serving when it began."""
+    max_unavailable: int
+    """`spec.updateStrategy.maxUnavailable`: instances that may be out for their update at once."""
+    max_surge: int
+    """`spec.updateStrategy.maxSurge`: extra pods the new version may be loaded on first (with `replicas`)."""
+
+
+class InstanceUpdated(_Payload):
+    """One instance of a rollout serves the new artifact: reloaded in place, or surged onto another pod."""
+
+    type: Literal["InstanceUpdated"] = "InstanceUpdated"
+    schema_version: Literal[1] = 1
+    pod: str
+    """The pod that serves the new artifact."""
+    artifact: str
+    """The new artifact."""
+    previous: str
+    """The artifact the replaced instance served."""
+    replaced_pod: str | None = None
+    """A surge: the pod whose instance of the older artifact retires in its stead. None: reloaded in place."""
+
+
+class RolloutHalted(_Payload):
+    """The new artifact failed on a pod: no other pod is touched until it loads there or the spec changes."""
+
+    type: Literal["RolloutHalted"] = "RolloutHalted"
+    schema_version: Literal[1] = 1
+    pod: str
+    """The pod on which the new artifact failed."""
+    error: str
+    """Its error, with secret values masked."""
+    serving_old: int
+    """Instances that keep serving an older artifact meanwhile."""
+
+
+class RolloutResumed(_Payload):
+    """The pod a rollout halted on now serves the new artifact: the rollout goes on."""
+
+    type: Literal["RolloutResumed"] = "RolloutResumed"
+    schema_version: Literal[1] = 1
+    pod: str
+    """The pod that loaded the new artifact after all."""
+
+
+class RolloutFinished(_Payload):
+    """No instance serves an older artifact any more."""
+
+    type: Literal["RolloutFinished"] = "RolloutFinished"
+    schema_version: Literal[1] = 1
+    artifact: str
+    """The artifact every instance serves."""
+    instances: int
+    """Instances serving it."""
+    rolled_back: bool = False
+    """The spec went back to an artifact the pods served before the rollout reached them."""
+
+
 # --- facts about the adapter as a whole -----------------------------------------------------------------------
 
 
@@ -301,6 +374,11 @@ AdapterEvent: TypeAlias = Annotated[
     | UnloadStarted
     | Unloaded
     | UnloadFailed
+    | RolloutStarted
+    | InstanceUpdated
+    | RolloutHalted
+    | RolloutResumed
+    | RolloutFinished
     | ServiceBound
     | OwnedObjectRestored
     | Finalized
@@ -327,6 +405,11 @@ EVENT_TYPES: frozenset[str] = frozenset(
         UnloadStarted,
         Unloaded,
         UnloadFailed,
+        RolloutStarted,
+        InstanceUpdated,
+        RolloutHalted,
+        RolloutResumed,
+        RolloutFinished,
         ServiceBound,
         OwnedObjectRestored,
         Finalized,

@@ -26,6 +26,10 @@ class Desired:
     """The name the engines serve; with the pod it breaks the policies' ties."""
     selector: str
     """The pod selector as `kubectl` writes it, for the messages that say nothing matches."""
+    max_unavailable: int = 1
+    """`spec.updateStrategy.maxUnavailable`: instances that may be out for their update at once."""
+    max_surge: int = 1
+    """`spec.updateStrategy.maxSurge`: with `replicas`, extra pods an update may load the new artifact on first."""
 
 
 @dataclass(frozen=True, slots=True)

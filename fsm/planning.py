@@ -14,9 +14,10 @@ The rules (`modeladapter.fsm.rules`) are applied in this order by a convergence,
 
 1. observations: `retire_gone`, `unload_unselected`, `lose_unhealthy`; the engines' listings:
    `settle_interrupted_load`, `notice_missing` (first round of a pass only);
-2. scheduling: `retry_when_due`, `repair_lost`, `reconsider_rested`, `place_missing` or `trim_surplus`,
-   `release_lost`; then `start_loads`, `reload_stale`;
-3. the phase: `walk_phase` towards the target the placements call for (`modeladapter.fsm.progress`).
+2. updates of the artifact (`modeladapter.fsm.rollout`): `track_rollout`, `retire_replaced`;
+3. scheduling: `retry_when_due`, `repair_lost`, `reconsider_rested`, `surge_update` or `place_missing`, or
+   `trim_surplus`, `release_lost`; then `start_loads`, `update_in_place`;
+4. the phase: `walk_phase` towards the target the placements call for (`modeladapter.fsm.progress`).
 
 A pod that refuses the adapter for good is switched away from in the same pass, one round per pod at most
 (`another_round`).
@@ -33,6 +34,7 @@ from modeladapter.fsm.observations import Desired, Listed, Listing, Observation,
 from modeladapter.fsm.phases import PhaseTrigger, PlacementState, PlacementTrigger
 from modeladapter.fsm.plans import Plan, Planner, Pods
 from modeladapter.fsm.progress import Blocked, Target, target, walk
+from modeladapter.fsm.rollout import retire_replaced, surge, track_rollout, update_in_place
 from modeladapter.fsm.rules import (
     ADMIT,
     FINALIZE,
@@ -42,13 +44,13 @@ from modeladapter.fsm.rules import (
     PLACE_MISSING,
     RECONSIDER_RESTED,
     RELEASE_LOST,
-    RELOAD_STALE,
     REPAIR_LOST,
     RETIRE_EVERYTHING,
     RETIRE_GONE,
     RETRY_WHEN_DUE,
     SETTLE_INTERRUPTED_LOAD,
     START_LOADS,
+    SURGE_UPDATE,
     TRIM_SURPLUS,
     UNLOAD_UNSELECTED,
     WALK_PHASE,
@@ -176,29 +178,39 @@ def plan_convergence(
     fix), in the first round of a pass that saw one."""
     planner = Planner(state, observation, settings)
     pods = Pods(observation, settings)
-    count, blocked = _schedule(planner, pods, desired, reconsider_now=reconsider_now)
+    track_rollout(planner, desired)
+    retire_replaced(planner, pods, desired, wanted=_wanted(planner, pods, desired))
+    extra = surge(planner, pods, desired)
+    count, blocked = _schedule(planner, pods, desired, reconsider_now=reconsider_now, surge=extra)
     for placement in list(planner.state.placements):
-        if placement.pod not in pods.healthy:
-            continue
-        if placement.state in sources(U.START_LOAD):
+        if placement.pod in pods.healthy and placement.state in sources(U.START_LOAD):
             planner.fire(START_LOADS, U.START_LOAD, pod=placement.pod, artifact_url=desired.artifact_url)
-        elif placement.state is S.LOADED and placement.artifact_url != desired.artifact_url:
-            planner.fire(RELOAD_STALE, U.RELOAD, pod=placement.pod, artifact_url=desired.artifact_url)
+    update_in_place(planner, pods, desired, wanted=count, surging=extra > 0)
     _walk(planner, service_ready=None, blocked=blocked, restart=restart)
     return planner.plan(desired=count, blocked=blocked)
 
 
-def _schedule(planner: Planner, pods: Pods, desired: Desired, *, reconsider_now: bool) -> tuple[int, Blocked | None]:
-    """Retry what is due, repair lost placements, place missing replicas, trim surplus ones."""
+def _wanted(planner: Planner, pods: Pods, desired: Desired) -> int:
+    """Replicas wanted: `spec.replicas`, or every schedulable pod and every healthy one that holds the adapter."""
+    if desired.replicas is not None:
+        return desired.replicas
+    holding = {p.pod for p in planner.state.placements if p.pod in pods.healthy and (p.active or p.state is S.LOST)}
+    return len(set(pods.schedulable) | holding)
+
+
+def _schedule(
+    planner: Planner, pods: Pods, desired: Desired, *, reconsider_now: bool, surge: int = 0
+) -> tuple[int, Blocked | None]:
+    """Retry what is due, repair lost placements, place missing replicas (and `surge` extra ones for an
+    update), trim surplus ones. Returns the replicas wanted, without the surge."""
     now = planner.now
     for placement in planner.placements(U.RETRY_DUE):
         if placement.next_retry_at is not None and placement.next_retry_at <= now and placement.pod in pods.healthy:
             planner.fire(RETRY_WHEN_DUE, U.RETRY_DUE, pod=placement.pod, artifact_url=desired.artifact_url)
-    holding = {p.pod for p in planner.state.placements if p.pod in pods.healthy and (p.active or p.state is S.LOST)}
-    wanted = desired.replicas if desired.replicas is not None else len(set(pods.schedulable) | holding)
+    wanted = _wanted(planner, pods, desired)
 
     def missing() -> int:
-        return wanted - sum(1 for p in planner.state.placements if p.active)
+        return wanted + surge - sum(1 for p in planner.state.placements if p.active)
 
     # Repair first: a healthy pod that lost the adapter (eviction, engine restart) gets it back.
     for placement in list(planner.state.placements):
@@ -220,11 +232,11 @@ def _schedule(planner: Planner, pods: Pods, desired: Desired, *, reconsider_now:
                 planner.unload(RECONSIDER_RESTED, placement.pod)
     blocked: Blocked | None = None
     if missing() > 0:
-        blocked = _place(planner, pods, desired, missing())
+        blocked = _place(planner, pods, desired, missing(), surging=min(surge, missing()))
     elif missing() < 0:
         surplus = sorted(
             (p for p in planner.state.placements if p.active),
-            key=lambda p: (_SURPLUS_ORDER[p.state], -p.since.timestamp()),
+            key=lambda p: (_SURPLUS_ORDER[p.state], p.artifact_url == desired.artifact_url, -p.since.timestamp()),
         )
         for placement in surplus[: -missing()]:
             planner.unload(TRIM_SURPLUS, placement.pod)
@@ -237,7 +249,8 @@ def _schedule(planner: Planner, pods: Pods, desired: Desired, *, reconsider_now:
     return wanted, blocked
 
 
-def _place(planner: Planner, pods: Pods, desired: Desired, count: int) -> Blocked | None:
+def _place(planner: Planner, pods: Pods, desired: Desired, count: int, *, surging: int = 0) -> Blocked | None:
+    """Place `count` replicas by the policy; the last `surging` of them are an update's surge."""
     taken = {p.pod for p in planner.state.placements if p.state is not S.LOST}
     pool = [
         Candidate(pod=name, adapters=pods.load(name), capacity=pod.view.capacity)
@@ -246,11 +259,14 @@ def _place(planner: Planner, pods: Pods, desired: Desired, count: int) -> Blocke
     ]
     choice = choose_pods(desired.policy, pool, adapter=desired.lora_name, count=count, seed=planner.observation.seed)
     displaced = [p for p in planner.state.placements if p.state in (S.EXHAUSTED, S.LOST) and p.pod not in choice.pods]
-    for pod in choice.pods:
+    for number, pod in enumerate(choice.pods):
+        policy = f"{desired.policy.value}: {pods.load(pod)} adapters on the pod"
+        if number >= count - surging:
+            reason = f"surge: the new artifact is loaded here before an instance of the old one retires ({policy})"
+            planner.fire(SURGE_UPDATE, U.ASSIGN, pod=pod, policy=desired.policy.value, reason=reason)
+            continue
         old = displaced.pop(0) if displaced else None
-        reason = (
-            switch_reason(old) if old is not None else f"{desired.policy.value}: {pods.load(pod)} adapters on the pod"
-        )
+        reason = switch_reason(old) if old is not None else policy
         replaces = old.pod if old is not None else None
         planner.fire(PLACE_MISSING, U.ASSIGN, pod=pod, policy=desired.policy.value, replaces=replaces, reason=reason)
     if any(p.active for p in planner.state.placements):

@@ -76,8 +76,28 @@ RELEASE_LOST: Final = Rule(
     "release_lost", "a lost placement on a pod that is back but not needed gives the adapter back", fires=(U.UNLOAD,)
 )
 START_LOADS: Final = Rule("start_loads", "assigned placements on healthy pods start loading", fires=(U.START_LOAD,))
-RELOAD_STALE: Final = Rule(
-    "reload_stale", "a pod that holds an older artifact than the spec's reloads it", fires=(U.RELOAD,)
+TRACK_ROLLOUT: Final = Rule(
+    "track_rollout",
+    "pods serving another artifact than the spec's start a rollout; it halts while the new artifact fails on a "
+    "pod, resumes when that is over, and finishes when no instance serves an older one",
+    records=("RolloutStarted", "RolloutHalted", "RolloutResumed", "RolloutFinished"),
+)
+RETIRE_REPLACED: Final = Rule(
+    "retire_replaced",
+    "during a surge, an instance of an older artifact retires once a new one serves in its stead",
+    fires=(U.UNLOAD,),
+    records=("InstanceUpdated",),
+)
+SURGE_UPDATE: Final = Rule(
+    "surge_update",
+    "with `replicas` set and a free pod, the new artifact is loaded on an extra pod before an old instance retires",
+    fires=(U.ASSIGN,),
+)
+UPDATE_IN_PLACE: Final = Rule(
+    "update_in_place",
+    "without a surge, a pod serving an older artifact leaves the instances and reloads, at most "
+    "`maxUnavailable` at once and never the last of several; none while the rollout is halted",
+    fires=(U.RELOAD,),
 )
 RETIRE_EVERYTHING: Final = Rule(
     "retire_everything",
@@ -123,14 +143,17 @@ RULES: Final[tuple[Rule, ...]] = (
     LOSE_UNHEALTHY,
     SETTLE_INTERRUPTED_LOAD,
     NOTICE_MISSING,
+    TRACK_ROLLOUT,
+    RETIRE_REPLACED,
     RETRY_WHEN_DUE,
     REPAIR_LOST,
     RECONSIDER_RESTED,
+    SURGE_UPDATE,
     PLACE_MISSING,
     TRIM_SURPLUS,
     RELEASE_LOST,
     START_LOADS,
-    RELOAD_STALE,
+    UPDATE_IN_PLACE,
     RETIRE_EVERYTHING,
     LOAD_OUTCOME,
     UNLOAD_OUTCOME,

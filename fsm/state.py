@@ -12,7 +12,7 @@ and leaves the state, so pod churn does not grow it without bound.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 
 from modeladapter.fsm.events import (
@@ -28,6 +28,10 @@ from modeladapter.fsm.events import (
     PodLost,
     PodSwitched,
     RecordedEvent,
+    RolloutFinished,
+    RolloutHalted,
+    RolloutResumed,
+    RolloutStarted,
     ServiceBound,
     SpecObserved,
     SpecRejected,
@@ -57,10 +61,32 @@ class Placement:
     """The artifact of the latest load attempt on this pod."""
     unload_deadline: datetime | None = None
     """Unloading: a failing unload is abandoned after this instant."""
+    replacing: str | None = None
+    """An update in progress on this pod: the artifact it served before (until the new one is loaded)."""
 
     @property
     def active(self) -> bool:
         return self.state in ACTIVE_PLACEMENT_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class Rollout:
+    """The latest update of the artifact: from what, to what, and where it stands."""
+
+    to_artifact: str
+    from_artifacts: tuple[str, ...]
+    started_at: datetime
+    max_unavailable: int
+    max_surge: int
+    halted_on: str | None = None
+    """The pod the new artifact failed on, while the rollout is halted."""
+    halted_error: str | None = None
+    finished_at: datetime | None = None
+    rolled_back: bool = False
+
+    @property
+    def in_progress(self) -> bool:
+        return self.finished_at is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +112,8 @@ class AdapterState:
     finalized: bool = False
     load_failures: int = 0
     pod_switches: int = 0
+    rollout: Rollout | None = None
+    """The latest update of the artifact; None until the first."""
 
     @property
     def generation(self) -> int:
@@ -123,6 +151,7 @@ class _MutablePlacement:
     last_error: str | None = None
     artifact_url: str | None = None
     unload_deadline: datetime | None = None
+    replacing: str | None = None
 
     def freeze(self) -> Placement:
         return Placement(**{f.name: getattr(self, f.name) for f in fields(Placement)})
@@ -157,6 +186,7 @@ class _Folder:
     finalized: bool = False
     load_failures: int = 0
     pod_switches: int = 0
+    rollout: Rollout | None = None
 
     @classmethod
     def start(cls, state: AdapterState) -> _Folder:
@@ -199,6 +229,7 @@ class _Folder:
                 placement.attempts = payload.attempt
                 placement.next_retry_at = None
                 placement.artifact_url = payload.artifact_url
+                placement.replacing = payload.replacing
             case LoadSucceeded():
                 self._existing(payload.pod).last_error = None
             case LoadFailed():
@@ -221,13 +252,29 @@ class _Folder:
                 placement.next_retry_at = payload.retry_at
             case PodSwitched():
                 self.pod_switches += 1
+            case RolloutStarted():
+                self.rollout = Rollout(
+                    to_artifact=payload.to_artifact,
+                    from_artifacts=payload.from_artifacts,
+                    started_at=at,
+                    max_unavailable=payload.max_unavailable,
+                    max_surge=payload.max_surge,
+                )
+            case RolloutHalted() if self.rollout is not None:
+                self.rollout = replace(self.rollout, halted_on=payload.pod, halted_error=payload.error)
+            case RolloutResumed() if self.rollout is not None:
+                self.rollout = replace(self.rollout, halted_on=None, halted_error=None)
+            case RolloutFinished() if self.rollout is not None:
+                self.rollout = replace(
+                    self.rollout, halted_on=None, halted_error=None, finished_at=at, rolled_back=payload.rolled_back
+                )
             case ServiceBound():
                 self.endpoints = payload.endpoints
             case Finalized():
                 self.finalized = True
             case _:
                 # PodSelected and Unloaded are facts whose effect on state the matching PlacementChanged carries;
-                # OwnedObjectRestored changes nothing the operator decides with.
+                # OwnedObjectRestored and InstanceUpdated change nothing the operator decides with.
                 pass
 
     def _placement_changed(self, payload: PlacementChanged, at: datetime) -> None:
@@ -246,6 +293,8 @@ class _Folder:
         if payload.to_state in _RESETS_ATTEMPTS:
             placement.attempts = 0
             placement.next_retry_at = None
+        if payload.to_state is PlacementState.LOADED:
+            placement.replacing = None
         if payload.to_state is PlacementState.ASSIGNED:
             placement.last_error = None
 

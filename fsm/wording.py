@@ -7,6 +7,7 @@ printed as Go prints a slice, `[a b]`. The others say what the placements are do
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal
 
 from modeladapter.fsm.phases import PlacementState
 from modeladapter.fsm.state import AdapterState, Placement
@@ -47,3 +48,32 @@ def _describe(placement: Placement) -> str:
         failed = f"attempt {placement.attempts} failed: {placement.last_error}"
         return f"{placement.pod} ({failed}; retry at {placement.next_retry_at:%H:%M:%S})"
     return f"{placement.pod} (attempt {placement.attempts})"
+
+
+def progress_condition(state: AdapterState) -> tuple[Literal["True", "False"], str, str] | None:
+    """The `Progressing` condition's status, reason and message; None before the first update."""
+    rollout = state.rollout
+    if rollout is None:
+        return None
+    to = rollout.to_artifact
+    if not rollout.in_progress:
+        if rollout.rolled_back:
+            return "True", "RolledBack", f"rolled back: {len(state.instances)} instances serve {to}"
+        return "True", "UpdateComplete", f"every instance serves {to} ({len(state.instances)} instances)"
+    old = [p.pod for p in state.placements if p.state is PlacementState.LOADED and p.artifact_url != to]
+    new = [p.pod for p in state.placements if p.state is PlacementState.LOADED and p.artifact_url == to]
+    if rollout.halted_on is not None:
+        return (
+            "False",
+            "UpdateFailed",
+            f"the update to {to} failed on pod {rollout.halted_on}: {rollout.halted_error or 'unknown error'}; "
+            f"halted, {len(old)} instances keep serving the older artifact [{' '.join(old)}]; fix "
+            "spec.artifactURL to resume, or set it back to roll back",
+        )
+    moving = [p.pod for p in state.placements if p.replacing is not None and p.state is not PlacementState.LOADED]
+    doing = f"; updating [{' '.join(moving)}]" if moving else ""
+    return (
+        "True",
+        "RollingUpdate",
+        f"updating to {to}: {len(new)} of {len(new) + len(old) + len(moving)} instances updated{doing}",
+    )

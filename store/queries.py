@@ -202,8 +202,14 @@ TIMELINE_EVENT_TYPES: Final = (
     "AdapterMissing",
     "SpecRejected",
     "UnloadFailed",
+    "RolloutStarted",
+    "InstanceUpdated",
+    "RolloutHalted",
+    "RolloutResumed",
+    "RolloutFinished",
 )
-"""What a phase timeline shows: the decisions, and the facts that explain why an adapter moved (or did not)."""
+"""What a phase timeline shows: the decisions, the facts that explain why an adapter moved (or did not), and
+an update's course."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,8 +78,8 @@ def _refused(pod: str) -> str:
 
 
 def example_story() -> list[ev.RecordedEvent]:
-    """Created, five refused loads on one pod, a switch, Running, an eviction repaired, a lost pod, an invalid
-    generation, deletion. Every decision is the state machines' own; only the observations are scripted."""
+    """Created, five refused loads on one pod, a switch, Running, an eviction repaired, an update that halts
+    and resumes, a lost pod, an invalid generation, deletion. Every decision is the state machines' own; only the observations are scripted."""
     story = _Story()
     first, second = PODS
     P, U = PhaseTrigger, PlacementTrigger
@@ -132,20 +132,52 @@ def example_story() -> list[ev.RecordedEvent]:
     story.decide(U.LOAD_SUCCEEDED, pod=second, duration_ms=912.7)
     story.decide(P.LOAD_VERIFIED, reason="Loaded", message=f"verified loaded on 1 pods: [{second}]")
     story.decide(P.SERVICE_BOUND, reason="ModelAdapterAvailable", message=ready_message(NAMESPACE, NAME))
+    # A new version: with `replicas: 1` and a free pod, it surges onto the first pod, whose engine refuses the
+    # load; the rollout halts there while the second pod keeps serving the old version.
+    story.next_reconcile(timedelta(hours=2))
+    story.generation = 2
+    version_2 = f"{ARTIFACT}-v2"
+    story.record(
+        ev.SpecObserved(
+            generation=2, artifact_url=version_2, replicas=1, scheduler_name="default", pod_selector=SELECTOR
+        ),
+        ev.RolloutStarted(
+            from_artifacts=(ARTIFACT,), to_artifact=version_2, instances=1, max_unavailable=1, max_surge=1
+        ),
+    )
+    surge = "surge: the new artifact is loaded here before an instance of the old one retires"
+    story.decide(
+        U.ASSIGN, pod=first, policy="least-adapters", reason=f"{surge} (least-adapters: 0 adapters on the pod)"
+    )
+    story.decide(U.START_LOAD, pod=first, artifact_url=version_2)
+    story.decide(U.LOAD_FAILED, pod=first, error=_refused(first), retriable=True)
+    story.record(ev.RolloutHalted(pod=first, error=_refused(first), serving_old=1))
+    # The retry loads it: the rollout resumes, and the old instance retires once the new one is listed.
+    story.next_reconcile(timedelta(seconds=5))
+    story.decide(U.RETRY_DUE, pod=first, artifact_url=version_2)
+    story.decide(U.LOAD_SUCCEEDED, pod=first, duration_ms=2204.9)
+    story.record(ev.RolloutResumed(pod=first))
+    story.record(ev.ServiceBound(service=NAME, endpoints=(POD_IPS[first], POD_IPS[second])))
+    story.record(ev.InstanceUpdated(pod=first, artifact=version_2, previous=ARTIFACT, replaced_pod=second))
+    story.decide(U.UNLOAD, pod=second, unload_deadline=story.now + timedelta(seconds=60))
+    story.record(ev.ServiceBound(service=NAME, endpoints=(POD_IPS[first],)))
+    story.decide(U.UNLOAD_SUCCEEDED, pod=second)
+    story.record(ev.RolloutFinished(artifact=version_2, instances=1))
+    serving = first
     # The pod stops being Ready: it leaves the instances and the EndpointSlice at once.
     story.next_reconcile(timedelta(minutes=7))
-    story.decide(U.POD_LOST, pod=second, reason=f"pod {second} is not Ready")
+    story.decide(U.POD_LOST, pod=serving, reason=f"pod {serving} is not Ready")
     story.record(ev.ServiceBound(service=NAME, endpoints=()))
     no_pods = f"no healthy pod in namespace {NAMESPACE} matches {SELECTOR}"
     story.decide(P.PODS_UNAVAILABLE, reason="NoCandidatePods", message=no_pods)
     # A new generation with an artifact URL the operator cannot use.
     story.next_reconcile(timedelta(minutes=2))
-    story.generation = 2
+    story.generation = 4
     bad_url = "ftp://example.com/lora"
     story.record(
-        ev.SpecObserved(generation=2, artifact_url=bad_url, replicas=1, scheduler_name="default", pod_selector=""),
+        ev.SpecObserved(generation=4, artifact_url=bad_url, replicas=1, scheduler_name="default", pod_selector=""),
         ev.SpecRejected(
-            generation=2,
+            generation=4,
             field="spec.artifactURL",
             rule="unsupported scheme; use one of huggingface://, hf://, s3://, gcs://, gs://, tos://, /absolute/path",
             message="spec.artifactURL: unsupported scheme; use one of huggingface://, hf://, s3://, gcs://, gs://, "
@@ -158,6 +190,6 @@ def example_story() -> list[ev.RecordedEvent]:
     # Deleted: the pod is gone by now, which counts as unloaded; the stream ends, then the finalizer goes.
     story.next_reconcile(timedelta(minutes=1))
     story.decide(P.DELETION_REQUESTED, reason="Terminating", message="unloading from every pod")
-    story.decide(U.POD_GONE, pod=second, reason="pod deleted")
+    story.decide(U.POD_GONE, pod=serving, reason="pod deleted")
     story.record(ev.Finalized())
     return story.events

@@ -11,6 +11,8 @@ problem names the field and the rule, so that the status condition can say exact
   what Kubernetes accepts (no pod can carry any other label: the adapter would wait for pods for ever);
 * `spec.replicas` — omitted (every healthy matching pod) or at least 1;
 * `spec.schedulerName` — a known policy (`modeladapter.fsm.scheduling`);
+* `spec.updateStrategy` (ours, optional) — `maxUnavailable` and `maxSurge`, whole numbers, 0 or more, that let
+  an update start (`maxUnavailable` 0 needs a surge: `maxSurge` above 0 and `replicas` set);
 * `metadata.name` — usable as the engine's LoRA name: the AIBrix runtime, the strictest engine, accepts
   1 to 100 characters of letters, digits, `-` and `_`, starting with a letter or digit; and usable as the
   adapter's Service name (a DNS-1035 label: at most 63 characters, starting with a letter);
@@ -114,6 +116,16 @@ class SecretKeyRef:
 
 
 @dataclass(frozen=True, slots=True)
+class UpdateStrategy:
+    """`spec.updateStrategy`: how a change of `artifactURL` rolls over the instances (`modeladapter.fsm.rollout`)."""
+
+    max_unavailable: int = 1
+    """Instances that may be out for their update at once (never the last of several)."""
+    max_surge: int = 1
+    """With `replicas`, extra pods the new artifact may be loaded on before old instances retire."""
+
+
+@dataclass(frozen=True, slots=True)
 class AdapterSpec:
     lora_name: str
     engine_port: int
@@ -129,6 +141,7 @@ class AdapterSpec:
     api_key_secret: SecretKeyRef | None = None
     has_inline_api_key: bool = False
     """`additionalConfig["api-key"]` is set (the AIBrix way; `apiKeySecretRef` is preferred)."""
+    update_strategy: UpdateStrategy = UpdateStrategy()
 
     @property
     def needs_runtime_sidecar(self) -> bool:
@@ -218,7 +231,24 @@ def _parse(raw: Mapping[str, Any]) -> AdapterSpec:
         credentials_secret=_secret_name(spec.get("credentialsSecretRef"), "spec.credentialsSecretRef"),
         api_key_secret=_secret_key_ref(spec.get("apiKeySecretRef")),
         has_inline_api_key=bool(additional.get("api-key")),
+        update_strategy=_update_strategy(spec.get("updateStrategy"), replicas=replicas),
     )
+
+
+def _update_strategy(raw: Any, *, replicas: int | None) -> UpdateStrategy:
+    if raw is None:
+        return UpdateStrategy()
+    strategy = _mapping(raw, "spec.updateStrategy")
+    values: dict[str, int] = {}
+    for field, default in (("maxUnavailable", 1), ("maxSurge", 1)):
+        value = strategy.get(field, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            _fail(f"spec.updateStrategy.{field}", "must be a whole number, 0 or more", value)
+        values[field] = value
+    if values["maxUnavailable"] == 0 and (values["maxSurge"] == 0 or replicas is None):
+        why = "maxSurge is 0 too" if values["maxSurge"] == 0 else "without spec.replicas an update cannot surge"
+        _fail("spec.updateStrategy.maxUnavailable", f"must be at least 1 when {why}: no update could ever start", 0)
+    return UpdateStrategy(max_unavailable=values["maxUnavailable"], max_surge=values["maxSurge"])
 
 
 def _check_artifact_url(url: str) -> None:

@@ -10,7 +10,10 @@ reproduce the seed documentation's `kubectl describe` output:
   (`NoCandidatePods`, `InsufficientCapacity`, `WaitingForStablePods` ...) while none can be;
 * `Ready` True `ModelAdapterAvailable` "ModelAdapter <ns>/<name> is ready" only when Running — that is, with
   at least one verified instance and the Service and EndpointSlice in place — and False with the phase's
-  reason and message otherwise, once the adapter got that far.
+  reason and message otherwise, once the adapter got that far;
+* `Progressing` (ours, once an update of `artifactURL` happened): True `RollingUpdate` while it rolls, False
+  `UpdateFailed` naming the pod and the error while it is halted, True `UpdateComplete` (or `RolledBack`) once
+  every instance serves the spec's artifact (`modeladapter.fsm.rollout`).
 
 `instances` lists exactly the pods whose engine was verified to serve the adapter. The retry annotations
 `adapter.model.aibrix.ai/retry-count.<pod>` and `.../last-retry-time.<pod>` (RFC 3339) mirror the placements
@@ -26,7 +29,7 @@ from typing import Any, Final, TypedDict
 
 from modeladapter.fsm.phases import Phase, PlacementState
 from modeladapter.fsm.state import AdapterState
-from modeladapter.fsm.wording import ready_message, scheduled_message
+from modeladapter.fsm.wording import progress_condition, ready_message, scheduled_message
 from modeladapter.operator.api.conditions import Condition, format_time, set_conditions
 
 RETRY_COUNT: Final = "adapter.model.aibrix.ai/retry-count"
@@ -74,6 +77,9 @@ def project_status(
         wanted.append(Condition("Ready", "True", "ModelAdapterAvailable", ready_message(namespace, name)))
     elif _has_condition(existing, "Ready") or state.phase not in (None, Phase.PENDING, Phase.SCHEDULED):
         wanted.append(Condition("Ready", "False", state.phase_reason or "NotReady", state.phase_message or ""))
+    progress = progress_condition(state)
+    if progress is not None:
+        wanted.append(Condition("Progressing", *progress))
     conditions = set_conditions(existing, wanted, now=now, observed_generation=generation)
     return {
         "phase": state.phase.value if state.phase is not None else Phase.PENDING.value,
@@ -89,6 +95,7 @@ def project_status(
                 "state": p.state.value,
                 "attempts": p.attempts,
                 "lastError": p.last_error or "",
+                "artifactURL": p.artifact_url or "",
                 "since": format_time(p.since),
             }
             for p in state.placements

@@ -14,6 +14,7 @@ from modeladapter.fsm.events import (
     AdapterEvent,
     AdapterMissing,
     Finalized,
+    InstanceUpdated,
     LoadFailed,
     LoadStarted,
     LoadSucceeded,
@@ -25,6 +26,10 @@ from modeladapter.fsm.events import (
     PodSelected,
     PodSwitched,
     RecordedEvent,
+    RolloutFinished,
+    RolloutHalted,
+    RolloutResumed,
+    RolloutStarted,
     ServiceBound,
     SpecObserved,
     SpecRejected,
@@ -61,7 +66,8 @@ def narrate(payload: AdapterEvent) -> str:
         case PodSwitched():
             return f"switched pod {payload.from_pod} -> {payload.to_pod} ({payload.reason})"
         case LoadStarted():
-            return f"load attempt {payload.attempt} on {payload.pod}: {payload.artifact_url}"
+            update = f" (update from {payload.replacing})" if payload.replacing else ""
+            return f"load attempt {payload.attempt} on {payload.pod}: {payload.artifact_url}{update}"
         case LoadSucceeded():
             return f"load attempt {payload.attempt} on {payload.pod} succeeded in {payload.duration_ms:.0f} ms"
         case LoadFailed():
@@ -89,6 +95,29 @@ def narrate(payload: AdapterEvent) -> str:
                 else (f"retry at {clock(payload.retry_at)}" if payload.retry_at else "will retry")
             )
             return f"unload from {payload.pod} failed ({then}): {payload.error}"
+        case RolloutStarted():
+            return (
+                f"rollout to {payload.to_artifact} from {', '.join(payload.from_artifacts)} on "
+                f"{payload.instances} instance(s) (maxUnavailable {payload.max_unavailable}, "
+                f"maxSurge {payload.max_surge})"
+            )
+        case InstanceUpdated() if payload.replaced_pod is not None:
+            return (
+                f"pod {payload.pod} serves {payload.artifact}; pod {payload.replaced_pod}'s instance of "
+                f"{payload.previous} retires"
+            )
+        case InstanceUpdated():
+            return f"pod {payload.pod} updated in place: {payload.previous} -> {payload.artifact}"
+        case RolloutHalted():
+            return (
+                f"rollout halted on pod {payload.pod}; {payload.serving_old} instance(s) keep serving the older "
+                f"artifact: {payload.error}"
+            )
+        case RolloutResumed():
+            return f"rollout resumed: pod {payload.pod} no longer holds it back"
+        case RolloutFinished():
+            how = "rolled back to" if payload.rolled_back else "finished:"
+            return f"rollout {how} {payload.artifact} on {payload.instances} instance(s)"
         case ServiceBound():
             endpoints = ", ".join(payload.endpoints) or "no endpoints"
             return f"service {payload.service} -> {endpoints}"

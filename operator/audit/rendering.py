@@ -19,7 +19,8 @@ The shapes (docs/audit.md shows examples):
 * `replay`: `{namespace, name, uid, at, state}`, or with `--step` a list of `{event, state}`; a state is
   `{uid, namespace, name, version, position, phase, phase_since, phase_trigger, phase_reason, phase_message,
   generation, spec, spec_rejected, placements: [{pod, state, since, attempts, next_retry_at, last_error,
-  artifact_url}], instances, selected_pods, endpoints, load_failures, pod_switches, finalized}`;
+  artifact_url, serves, replacing}], rollout: {to_artifact, from_artifacts, started_at, halted_on, halted_error,
+  finished_at, rolled_back} or null, instances, selected_pods, endpoints, load_failures, pod_switches, finalized}`;
 * `verify`: `{adapters_checked, in_sync, drifts: [{namespace, name, uid, field, log, cluster, note}]}`;
 * `stuck`: a list of `{namespace, name, uid, phase, since, stuck_seconds, reason, message, last_error}`;
 * `stats`: `{namespace, time_in_phase: [{phase, intervals, ongoing, p50_seconds, p90_seconds, p99_seconds,

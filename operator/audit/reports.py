@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Final
 
-from modeladapter.fsm.phases import Phase
-from modeladapter.fsm.state import AdapterState
+from modeladapter.fsm.phases import Phase, PlacementState
+from modeladapter.fsm.state import AdapterState, Rollout
 from modeladapter.operator.audit.auditing import Replay, Stats
 from modeladapter.operator.audit.drifts import Drift, Verification
 from modeladapter.operator.audit.narration import NO_PHASE, narrate
@@ -56,9 +56,12 @@ def state_document(state: AdapterState) -> dict[str, Any]:
                 "next_retry_at": instant(p.next_retry_at),
                 "last_error": p.last_error,
                 "artifact_url": p.artifact_url,
+                "serves": p.artifact_url if p.state is PlacementState.LOADED else None,
+                "replacing": p.replacing,
             }
             for p in state.placements
         ],
+        "rollout": _rollout_document(state.rollout),
         "instances": list(state.instances),
         "selected_pods": list(state.selected_pods),
         "endpoints": list(state.endpoints) if state.endpoints is not None else None,
@@ -66,6 +69,32 @@ def state_document(state: AdapterState) -> dict[str, Any]:
         "pod_switches": state.pod_switches,
         "finalized": state.finalized,
     }
+
+
+def _rollout_document(rollout: Rollout | None) -> dict[str, Any] | None:
+    if rollout is None:
+        return None
+    return {
+        "to_artifact": rollout.to_artifact,
+        "from_artifacts": list(rollout.from_artifacts),
+        "started_at": instant(rollout.started_at),
+        "halted_on": rollout.halted_on,
+        "halted_error": rollout.halted_error,
+        "finished_at": instant(rollout.finished_at),
+        "rolled_back": rollout.rolled_back,
+    }
+
+
+def _rollout_line(rollout: Rollout | None) -> str:
+    if rollout is None:
+        return "none"
+    where = f"to {rollout.to_artifact} from {', '.join(rollout.from_artifacts)}, started {short_instant(rollout.started_at)}"
+    if rollout.finished_at is not None:
+        how = "rolled back" if rollout.rolled_back else "finished"
+        return f"{where}; {how} {short_instant(rollout.finished_at)}"
+    if rollout.halted_on is not None:
+        return f"{where}; halted on pod {rollout.halted_on}: {one_line(rollout.halted_error or '-')}"
+    return f"{where}; in progress"
 
 
 def replay_document(result: Replay) -> dict[str, Any] | list[dict[str, Any]]:
@@ -152,6 +181,7 @@ def _state_table(result: Replay) -> str:
         f"endpoints:      {_shown(document['endpoints'])}",
         f"load failures:  {state.load_failures}",
         f"pod switches:   {state.pod_switches}",
+        f"rollout:        {_rollout_line(state.rollout)}",
     ]
     if state.spec_rejected and state.rejection:
         lines.append(f"spec rejected:  {state.rejection.field}: {state.rejection.message}")
@@ -162,6 +192,7 @@ def _state_table(result: Replay) -> str:
             short_instant(p.since),
             str(p.attempts),
             short_instant(p.next_retry_at) if p.next_retry_at else "-",
+            p.artifact_url if p.state is PlacementState.LOADED and p.artifact_url else "-",
             one_line(p.last_error or "-"),
         ]
         for p in state.placements
@@ -169,7 +200,7 @@ def _state_table(result: Replay) -> str:
     text = "\n".join(lines) + "\n"
     if rows:
         text += "placements:\n" + _indent(
-            table(["POD", "STATE", "SINCE", "ATTEMPTS", "NEXT RETRY", "LAST ERROR"], rows)
+            table(["POD", "STATE", "SINCE", "ATTEMPTS", "NEXT RETRY", "SERVES", "LAST ERROR"], rows)
         )
     else:
         text += "placements:     none\n"

@@ -7,7 +7,8 @@
 3. **plan and decide** what the pods and listings say (`plan_observations`), then, in rounds, what to place
    and load (`plan_convergence`); each round's loads are written ahead to the log, the status and endpoints
    go out if the instances changed, then the loads run and their outcomes are decided. A pod that refuses the
-   adapter for good is switched away from in the same pass, one round per pod at most;
+   adapter for good is switched away from in the same pass, one round per pod at most, and an update rolls
+   on from pod to pod while it is not halted (a pod leaves the EndpointSlice before its engine is called);
 4. **unloads** that are due run the same way (written ahead, then called);
 5. **publish**: the phase follows the placements, the Service and EndpointSlice list the instances, the
    phase takes in whether they do, one append, and the status.
@@ -35,6 +36,7 @@ from modeladapter.fsm.planning import (
 )
 from modeladapter.fsm.plans import Pods
 from modeladapter.fsm.progress import Target
+from modeladapter.fsm.rollout import rolling
 from modeladapter.operator.api.spec import AdapterSpec, SpecProblem
 from modeladapter.operator.api.view import AdapterObject
 from modeladapter.operator.reconcile.context import Context
@@ -80,6 +82,8 @@ async def converge(
         policy=spec.scheduler,
         lora_name=spec.lora_name,
         selector=spec.pod_selector.render(),
+        max_unavailable=spec.update_strategy.max_unavailable,
+        max_surge=spec.update_strategy.max_surge,
     )
     candidates = Pods(observation, planning)
     counts = Counts(candidates=len(candidates.healthy), desired=0)
@@ -101,11 +105,12 @@ async def converge(
             break
         await ctx.journal.append(step)  # write ahead: the log knows which loads start before the engines do
         await ctx.publisher.before_calls(step, adapter, sight.pods, counts)
-        outcomes = await calls.loads([sight.pods[pod] for pod in plan.loads], request)
+        replacing = {pod: p.replacing for pod in plan.loads if (p := step.state.placement(pod)) and p.replacing}
+        outcomes = await calls.loads([sight.pods[pod] for pod in plan.loads], request, replacing=replacing)
         ctx.tick(step)
         step.take(plan_load_outcomes(step.state, at(observation, step.now), planning, outcomes))
         ctx.confirmed(step.uid, [pod for pod, outcome in outcomes.items() if outcome.error is None], step.now)
-        if not another_round(plan.after, step.state, observation, planning):
+        if not another_round(plan.after, step.state, observation, planning) and not rolling(step.state):
             break
 
     await unload_what_is_due(ctx, step, sight, calls, name=spec.lora_name, publish=(adapter, counts))

@@ -1,6 +1,7 @@
 """Which Kubernetes Events one reconcile's log entries deserve: what a person reading `kubectl describe` wants
 to see — `Scheduled`, `Loading`, `Loaded`, `LoadFailed`, `MaxRetriesExceeded`, `PodSwitched`, `PodLost`,
-`Running`, `Unloaded`, `Failed` — with the seed documentation's wording where it has one. Pure; the
+`Running`, `Unloaded`, `Failed`, and an update's `RollingUpdate`, `UpdateFailed`, `UpdateResumed`, `UpdateComplete`
+or `RolledBack` — with the seed documentation's wording where it has one. Pure; the
 `EventRecorder` (`modeladapter.operator.kube.events`) writes them.
 """
 
@@ -20,6 +21,10 @@ from modeladapter.fsm.events import (
     PodLost,
     PodSelected,
     PodSwitched,
+    RolloutFinished,
+    RolloutHalted,
+    RolloutResumed,
+    RolloutStarted,
     Unloaded,
     UnloadFailed,
 )
@@ -92,6 +97,31 @@ def events_for(payloads: Sequence[AdapterEvent], after: AdapterState, *, namespa
                         f"Gave up unloading {namespace}/{name} from pod {payload.pod} at its deadline; its engine "
                         f"may still serve it: {payload.error}",
                     )
+                )
+            case RolloutStarted():
+                old = ", ".join(payload.from_artifacts)
+                notices.append(
+                    Notice(
+                        "Normal",
+                        "RollingUpdate",
+                        f"Updating {payload.instances} instances from {old} to {payload.to_artifact}",
+                    )
+                )
+            case RolloutHalted():
+                notices.append(
+                    Notice(
+                        "Warning",
+                        "UpdateFailed",
+                        f"The new artifact failed on pod {payload.pod}: {payload.error}; the update is halted and "
+                        f"{payload.serving_old} instances keep serving the older artifact",
+                    )
+                )
+            case RolloutResumed():
+                notices.append(Notice("Normal", "UpdateResumed", f"Pod {payload.pod} no longer holds the update back"))
+            case RolloutFinished():
+                reason, done = ("RolledBack", "Rolled back") if payload.rolled_back else ("UpdateComplete", "Updated")
+                notices.append(
+                    Notice("Normal", reason, f"{done}: {payload.instances} instances serve {payload.artifact}")
                 )
             case OwnedObjectRestored():
                 notices.append(

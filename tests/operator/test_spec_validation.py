@@ -185,6 +185,33 @@ class TestWhatGoesBeyondAIBrix:
         pytest.param(
             adapter(additionalConfig={"api-key": 42}), "spec.additionalConfig", "strings", id="non-string-config"
         ),
+        pytest.param(
+            adapter(updateStrategy="rolling"), "spec.updateStrategy", "must be an object", id="strategy-not-object"
+        ),
+        pytest.param(
+            adapter(updateStrategy={"maxSurge": -1}),
+            "spec.updateStrategy.maxSurge",
+            "0 or more",
+            id="negative-surge",
+        ),
+        pytest.param(
+            adapter(updateStrategy={"maxUnavailable": "25%"}),
+            "spec.updateStrategy.maxUnavailable",
+            "whole number",
+            id="percent-unavailable",
+        ),
+        pytest.param(
+            adapter(replicas=2, updateStrategy={"maxUnavailable": 0, "maxSurge": 0}),
+            "spec.updateStrategy.maxUnavailable",
+            "maxSurge is 0 too",
+            id="no-update-could-start",
+        ),
+        pytest.param(
+            adapter(updateStrategy={"maxUnavailable": 0}),
+            "spec.updateStrategy.maxUnavailable",
+            "without spec.replicas an update cannot surge",
+            id="no-surge-without-replicas",
+        ),
     ],
 )
 def test_a_bad_spec_names_the_field_and_the_rule(raw: dict[str, Any], field: str, rule: str) -> None:
@@ -192,6 +219,12 @@ def test_a_bad_spec_names_the_field_and_the_rule(raw: dict[str, Any], field: str
     assert found.field == field
     assert rule in found.rule
     assert found.message.startswith(f"{field}: ")
+
+
+def test_the_update_strategy_is_optional_and_read_when_given() -> None:
+    assert (valid(adapter()).update_strategy.max_unavailable, valid(adapter()).update_strategy.max_surge) == (1, 1)
+    strategy = valid(adapter(replicas=3, updateStrategy={"maxUnavailable": 0, "maxSurge": 2})).update_strategy
+    assert (strategy.max_unavailable, strategy.max_surge) == (0, 2)
 
 
 def test_a_missing_spec_or_selector_is_reported_not_raised() -> None:

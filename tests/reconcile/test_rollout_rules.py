@@ -1,0 +1,233 @@
+"""The rollout rules, one table row each: how an `artifactURL` change moves over the pods (`fsm/rollout.py`).
+
+Every case starts from a folded state and an observation, and reads what the planner decided: which pods are
+taken out, surged onto or retired, and which rollout facts are recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from modeladapter.fsm.events import (
+    InstanceUpdated,
+    LoadStarted,
+    RolloutFinished,
+    RolloutHalted,
+    RolloutResumed,
+    RolloutStarted,
+)
+from modeladapter.fsm.facts import Facts
+from modeladapter.fsm.machine import decide
+from modeladapter.fsm.observations import Desired
+from modeladapter.fsm.phases import PlacementTrigger
+from modeladapter.fsm.planning import plan_convergence
+from modeladapter.fsm.plans import Plan, Record
+from modeladapter.fsm.state import AdapterState, Placement, Rollout
+from tests.reconcile.planning_inputs import (
+    ARTIFACT,
+    NEWER,
+    NOW,
+    SETTINGS,
+    S,
+    adapter,
+    desired,
+    fired,
+    observe,
+    placement,
+    pod,
+    rules,
+)
+
+
+def update(
+    *, replicas: int | None = None, max_unavailable: int = 1, max_surge: int = 1, artifact: str = NEWER
+) -> Desired:
+    return replace(desired(replicas=replicas, artifact=artifact), max_unavailable=max_unavailable, max_surge=max_surge)
+
+
+def old(name: str, *, minutes_ago: float = 5) -> Placement:
+    return placement(name, S.LOADED, artifact=ARTIFACT, since=NOW - timedelta(minutes=minutes_ago))
+
+
+def new(name: str, state: S = S.LOADED, **changes: object) -> Placement:
+    return replace(placement(name, state, artifact=NEWER), **changes)  # type: ignore[arg-type]
+
+
+def rolling(*placements: Placement, halted_on: str | None = None, replicas: int | None = None) -> AdapterState:
+    rollout = Rollout(
+        to_artifact=NEWER,
+        from_artifacts=(ARTIFACT,),
+        started_at=NOW - timedelta(seconds=30),
+        max_unavailable=1,
+        max_surge=1,
+        halted_on=halted_on,
+        halted_error="ArtifactNotFound: nothing there" if halted_on else None,
+    )
+    return replace(adapter(*placements, replicas=replicas), rollout=rollout)
+
+
+def recorded(plan: Plan) -> list[object]:
+    return [step.event for step in plan.steps if isinstance(step, Record)]
+
+
+def taken_out(plan: Plan) -> list[str]:
+    return [p.pod for p in plan.after.placements if p.state is S.LOADING and p.replacing is not None]
+
+
+# --- in place -------------------------------------------------------------------------------------------------
+
+
+def test_a_new_artifact_starts_a_rollout_that_updates_the_oldest_instance_first() -> None:
+    state = adapter(old("a", minutes_ago=3), old("b", minutes_ago=9), old("c", minutes_ago=6), replicas=None)
+    plan = plan_convergence(state, observe(pod("a"), pod("b"), pod("c")), update(), SETTINGS)
+    (started,) = [e for e in recorded(plan) if isinstance(e, RolloutStarted)]
+    assert started.from_artifacts == (ARTIFACT,) and started.to_artifact == NEWER and started.instances == 3
+    assert taken_out(plan) == ["b"] and plan.loads == ("b",)
+    assert "update_in_place" in rules(plan)
+
+
+def test_the_reload_of_an_update_records_what_the_pod_served_before() -> None:
+    state = adapter(old("a"), replicas=None)
+    plan = plan_convergence(state, observe(pod("a")), update(), SETTINGS)
+    (load,) = plan.after.placements
+    assert load.replacing == ARTIFACT and load.artifact_url == NEWER
+
+
+@pytest.mark.parametrize(
+    ("max_unavailable", "pods", "out"),
+    [
+        (1, 3, 1),
+        (2, 3, 2),
+        (5, 3, 2),  # never the last of several
+        (1, 1, 1),  # the only instance, with nowhere to surge: the one unavoidable gap
+        (0, 3, 0),  # maxUnavailable 0 waits for a pod to surge onto
+    ],
+    ids=["one at a time", "two at a time", "never the last of several", "the only one", "none without a surge"],
+)
+def test_in_place_takes_out_at_most_max_unavailable(max_unavailable: int, pods: int, out: int) -> None:
+    names = [f"p{i}" for i in range(pods)]
+    state = adapter(*(old(n, minutes_ago=10 - i) for i, n in enumerate(names)), replicas=None)
+    plan = plan_convergence(state, observe(*(pod(n) for n in names)), update(max_unavailable=max_unavailable), SETTINGS)
+    assert len(taken_out(plan)) == out
+
+
+def test_an_instance_out_for_its_update_counts_against_the_budget() -> None:
+    state = rolling(new("a", S.LOADING, replacing=ARTIFACT), old("b"), old("c"))
+    plan = plan_convergence(state, observe(pod("a"), pod("b"), pod("c")), update(), SETTINGS)
+    assert taken_out(plan) == ["a"], "b and c wait until a serves again"
+
+
+def test_pods_that_already_serve_the_new_artifact_are_never_reloaded() -> None:
+    """What an operator restarted in the middle of a rollout sees: the log says which pods are done."""
+    state = rolling(new("a"), new("b"), old("c"))
+    plan = plan_convergence(state, observe(pod("a"), pod("b"), pod("c")), update(), SETTINGS)
+    assert taken_out(plan) == ["c"] and fired(plan, "a") == [] and fired(plan, "b") == []
+
+
+# --- surge ----------------------------------------------------------------------------------------------------
+
+
+def test_with_replicas_and_a_free_pod_the_new_artifact_surges_onto_it_first() -> None:
+    state = adapter(old("a"), replicas=1)
+    plan = plan_convergence(state, observe(pod("a"), pod("free")), update(replicas=1), SETTINGS)
+    assert fired(plan, "free") == ["assign", "start_load"] and fired(plan, "a") == []
+    assert "surge_update" in rules(plan) and "update_in_place" not in rules(plan)
+
+
+def test_once_the_surged_instance_serves_an_old_one_retires() -> None:
+    state = rolling(old("a"), new("free", since=NOW - timedelta(seconds=1)), replicas=1)
+    plan = plan_convergence(state, observe(pod("a"), pod("free")), update(replicas=1), SETTINGS)
+    assert fired(plan, "a") == ["unload"]
+    (updated,) = [e for e in recorded(plan) if isinstance(e, InstanceUpdated)]
+    assert (updated.pod, updated.replaced_pod, updated.previous) == ("free", "a", ARTIFACT)
+
+
+def test_without_a_free_pod_a_surge_falls_back_to_in_place() -> None:
+    state = adapter(old("a"), old("b"), replicas=2)
+    plan = plan_convergence(state, observe(pod("a"), pod("b")), update(replicas=2), SETTINGS)
+    assert len(taken_out(plan)) == 1 and "surge_update" not in rules(plan)
+
+
+def test_while_a_retired_instance_unloads_its_pod_is_awaited_rather_than_another_taken_out() -> None:
+    state = rolling(new("c"), placement("a", S.UNLOADING, artifact=ARTIFACT), old("b"), replicas=2)
+    plan = plan_convergence(state, observe(pod("a"), pod("b"), pod("c")), update(replicas=2), SETTINGS)
+    assert taken_out(plan) == [] and plan.loads == ()
+
+
+# --- halting --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("failed", [S.BACKOFF, S.EXHAUSTED])
+def test_a_new_artifact_that_fails_on_a_pod_halts_the_rollout(failed: S) -> None:
+    state = rolling(
+        new("a", failed, last_error="ArtifactNotFound: nothing there", replacing=ARTIFACT), old("b"), old("c")
+    )
+    plan = plan_convergence(state, observe(pod("a"), pod("b"), pod("c")), update(), SETTINGS)
+    (halt,) = [e for e in recorded(plan) if isinstance(e, RolloutHalted)]
+    assert (halt.pod, halt.serving_old) == ("a", 2) and "nothing there" in halt.error
+    assert taken_out(plan) == [] and fired(plan, "b") == [] and fired(plan, "c") == []
+
+
+def test_a_halted_rollout_touches_no_other_pod_until_the_failed_one_serves() -> None:
+    state = rolling(new("a", S.EXHAUSTED, replacing=ARTIFACT), old("b"), old("c"), halted_on="a")
+    plan = plan_convergence(state, observe(pod("a"), pod("b"), pod("c")), update(), SETTINGS)
+    assert recorded(plan) == [] and taken_out(plan) == []
+
+
+def test_a_halted_surge_keeps_trying_its_pod_and_adds_none() -> None:
+    state = rolling(
+        new("free", S.BACKOFF, next_retry_at=NOW + timedelta(seconds=9)), old("a"), halted_on="free", replicas=1
+    )
+    plan = plan_convergence(state, observe(pod("a"), pod("free"), pod("other")), update(replicas=1), SETTINGS)
+    assert plan.steps == () or all(step.rule == "walk_phase" for step in plan.steps)
+
+
+def test_the_halt_lifts_once_the_failed_pod_serves_the_new_artifact() -> None:
+    state = rolling(new("a"), old("b"), old("c"), halted_on="a")
+    plan = plan_convergence(state, observe(pod("a"), pod("b"), pod("c")), update(), SETTINGS)
+    assert [type(e) for e in recorded(plan)] == [RolloutResumed]
+    assert len(taken_out(plan)) == 1, "and the rollout goes on in the same round"
+
+
+def test_a_fixed_url_starts_the_rollout_again_towards_it() -> None:
+    fixed = f"{NEWER}-fixed"
+    state = rolling(new("a", S.EXHAUSTED), old("b"), old("c"), halted_on="a")
+    plan = plan_convergence(state, observe(pod("a"), pod("b"), pod("c")), update(artifact=fixed), SETTINGS)
+    (started,) = [e for e in recorded(plan) if isinstance(e, RolloutStarted)]
+    assert started.to_artifact == fixed and plan.after.rollout is not None and plan.after.rollout.halted_on is None
+
+
+# --- finishing ------------------------------------------------------------------------------------------------
+
+
+def test_a_rollout_finishes_when_no_instance_serves_an_older_artifact() -> None:
+    plan = plan_convergence(rolling(new("a"), new("b")), observe(pod("a"), pod("b")), update(), SETTINGS)
+    (finished,) = [e for e in recorded(plan) if isinstance(e, RolloutFinished)]
+    assert (finished.artifact, finished.instances, finished.rolled_back) == (NEWER, 2, False)
+
+
+def test_the_old_url_back_finishes_the_rollout_as_rolled_back_and_reloads_the_failed_pod() -> None:
+    state = rolling(new("a", S.EXHAUSTED, replacing=ARTIFACT), old("b"), old("c"), halted_on="a")
+    plan = plan_convergence(
+        state, observe(pod("a"), pod("b"), pod("c")), update(artifact=ARTIFACT), SETTINGS, reconsider_now=True
+    )
+    (finished,) = [e for e in recorded(plan) if isinstance(e, RolloutFinished)]
+    assert finished.rolled_back and finished.artifact == ARTIFACT
+    assert plan.loads == ("a",) and plan.after.placement("a").artifact_url == ARTIFACT  # type: ignore[union-attr]
+
+
+def test_a_retry_of_an_update_still_knows_what_it_replaces() -> None:
+    state = rolling(new("a", S.BACKOFF, next_retry_at=NOW - timedelta(seconds=1), replacing=ARTIFACT), old("b"))
+    plan = plan_convergence(state, observe(pod("a"), pod("b")), update(), SETTINGS)
+    assert fired(plan, "a")[:1] == ["retry_due"]
+    assert plan.after.placement("a").replacing == ARTIFACT  # type: ignore[union-attr]
+
+
+def test_an_update_load_is_written_ahead_with_the_artifact_it_replaces() -> None:
+
+    events = decide(adapter(old("a")), PlacementTrigger.RELOAD, Facts(now=NOW, pod="a", artifact_url=NEWER))
+    (started,) = [e for e in events if isinstance(e, LoadStarted)]
+    assert (started.artifact_url, started.replacing) == (NEWER, ARTIFACT)
