@@ -2,19 +2,25 @@
 
 Like vLLM, the simulated engine accepts a `lora_path` only if that directory holds a PEFT `adapter_config.json`
 (otherwise 404 "No adapter found"), and it checks the adapter's rank (`r`, and any `rank_pattern`) and `bias`
-against its limits. `write_peft_adapter` makes such a directory for tests and for `modeladapter sandbox`; it
-holds a config only, no weights, which is all a simulated engine reads.
+against its limits. What it "computes" with comes from the files' contents (`PeftAdapter.fingerprint`: the
+config and the weights file vLLM would read), so new contents at the same path are new weights.
+`write_peft_adapter` makes such a directory for tests and for `modeladapter sandbox`: a config and a stand-in
+weights file (not real tensors: real vLLM refuses it, as it refuses any adapter without weights).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
-CONFIG_NAME = "adapter_config.json"
+CONFIG_NAME: Final = "adapter_config.json"
+WEIGHTS_NAMES: Final = ("adapter_model.safetensors", "adapter_model.bin", "adapter_model.pt")
+"""The weights files vLLM looks for, in its order (`vllm/lora/lora_model.py`, `from_local_checkpoint`)."""
 
 
 class BrokenAdapterConfig(ValueError):
@@ -29,19 +35,21 @@ class PeftAdapter:
     """The largest rank in the adapter: `r` and every `rank_pattern` value."""
     bias: str
     base_model: str | None
+    fingerprint: str
+    """A digest of the config and the first weights file present, as read now: the adapter's "weights"."""
 
 
 def read_peft_adapter(directory: str | os.PathLike[str]) -> PeftAdapter | None:
     """The adapter in `directory`, or None if there is no `adapter_config.json` to read there."""
     path = Path(directory)
     try:
-        text = (path / CONFIG_NAME).read_text()
+        raw = (path / CONFIG_NAME).read_bytes()
     except NotADirectoryError:
         raise BrokenAdapterConfig(f"[Errno 20] Not a directory: '{path / CONFIG_NAME}'") from None
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         return None
     try:
-        config = json.loads(text)
+        config = json.loads(raw)
     except ValueError as error:
         raise BrokenAdapterConfig(f"{CONFIG_NAME} is not JSON: {error}") from None
     if not isinstance(config, dict):
@@ -53,7 +61,21 @@ def read_peft_adapter(directory: str | os.PathLike[str]) -> PeftAdapter | None:
     ranks = [rank, *(value for value in pattern.values() if isinstance(value, int))]
     bias = config.get("bias", "none")
     base = config.get("base_model_name_or_path")
-    return PeftAdapter(path, max(ranks), str(bias), base if isinstance(base, str) else None)
+    return PeftAdapter(path, max(ranks), str(bias), base if isinstance(base, str) else None, _fingerprint(path, raw))
+
+
+def _fingerprint(directory: Path, config: bytes) -> str:
+    digest = hashlib.sha256(config)
+    for name in WEIGHTS_NAMES:
+        try:
+            with (directory / name).open("rb") as weights:
+                digest.update(b"\0" + name.encode() + b"\0")
+                while chunk := weights.read(1 << 20):
+                    digest.update(chunk)
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
+            continue
+        break
+    return digest.hexdigest()[:16]
 
 
 def write_peft_adapter(
@@ -63,8 +85,14 @@ def write_peft_adapter(
     bias: str = "none",
     base_model: str = "tiny",
     target_modules: Sequence[str] = ("q_proj", "v_proj"),
+    weights: bytes | None = None,
 ) -> Path:
-    """Write a PEFT LoRA `adapter_config.json` into `directory` (created if needed); returns the directory."""
+    """Write a PEFT LoRA `adapter_config.json` and a stand-in `adapter_model.safetensors` into `directory`
+    (created if needed); returns the directory.
+
+    `weights` are the stand-in's bytes; by default they name the directory, so adapters written to different
+    directories answer differently, and writing the same directory again with other `weights` is a new version
+    of the adapter at the same path."""
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     config = {
@@ -80,4 +108,6 @@ def write_peft_adapter(
         "alpha_pattern": {},
     }
     (path / CONFIG_NAME).write_text(json.dumps(config, indent=2))
+    stand_in = weights if weights is not None else f"simulated LoRA weights of {path.resolve()}\n".encode()
+    (path / WEIGHTS_NAMES[0]).write_bytes(stand_in)
     return path

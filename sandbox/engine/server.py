@@ -6,6 +6,7 @@ faults on demand.
     engine.inject(Fault(status=503), route="load")         # the next load answers 503
     await engine.restart()                                 # forget every adapter, like a container restart
     engine.adapters                                        # {name: LoadedAdapter} as /v1/models lists them
+    engine.reset_prefix_cache()                            # what POST /reset_prefix_cache does (dev mode)
     await engine.stop()
 
 The vLLM flavor answers with vLLM's exact status codes, content types and messages (`vllm_texts`): plain-text
@@ -13,6 +14,13 @@ The vLLM flavor answers with vLLM's exact status codes, content types and messag
 "Unauthorized"}` with `--api-key` on `/v1/*`, and `/v1/models` cards with `root` and `parent`. Like vLLM, it
 loads a `lora_path` only if that directory holds a PEFT `adapter_config.json`, checks rank and bias against
 `max_lora_rank`, and keeps listing what it loaded until it is unloaded.
+
+What an adapter answers depends on what was read from its directory at load time (`adapter_files`), and, as
+in vLLM, a load with `load_inplace` makes the engine read the directory again for every later request. The
+prefix cache (`kv_cache`, on unless `prefix_caching=False`) keys blocks on the adapter's name and path only, so
+new contents loaded from the same path answer with the old weights for prompts whose blocks are cached, until
+the cache is reset: `reset_prefix_cache()`, or `POST /reset_prefix_cache` when `dev_mode` (vLLM's
+`VLLM_SERVER_DEV_MODE=1`) serves it; without it the route is FastAPI's 404.
 
 Beyond vLLM, for tests: `max_adapters` with `on_capacity="reject"` (a 500 from the worker) or `"evict-lru"`
 (the least recently used adapter disappears from `/v1/models`, as after an engine-side eviction); `evict(name)`;
@@ -24,22 +32,28 @@ for capacity: it evicts inside the worker and keeps listing the adapter.
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Final, Literal
 
 from aiohttp import web
 
 from modeladapter.sandbox.engine import vllm_texts as texts
-from modeladapter.sandbox.engine.adapter_files import BrokenAdapterConfig, read_peft_adapter
+from modeladapter.sandbox.engine import wire
+from modeladapter.sandbox.engine.adapter_files import BrokenAdapterConfig, PeftAdapter, read_peft_adapter
 from modeladapter.sandbox.engine.faults import Fault, FaultPlan, Route
+from modeladapter.sandbox.engine.kv_cache import DEFAULT_BLOCK_SIZE, LoraKey, PrefixCache
+from modeladapter.sandbox.engine.wire import Reply as Reply
+from modeladapter.sandbox.engine.wire import to_response as to_response
 
-OMIT_CONTENT_TYPE: Final = web.ResponseKey("omit_content_type", bool)
 MAX_CALLS_KEPT: Final = 1000
+GUARDED_PREFIXES: Final = ("/v1", "/v2", "/inference", "/cohere")
+"""The paths vLLM's `--api-key` guards (`serve/middleware/authenticate.py`); `/health`, `/reset_prefix_cache`
+and the rest are open."""
 
 
 class EngineFlavor(StrEnum):
@@ -53,14 +67,10 @@ class LoadedAdapter:
     path: str
     """The `lora_path` as it was given (vLLM lists it as `root`)."""
     int_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    status: int
-    body: str
-    content_type: str | None
-    """None: no Content-Type header at all (vLLM's plain-text successes have none)."""
+    fingerprint: str = ""
+    """What was read from the adapter's directory, the last time the engine read it."""
+    load_inplace: bool = False
+    """Kept from the load request, as vLLM keeps it in its `LoRARequest`: every later request re-reads."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +96,9 @@ class SimulatedEngine:
         max_adapters: int | None = None,
         on_capacity: Literal["reject", "evict-lru"] = "reject",
         hub: Mapping[str, str | os.PathLike[str]] | None = None,
+        dev_mode: bool = False,
+        prefix_caching: bool = True,
+        block_size: int = DEFAULT_BLOCK_SIZE,
     ) -> None:
         if max_adapters is not None and max_adapters < 1:
             raise ValueError("max_adapters must be at least 1, or None for no limit")
@@ -104,6 +117,12 @@ class SimulatedEngine:
         self.hub = {repo: str(path) for repo, path in (hub or {}).items()}
         """Hugging Face repository ids this engine can "download" (to local adapter directories); vLLM on this
         machine is offline, so any other repository id is not found."""
+        self.dev_mode = dev_mode
+        """vLLM's `VLLM_SERVER_DEV_MODE=1`: serve `POST /reset_prefix_cache` (its other development routes,
+        `/sleep`, `/collective_rpc`, ..., are not simulated)."""
+        self.prefix_cache = PrefixCache(block_size=block_size, enabled=prefix_caching)
+        self.inplace_reads = 0
+        """How often a completion re-read an adapter loaded with `load_inplace`."""
         self.faults = FaultPlan()
         self.calls: list[Call] = []
         self._adapters: dict[str, LoadedAdapter] = {}
@@ -135,7 +154,7 @@ class SimulatedEngine:
         if self._runner is not None:
             raise RuntimeError(f"{self!r} is already started")
         app = web.Application(middlewares=[self._middleware])
-        app.on_response_prepare.append(_look_like_uvicorn)
+        app.on_response_prepare.append(wire.look_like_uvicorn)
         self._routes(app)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.25)
         await runner.setup()
@@ -181,6 +200,13 @@ class SimulatedEngine:
     def forget_everything(self) -> None:
         self._adapters.clear()
         self._last_used.clear()
+        self.prefix_cache.clear()
+
+    def reset_prefix_cache(self, *, reset_running_requests: bool = False, reset_external: bool = False) -> bool:
+        """vLLM's `reset_prefix_cache`: drop every cached block; False while running requests hold blocks,
+        unless `reset_running_requests` preempts them. There is no external (connector) cache to reset."""
+        del reset_external  # without a KV connector vLLM treats it as done
+        return self.prefix_cache.reset(reset_running_requests=reset_running_requests)
 
     def inject(self, fault: Fault, *, route: Route | str = Route.ANY, times: int | None = 1) -> None:
         """Apply `fault` to the next `times` requests to `route` (None: every request until `clear_faults`)."""
@@ -200,23 +226,23 @@ class SimulatedEngine:
         if self.flavor is EngineFlavor.SGLANG:
             return self._sglang_load(name, lora_path)
         if not name or not lora_path:
-            return _vllm_error(texts.BOTH_REQUIRED, "InvalidUserInput", 400)
+            return wire.vllm_error(texts.BOTH_REQUIRED, "InvalidUserInput", 400)
         if name == self.served_model_name:
-            return _vllm_error(texts.conflicts_with_base(name), "InvalidUserInput", 400)
+            return wire.vllm_error(texts.conflicts_with_base(name), "InvalidUserInput", 400)
         if name in self._adapters and not load_inplace:
-            return _vllm_error(texts.already_loaded(name), "InvalidUserInput", 400)
-        problem = self._check_files(name, lora_path)
-        if problem is not None:
-            return problem
+            return wire.vllm_error(texts.already_loaded(name), "InvalidUserInput", 400)
+        adapter = self._read_adapter(name, lora_path)
+        if isinstance(adapter, Reply):
+            return adapter
         if name not in self._adapters and not self._make_room():
-            return _vllm_error(
+            return wire.vllm_error(
                 texts.add_lora_failed(f"No free LoRA slot: {self.max_adapters} adapters are loaded (simulated)"),
                 "InternalServerError",
                 500,
             )
         previous = self._adapters.get(name)
         int_id = previous.int_id if previous is not None else self._take_int_id()
-        self._adapters[name] = LoadedAdapter(name, lora_path, int_id)
+        self._adapters[name] = LoadedAdapter(name, lora_path, int_id, adapter.fingerprint, load_inplace)
         self._touch(name)
         return Reply(200, texts.loaded_text(name), None)
 
@@ -224,9 +250,9 @@ class SimulatedEngine:
         if self.flavor is EngineFlavor.SGLANG:
             return self._sglang_unload(name)
         if not name:
-            return _vllm_error(texts.UNLOAD_NAME_REQUIRED, "InvalidUserInput", 400)
+            return wire.vllm_error(texts.UNLOAD_NAME_REQUIRED, "InvalidUserInput", 400)
         if name not in self._adapters:
-            return _vllm_error(texts.cannot_be_found(name), "NotFoundError", 404)
+            return wire.vllm_error(texts.cannot_be_found(name), "NotFoundError", 404)
         del self._adapters[name]
         self._last_used.pop(name, None)
         return Reply(200, texts.unloaded_text(name), None)
@@ -246,31 +272,52 @@ class SimulatedEngine:
         return Reply(200, texts.dumps({"object": "list", "data": cards}), texts.JSON)
 
     def complete(self, model: str, prompt: str, max_tokens: int) -> Reply:
-        if model == self.served_model_name:
-            weights = self.model_path
-        elif model in self._adapters:
-            weights = self._adapters[model].path
-            self._touch(model)
-        else:
+        if model != self.served_model_name and model not in self._adapters:
             message = texts.model_does_not_exist(model, [self.served_model_name])
             return Reply(404, texts.error_body(message, "NotFoundError", 404, "model"), texts.JSON)
+        weights, lora = self._weights(model)
+        if weights is None:
+            return wire.vllm_error(texts.ENGINE_CORE_FAILED, "InternalServerError", 500)
+        if self.flavor is EngineFlavor.VLLM:
+            weights = self.prefix_cache.use(lora, prompt.split(), weights).weights
         text = texts.completion_text(weights, prompt, max_tokens)
         body = texts.completion_body(model=model, text=text, prompt_tokens=max(1, len(prompt.split())),
                                      completion_tokens=max_tokens, created=int(time.time()))  # fmt: skip
         return Reply(200, body, texts.JSON)
 
-    def _check_files(self, name: str, lora_path: str) -> Reply | None:
+    def _weights(self, model: str) -> tuple[str | None, LoraKey | None]:
+        """The weights a request for `model` computes with, before the prefix cache has its say (None: they no
+        longer load), and its LoRA key in that cache."""
+        if model == self.served_model_name:
+            return self.model_path, None
+        adapter = self._adapters[model]
+        self._touch(model)
+        if self.flavor is EngineFlavor.SGLANG:
+            return adapter.path, None  # SGLang stays as simulated before: by path, without a prefix cache
+        if adapter.load_inplace:
+            # vLLM's worker reloads an adapter whose request says `load_inplace` whenever a batch uses it
+            # (`lora/worker_manager.py`, `add_adapter`; vllm #33791). If the directory no longer loads, the real
+            # engine core fails, and the request gets its generic 500.
+            self.inplace_reads += 1
+            read = self._read_adapter(adapter.name, adapter.path)
+            if isinstance(read, Reply):
+                return None, None
+            adapter = self._adapters[model] = replace(adapter, fingerprint=read.fingerprint)
+        return adapter.fingerprint, LoraKey(adapter.name, adapter.path)
+
+    def _read_adapter(self, name: str, lora_path: str) -> PeftAdapter | Reply:
+        """What the worker reads from `lora_path`, or vLLM's refusal."""
         directory = self._resolve(lora_path)
         try:
             adapter = read_peft_adapter(directory) if directory is not None else None
         except BrokenAdapterConfig as error:
-            return _vllm_error(texts.add_lora_failed(str(error)), "InternalServerError", 500)
+            return wire.vllm_error(texts.add_lora_failed(str(error)), "InternalServerError", 500)
         if adapter is None:
-            return _vllm_error(texts.no_adapter_found(name, lora_path), "NotFoundError", 404)
+            return wire.vllm_error(texts.no_adapter_found(name, lora_path), "NotFoundError", 404)
         problems = texts.peft_problems(rank=adapter.rank, max_lora_rank=self.max_lora_rank, bias=adapter.bias)
         if problems is not None:
-            return _vllm_error(texts.add_lora_failed(problems), "InternalServerError", 500)
-        return None
+            return wire.vllm_error(texts.add_lora_failed(problems), "InternalServerError", 500)
+        return adapter
 
     def _resolve(self, lora_path: str) -> str | None:
         """vLLM's `get_adapter_absolute_path`: a local path if there is one, else a hub download."""
@@ -316,7 +363,7 @@ class SimulatedEngine:
             )
         if not self._make_room():
             return self._sglang_reply(False, f"Failed to load LoRA adapter {name}: no free LoRA slot (simulated)")
-        self._adapters[name] = LoadedAdapter(name, lora_path, self._take_int_id())
+        self._adapters[name] = LoadedAdapter(name, lora_path, self._take_int_id(), adapter.fingerprint)
         self._touch(name)
         return self._sglang_reply(True, None)
 
@@ -346,14 +393,20 @@ class SimulatedEngine:
         else:
             app.router.add_post("/v1/load_lora_adapter", self._load)
             app.router.add_post("/v1/unload_lora_adapter", self._unload)
+            if self.dev_mode:
+                app.router.add_post("/reset_prefix_cache", self._reset_prefix_cache)
 
     @web.middleware
     async def _middleware(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        fault = self.faults.take(_route_of(request.path))
+        route = wire.route_of(request.path)
+        fault = self.faults.take(route)
         if fault is not None and fault.delay:
-            await asyncio.sleep(fault.delay)
+            # A slow completion is a running request: it holds its KV blocks while it lasts.
+            holding = self.prefix_cache.running_request() if route is Route.COMPLETIONS else contextlib.nullcontext()
+            with holding:
+                await asyncio.sleep(fault.delay)
         if fault is not None and fault.drop:
             self._record(request, None)
             if request.transport is not None:
@@ -362,8 +415,9 @@ class SimulatedEngine:
         if fault is not None and fault.status is not None:
             body, content_type = fault.answer()
             return self._respond(request, Reply(fault.status, body, content_type))
-        guarded = self.api_key is not None and request.path.startswith("/v1") and request.method != "OPTIONS"
-        if guarded and request.headers.get("Authorization", "") != f"Bearer {self.api_key}":
+        guarded = self.api_key is not None and request.path.startswith(GUARDED_PREFIXES) and request.method != "OPTIONS"
+        scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+        if guarded and (scheme.lower() != "bearer" or key != self.api_key):
             return self._respond(request, Reply(401, texts.UNAUTHORIZED_BODY, texts.JSON))
         try:
             response = await handler(request)
@@ -391,105 +445,47 @@ class SimulatedEngine:
         return to_response(self.models())
 
     async def _load(self, request: web.Request) -> web.Response:
-        body, problem = await _json_body(request)
+        body, problem = await wire.json_body(request)
         if problem is not None:
             return to_response(problem)
         assert body is not None
-        errors = _field_errors(body, required=("lora_name", "lora_path"), strings=("lora_name", "lora_path"),
-                               booleans=("load_inplace", "is_3d_lora_weight"))  # fmt: skip
+        errors = wire.field_errors(body, required=("lora_name", "lora_path"), strings=("lora_name", "lora_path"),
+                                   booleans=("load_inplace", "is_3d_lora_weight"))  # fmt: skip
         if errors:
             return to_response(Reply(400, texts.validation_body(errors), texts.JSON))
         return to_response(self.load(str(body["lora_name"]), str(body["lora_path"]),
                                      load_inplace=bool(texts.lax_bool(body.get("load_inplace", False)))))  # fmt: skip
 
     async def _unload(self, request: web.Request) -> web.Response:
-        body, problem = await _json_body(request)
+        body, problem = await wire.json_body(request)
         if problem is not None:
             return to_response(problem)
         assert body is not None
-        errors = _field_errors(body, required=("lora_name",), strings=("lora_name",), booleans=())
+        errors = wire.field_errors(body, required=("lora_name",), strings=("lora_name",), booleans=())
         if errors:
             return to_response(Reply(400, texts.validation_body(errors), texts.JSON))
         return to_response(self.unload(str(body["lora_name"])))
 
+    async def _reset_prefix_cache(self, request: web.Request) -> web.Response:
+        """`serve/dev/cache/api_router.py`: two boolean query parameters, a 200 `{"success": bool}`."""
+        flags, problem = wire.query_flags(request, ("reset_running_requests", "reset_external"))
+        if problem is not None:
+            return to_response(problem)
+        success = self.reset_prefix_cache(reset_running_requests=flags["reset_running_requests"],
+                                          reset_external=flags["reset_external"])  # fmt: skip
+        return to_response(Reply(200, texts.reset_prefix_cache_body(success), texts.JSON))
+
     async def _completions(self, request: web.Request) -> web.Response:
-        body, problem = await _json_body(request)
+        body, problem = await wire.json_body(request)
         if problem is not None:
             return to_response(problem)
         assert body is not None
-        errors = _field_errors(body, required=("prompt",), strings=("prompt",), booleans=())
+        errors = wire.field_errors(body, required=("prompt",), strings=("prompt",), booleans=())
         if errors:
             return to_response(Reply(400, texts.validation_body(errors), texts.JSON))
         model = body.get("model") or self.served_model_name
         max_tokens = body.get("max_tokens", 16)
         if not isinstance(model, str) or not isinstance(max_tokens, int) or max_tokens < 1:
-            return to_response(_vllm_error("max_tokens must be at least 1 and model a string", "BadRequestError",
-                                           400))  # fmt: skip
+            return to_response(wire.vllm_error("max_tokens must be at least 1 and model a string",
+                                               "BadRequestError", 400))  # fmt: skip
         return to_response(self.complete(model, str(body["prompt"]), min(max_tokens, self.max_model_len)))
-
-
-def to_response(reply: Reply) -> web.Response:
-    if reply.content_type is None:
-        response = web.Response(status=reply.status, body=reply.body.encode())
-        response[OMIT_CONTENT_TYPE] = True
-        return response
-    media_type, _, _ = reply.content_type.partition(";")
-    return web.Response(status=reply.status, body=reply.body.encode(), content_type=media_type,
-                        charset="utf-8" if media_type == "text/plain" else None)  # fmt: skip
-
-
-async def _look_like_uvicorn(request: web.Request, response: web.StreamResponse) -> None:
-    # vLLM's plain-text successes carry no Content-Type; aiohttp insists on one for a body, so take it out
-    # here, after aiohttp has prepared the headers and before they are written.
-    if response.get(OMIT_CONTENT_TYPE):
-        response.headers.popall("Content-Type", None)
-    response.headers["Server"] = "uvicorn"
-    response.headers["Vary"] = "Origin"  # vLLM's CORS middleware
-
-
-def _vllm_error(message: str, error_type: str, status: int) -> Reply:
-    return Reply(status, texts.error_body(message, error_type, status), texts.JSON)
-
-
-def _route_of(path: str) -> Route:
-    if path.endswith("/models"):
-        return Route.MODELS
-    if path.endswith("unload_lora_adapter"):
-        return Route.UNLOAD
-    if path.endswith("load_lora_adapter"):
-        return Route.LOAD
-    if path.endswith("/completions"):
-        return Route.COMPLETIONS
-    if path in ("/health", "/ping"):
-        return Route.HEALTH
-    return Route.ANY
-
-
-async def _json_body(request: web.Request) -> tuple[dict[str, object] | None, Reply | None]:
-    """vLLM's `validate_json_request` and FastAPI's body parsing: (the JSON object, None) or (None, the 400)."""
-    media_type = request.headers.get("Content-Type", "").lower().split(";", 1)[0].strip()
-    if media_type != "application/json":
-        return None, Reply(400, texts.validation_body([texts.UNSUPPORTED_MEDIA_TYPE]), texts.JSON)
-    raw = await request.text()
-    try:
-        document = json.loads(raw)
-    except json.JSONDecodeError as error:
-        return None, Reply(400, texts.validation_body([texts.invalid_json(error.pos, error.msg)]), texts.JSON)
-    if not isinstance(document, dict):
-        return None, Reply(400, texts.validation_body([texts.not_an_object(document)]), texts.JSON)
-    return document, None
-
-
-def _field_errors(
-    body: dict[str, object], *, required: tuple[str, ...], strings: tuple[str, ...], booleans: tuple[str, ...]
-) -> list[dict[str, object]]:
-    errors: list[dict[str, object]] = []
-    for field in dict.fromkeys((*required, *strings, *booleans)):
-        if field not in body:
-            if field in required:
-                errors.append(texts.missing_field(field, body))
-        elif field in strings and not isinstance(body[field], str):
-            errors.append(texts.not_a_string(field, body[field]))
-        elif field in booleans and texts.lax_bool(body[field]) is None:
-            errors.append(texts.not_a_bool(field, body[field]))
-    return errors

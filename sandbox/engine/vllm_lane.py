@@ -169,6 +169,14 @@ class VllmServer:
     """One real vLLM OpenAI server on `host:port`, serving the lane's model as `tiny` with LoRA enabled.
 
     About 30-45 s to start and 3 GiB of memory on this machine; start one per test session, not per test.
+
+    Prefix caching is on (`--enable-prefix-caching`) unless `prefix_caching` is False; None passes neither
+    flag and leaves vLLM's default (on for this model). `block_size` is the KV block size in tokens
+    (`--block-size`, a multiple of 32 on the CPU backend; None leaves vLLM's 128). `dev_mode` sets
+    `VLLM_SERVER_DEV_MODE=1`, which adds vLLM's development routes (`POST /reset_prefix_cache`,
+    `/collective_rpc`, `/sleep`, ...): they lie outside `/v1`, so `--api-key` does not guard them.
+    `prompt_tokens_details` makes completions report `usage.prompt_tokens_details.cached_tokens`
+    (`--enable-prompt-tokens-details`).
     """
 
     def __init__(
@@ -181,6 +189,10 @@ class VllmServer:
         served_model_name: str = SERVED_MODEL_NAME,
         max_loras: int = 2,
         max_lora_rank: int = MAX_LORA_RANK,
+        dev_mode: bool = False,
+        prefix_caching: bool | None = True,
+        block_size: int | None = None,
+        prompt_tokens_details: bool = False,
     ) -> None:
         self.lane = lane or Lane()
         self.host = host
@@ -189,6 +201,10 @@ class VllmServer:
         self.served_model_name = served_model_name
         self.max_loras = max_loras
         self.max_lora_rank = max_lora_rank
+        self.dev_mode = dev_mode
+        self.prefix_caching = prefix_caching
+        self.block_size = block_size
+        self.prompt_tokens_details = prompt_tokens_details
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.lane.logs / f"vllm-{host}-{port}.log"
         self.startup_seconds: float | None = None
@@ -205,6 +221,12 @@ class VllmServer:
             "--enable-lora", "--max-loras", str(self.max_loras), "--max-lora-rank", str(self.max_lora_rank),
             "--host", self.host, "--port", str(self.port), "--dtype", "float32", "--max-model-len", "256",
         ]  # fmt: skip
+        if self.prefix_caching is not None:
+            command.append("--enable-prefix-caching" if self.prefix_caching else "--no-enable-prefix-caching")
+        if self.block_size is not None:
+            command += ["--block-size", str(self.block_size)]
+        if self.prompt_tokens_details:
+            command.append("--enable-prompt-tokens-details")
         if self.api_key is not None:
             command += ["--api-key", self.api_key]
         return command
@@ -219,6 +241,8 @@ class VllmServer:
             "DO_NOT_TRACK": "1",
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
+            # vLLM reads it as an integer; set either way so that the caller's environment cannot turn it on.
+            "VLLM_SERVER_DEV_MODE": "1" if self.dev_mode else "0",
         }
 
     def start(self, *, timeout: float = 300.0) -> VllmServer:
@@ -333,6 +357,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--api-key")
+    serve.add_argument("--dev-mode", action="store_true", help="VLLM_SERVER_DEV_MODE=1 (/reset_prefix_cache, ...)")
+    serve.add_argument("--block-size", type=int, help="KV block size in tokens (a multiple of 32; vLLM: 128)")
     args = parser.parse_args(argv)
     lane = Lane()
     if args.command == "prepare":
@@ -342,7 +368,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         problem = lane.problem()
         print(problem or f"prepared: {lane.venv}, {lane.artifacts} ({', '.join(ADAPTERS)})")
         return 1 if problem else 0
-    server = VllmServer(args.host, args.port, lane=lane, api_key=args.api_key)
+    server = VllmServer(
+        args.host, args.port, lane=lane, api_key=args.api_key, dev_mode=args.dev_mode, block_size=args.block_size
+    )
     # SIGTERM and SIGINT both end the loop below, so that leaving `with` stops vLLM's whole process group
     # (a background job's SIGINT may be ignored, and an unhandled SIGTERM would orphan the engine).
     signal.signal(signal.SIGTERM, _interrupt)

@@ -127,15 +127,16 @@ def not_a_string(field: str, value: object) -> dict[str, object]:
             "input": summarize_input(value)}  # fmt: skip
 
 
-def not_a_bool(field: str, value: object) -> dict[str, object]:
+def not_a_bool(field: str, value: object, *, where: str = "body") -> dict[str, object]:
+    """`where` is "body" for a JSON field, "query" for a query parameter (always a string there)."""
     if isinstance(value, (str, int, float)):
         return {
             "type": "bool_parsing",
-            "loc": f"body.{field}",
+            "loc": f"{where}.{field}",
             "msg": "Input should be a valid boolean, unable to interpret input",
             "input": summarize_input(value),
         }
-    return {"type": "bool_type", "loc": f"body.{field}", "msg": "Input should be a valid boolean",
+    return {"type": "bool_type", "loc": f"{where}.{field}", "msg": "Input should be a valid boolean",
             "input": summarize_input(value)}  # fmt: skip
 
 
@@ -183,6 +184,17 @@ def _format_error(error: Mapping[str, object] | str) -> str:
     return text if len(text) <= 1000 else text[:1000] + "...[truncated]"
 
 
+# --- /reset_prefix_cache (only with VLLM_SERVER_DEV_MODE=1) -------------------------------------------------
+
+
+def reset_prefix_cache_body(success: bool) -> str:
+    """`serve/dev/cache/api_router.py`: always a 200; `success` is false while blocks are still in use."""
+    return dumps({"success": success})
+
+
+ENGINE_CORE_FAILED: Final = "EngineCore encountered an issue. See stack trace (above) for the root cause."
+"""What a request gets when the engine core failed under it (`EngineDeadError`)."""
+
 # --- /v1/models and /v1/completions -------------------------------------------------------------------------
 
 
@@ -221,7 +233,8 @@ _WORDS: Final = ("fox", "state", "LoRA", "runtime", "vLLM", "tiny", "world", "re
 
 def completion_text(weights: str, prompt: str, max_tokens: int) -> str:
     """A deterministic stand-in for greedy decoding: the same weights and prompt always give the same text,
-    and different weights (base model, each adapter path) give different text."""
+    and different weights give different text. `weights` names them: the base model's path, or an adapter's
+    content fingerprint (its path on the SGLang flavor)."""
     digest = hashlib.sha256(f"{weights}\0{prompt}".encode()).digest()
     return "".join(" " + _WORDS[digest[i % len(digest)] % len(_WORDS)] for i in range(max_tokens))
 
