@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a plain script: `benchmarks` is imported from the repository
     sys.path.insert(0, str(REPO))
 
-from benchmarks import latency, log, real_engine, scale  # noqa: E402
+from benchmarks import latency, load_inplace, log, real_engine, scale  # noqa: E402
 
 TARGETS: dict[str, tuple[str, float]] = {
     "single_p50_ms": ("<=", 100),
@@ -143,6 +143,15 @@ class Run:
         print(f"  engine load {found['engine_load_ms']:.0f} ms, apply -> Running {found['apply_to_running_ms']:.0f} ms")
         self.report("real_overhead_ms", found["real_overhead_ms"], "ms")
 
+    async def inplace(self) -> None:
+        rows = await load_inplace.measure(requests=25)
+        print("\n".join(load_inplace.table(rows)))
+        print(f"  {load_inplace.verdict(rows)}")
+        for row in rows:
+            if row.scenario == "load_inplace":
+                loaded = next(r for r in rows if r.tokens == row.tokens and r.scenario == "loaded")
+                self.report(f"load_inplace_extra_p50_ms_{row.tokens}tok", row.p50 - loaded.p50, "ms")
+
 
 async def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -161,6 +170,7 @@ async def main(argv: list[str]) -> int:
     await run.section("cost as the adapters grow (20 pods)", run.growth)
     if not args.quick:
         await run.section("a real vLLM 0.32 on this CPU", run.real)
+        await run.section("requests after load_inplace, real vLLM 0.32", run.inplace)
     print(f"\n(all benchmarks: {time.monotonic() - started:.0f} s)")
     if run.failed:
         print(f"benchmarks that could not run: {', '.join(run.failed)}")
