@@ -5,8 +5,9 @@
   `/v1/models` shows the same `root`; 404 "No adapter found"; 500 rank/bias; 401 without the right key.
 * unload: `POST /v1/unload_lora_adapter {"lora_name"}` -> 200; 404 "cannot be found" counts as unloaded.
 * list and verify: `GET /v1/models`, adapters have `root` = their `lora_path` and `parent` = the base model.
-* forget cached prefixes: `POST /reset_prefix_cache` -> 200; served only with `VLLM_SERVER_DEV_MODE=1` (404
-  otherwise). An update needs it when the new version comes from the same path as the old one, since vLLM 0.32
+* forget cached prefixes: `POST /reset_prefix_cache[?reset_running_requests=true]` -> 200 `{"success": bool}`
+  (false while running requests hold blocks, unless they may be preempted); served only with
+  `VLLM_SERVER_DEV_MODE=1` (404 otherwise), never behind `--api-key`. An update needs it when the new version comes from the same path as the old one, since vLLM 0.32
   keys a LoRA request's KV blocks on (name, path) (`real-parts.md`).
 
 Replacing an adapter is an unload, then a load: never `load_inplace`, which vLLM keeps in the adapter's request
@@ -15,6 +16,8 @@ so the worker may re-read it from disk on later requests (vllm #33791).
 
 from __future__ import annotations
 
+import json
+
 from modeladapter.adapters.answers import interpret_failure, unexpected
 from modeladapter.adapters.artifacts import lora_path_for_engine, same_path
 from modeladapter.adapters.base import HttpEngineClient, LoadRequest, check_name
@@ -22,6 +25,7 @@ from modeladapter.adapters.outcomes import (
     AdapterAlreadyLoaded,
     AdapterNotLoaded,
     AlreadyLoadedWithOtherPath,
+    EngineUnavailable,
     LoadOutcome,
     LoadResult,
     UnloadOutcome,
@@ -65,19 +69,25 @@ class VllmClient(HttpEngineClient):
         )
 
     async def reset_prefix_cache(self) -> None:
-        """Forget every cached KV block. Raises `Unsupported` when the engine does not serve it (no dev mode)."""
-        answer = await self.call("POST", RESET_PREFIX_CACHE_PATH, operation="reset prefix cache")
-        if answer.status == 200:
-            return
-        if answer.status == 404:
-            raise Unsupported(
-                f"reset prefix cache: {self.target} does not serve {RESET_PREFIX_CACHE_PATH}; start vLLM with "
-                "VLLM_SERVER_DEV_MODE=1 so an update from the same path cannot answer from the old version's cache",
-                status=404,
-            )
-        raise unexpected(
-            interpret_failure(answer.status, answer.text, operation="reset prefix cache", mask=answer.mask)
-        )
+        """Forget every cached KV block. vLLM answers `{"success": false}` while running requests hold blocks;
+        then it is asked again to preempt them first (they are recomputed, not failed). Raises `Unsupported`
+        when the engine does not serve the route (no dev mode), `EngineUnavailable` if the reset still fails."""
+        for path in (RESET_PREFIX_CACHE_PATH, f"{RESET_PREFIX_CACHE_PATH}?reset_running_requests=true"):
+            answer = await self.call("POST", path, operation="reset prefix cache")
+            if answer.status == 404:
+                raise Unsupported(
+                    f"reset prefix cache: {self.target} does not serve {RESET_PREFIX_CACHE_PATH}; start vLLM with "
+                    "VLLM_SERVER_DEV_MODE=1 so an update from the same path cannot answer from the old version's "
+                    "cache",
+                    status=404,
+                )
+            if answer.status != 200:
+                raise unexpected(
+                    interpret_failure(answer.status, answer.text, operation="reset prefix cache", mask=answer.mask)
+                )
+            if _reset_succeeded(answer.text):
+                return
+        raise EngineUnavailable(f"reset prefix cache: {self.target} could not free its cached blocks; will retry")
 
     async def unload(self, name: str) -> UnloadResult:
         check_name(name)
@@ -88,3 +98,12 @@ class VllmClient(HttpEngineClient):
         if isinstance(failure, AdapterNotLoaded) and answer.status == 404:
             return UnloadResult(name, UnloadOutcome.NOT_LOADED)
         raise unexpected(failure)
+
+
+def _reset_succeeded(text: str) -> bool:
+    """vLLM 0.32 answers `{"success": true|false}`; an older one answered an empty 200, which meant success."""
+    try:
+        document = json.loads(text) if text.strip() else {}
+    except ValueError:
+        return True
+    return not (isinstance(document, dict) and document.get("success") is False)

@@ -38,8 +38,10 @@ def serving_older(state: AdapterState, desired: Desired) -> list[Placement]:
 
 
 def _updating(state: AdapterState) -> list[Placement]:
-    """Placements on their way from an older artifact to the new one."""
-    return [p for p in state.placements if p.replacing is not None and p.state in _IN_FLIGHT]
+    """Placements on their way from an older artifact to the new one (an exhausted one may be tried again)."""
+    return [
+        p for p in state.placements if p.replacing is not None and (p.state in _IN_FLIGHT or p.state is S.EXHAUSTED)
+    ]
 
 
 def track_rollout(planner: Planner, desired: Desired) -> None:
@@ -62,7 +64,12 @@ def track_rollout(planner: Planner, desired: Desired) -> None:
     rollout = planner.state.rollout
     if rollout is None or not rollout.in_progress:
         return
-    if not old and not _updating(planner.state):
+    failed = [
+        p
+        for p in planner.state.placements
+        if p.artifact_url == desired.artifact_url and p.state in (S.BACKOFF, S.EXHAUSTED)
+    ]
+    if not old and not failed and not _updating(planner.state):
         rolled_back = rollout.to_artifact != desired.artifact_url or desired.artifact_url in rollout.from_artifacts
         planner.record(
             TRACK_ROLLOUT,
@@ -76,12 +83,7 @@ def track_rollout(planner: Planner, desired: Desired) -> None:
         if halted is None or halted.state is S.LOADED:
             planner.record(TRACK_ROLLOUT, RolloutResumed(pod=rollout.halted_on))
         return
-    failed = [
-        p
-        for p in planner.state.placements
-        if p.artifact_url == desired.artifact_url and p.state in (S.BACKOFF, S.EXHAUSTED)
-    ]
-    if failed and old:
+    if failed:
         planner.record(
             TRACK_ROLLOUT,
             RolloutHalted(pod=failed[0].pod, error=failed[0].last_error or "", serving_old=len(old)),
@@ -147,6 +149,7 @@ def update_in_place(planner: Planner, pods: Pods, desired: Desired, *, wanted: i
     state = planner.state
     if halted(state) or surging or (surges(desired) and any(p.state is S.UNLOADING for p in state.placements)):
         return  # halted; surging; or a surge retired an instance, whose pod takes the next new one once it is free
+
     def serving() -> int:
         return sum(1 for p in planner.state.placements if p.state is S.LOADED and p.pod in pods.healthy)
 

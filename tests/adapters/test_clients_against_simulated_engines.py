@@ -297,7 +297,7 @@ class TestRuntimeSidecar:
                 await client.load(LoadRequest("sql-lora", url))
             request = LoadRequest("sql-lora", url, credentials={"aws_access_key_id": "AKIA"})
             assert (await client.load(request)).outcome is LoadOutcome.LOADED
-            assert vllm.adapters["sql-lora"].path == adapters.a
+            assert vllm.adapters["sql-lora"].path == str(sidecar.folder("sql-lora"))
             assert await client.verify("sql-lora", url) is Verification.LOADED
             assert (await client.load(request)).outcome is LoadOutcome.ALREADY_LOADED
             assert (await client.unload("sql-lora")).outcome is UnloadOutcome.UNLOADED

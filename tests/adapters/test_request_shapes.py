@@ -19,8 +19,10 @@ from modeladapter.adapters.outcomes import (
     InvalidRequest,
     LoadOutcome,
     UnloadOutcome,
+    Unsupported,
 )
 from modeladapter.adapters.selection import EngineKind, EngineTarget
+from modeladapter.adapters.vllm import VllmClient
 
 VLLM = EngineTarget(EngineKind.VLLM, "10.0.0.7", 8000)
 SGLANG = EngineTarget(EngineKind.SGLANG, "10.0.0.8", 30000)
@@ -64,10 +66,46 @@ class TestVllm:
         assert request.headers["content-type"] == "application/json"
         assert (result.outcome, result.lora_path) == (LoadOutcome.LOADED, "yard1/sql-lora")
 
-    async def test_replace_asks_vllm_to_load_in_place(self) -> None:
-        wire = Recorder(httpx.Response(200, text="Success"))
+    async def test_replace_unloads_then_loads_and_never_asks_vllm_to_load_in_place(self) -> None:
+        wire = Recorder(httpx.Response(200, text="Success"), httpx.Response(200, text="Success"))
         await connections_over(wire).client(VLLM).load(LoadRequest("sql", "/m/sql-v2"), replace=True)
-        assert wire.bodies() == [{"lora_name": "sql", "lora_path": "/m/sql-v2", "load_inplace": True}]
+        assert wire.lines() == [
+            "POST http://10.0.0.7:8000/v1/unload_lora_adapter",
+            "POST http://10.0.0.7:8000/v1/load_lora_adapter",
+        ]
+        assert wire.bodies() == [{"lora_name": "sql"}, {"lora_name": "sql", "lora_path": "/m/sql-v2"}]
+
+    @pytest.mark.parametrize(
+        ("answers", "outcome"),
+        [
+            ([httpx.Response(200, json={"success": True})], None),
+            ([httpx.Response(200, text="")], None),
+            ([httpx.Response(200, json={"success": False}), httpx.Response(200, json={"success": True})], None),
+            ([httpx.Response(200, json={"success": False})] * 2, EngineUnavailable),
+            ([httpx.Response(404, json={"detail": "Not Found"})], Unsupported),
+        ],
+        ids=["reset", "reset-empty-answer", "busy-then-preempted", "still-busy", "no-dev-mode"],
+    )
+    async def test_a_prefix_cache_reset_preempts_running_requests_only_if_it_must(
+        self, answers: list[httpx.Response], outcome: type[Exception] | None
+    ) -> None:
+        wire = Recorder(*answers)
+        client = connections_over(wire).client(VLLM)
+        assert isinstance(client, VllmClient)
+        if outcome is None:
+            await client.reset_prefix_cache()
+        else:
+            with pytest.raises(outcome) as raised:
+                await client.reset_prefix_cache()
+            if outcome is Unsupported:
+                assert "VLLM_SERVER_DEV_MODE=1" in str(raised.value)
+        assert (
+            wire.lines()[:2]
+            == [
+                "POST http://10.0.0.7:8000/reset_prefix_cache",
+                "POST http://10.0.0.7:8000/reset_prefix_cache?reset_running_requests=true",
+            ][: len(answers)]
+        )
 
     async def test_no_key_means_no_authorization_header(self) -> None:
         wire = Recorder(httpx.Response(200, json=MODELS))

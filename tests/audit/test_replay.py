@@ -209,7 +209,7 @@ def test_the_table_shows_phase_instances_and_placements(produced_log: ProducedLo
     assert f"instances:      [{produced_log.chaos_pods['healthy']}]" in rest
     assert "load failures:  6" in rest and "pod switches:   2" in rest
     table = rest[rest.index("placements:") + 1 :]
-    assert table[0].split() == ["POD", "STATE", "SINCE", "ATTEMPTS", "NEXT", "RETRY", "LAST", "ERROR"]
+    assert table[0].split() == ["POD", "STATE", "SINCE", "ATTEMPTS", "NEXT", "RETRY", "SERVES", "LAST", "ERROR"]
     assert len(table) == 4
 
 

@@ -11,13 +11,15 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from modeladapter.operator.kube.client import PODS
 from modeladapter.sandbox.engine.adapter_files import write_peft_adapter
 from modeladapter.sandbox.engine.faults import Fault
-from tests.e2e.conftest import Raw, Sandbox, adapter_manifest
+from modeladapter.sandbox.engine.runtime import SimulatedRuntimeSidecar
+from tests.e2e.conftest import FAST, POD_LABELS, Raw, Sandbox, adapter_manifest
 
 NAME = "qwen-code-lora"
 LOAD_SECONDS = 0.15
@@ -306,3 +308,64 @@ async def test_max_surge_zero_updates_in_place_even_with_a_free_pod(sandbox: San
         await progressing(sandbox, "UpdateComplete")
     assert await sandbox.serves(serving, path=new), "the same pod, reloaded"
     assert watch.fewest_listed == 0 and watch.violations == [], "in place, one replica has one gap, never a lie"
+
+
+async def _runtime_pod(sandbox: Sandbox, *, dev_mode: bool, tmp_path: Path) -> tuple[str, SimulatedRuntimeSidecar]:
+    containers = [
+        {"name": "vllm-openai", "image": "vllm/vllm-openai:v0.32.0", "ports": [{"containerPort": 8000}]},
+        {"name": "aibrix-runtime", "image": "aibrix/runtime:v0.8.0", "ports": [{"containerPort": 8080}]},
+    ]
+    await sandbox.kubelet.create_pod(
+        "with-runtime-0",
+        "default",
+        labels=dict(POD_LABELS),
+        containers=containers,
+        since=datetime.now(UTC) - timedelta(minutes=5),
+    )
+    engine = sandbox.engine("with-runtime-0")
+    await engine.stop()  # vLLM's development routes exist only if it started with them
+    engine.dev_mode = dev_mode
+    await engine.start()
+    first, second = versions(sandbox, tmp_path)
+    sidecar = SimulatedRuntimeSidecar(engine, artifacts={S3_V1: first, S3_V2: second}, downloads=tmp_path / "downloads")
+    await sidecar.start()
+    return "with-runtime-0", sidecar
+
+
+S3_V1, S3_V2 = "s3://adapters/sql-lora/v1/", "s3://adapters/sql-lora/v2/"
+
+
+async def test_behind_the_runtime_a_new_version_in_the_same_folder_resets_the_engines_prefix_cache(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    pod, sidecar = await _runtime_pod(sandbox, dev_mode=True, tmp_path=tmp_path)
+    try:
+        await sandbox.start_operator(replace(FAST, runtime_sidecar=True))
+        await sandbox.apply(adapter_manifest(artifactURL=S3_V1))
+        await sandbox.instances_ready(1)
+        engine = sandbox.engine(pod)
+        folder = str(sidecar.folder(NAME))
+        assert engine.adapters[NAME].path == folder
+        resets = engine.prefix_cache.resets
+        await sandbox.apply(adapter_manifest(artifactURL=S3_V2))
+        await progressing(sandbox, "UpdateComplete")
+        assert engine.adapters[NAME].path == folder, "the same path: only a reset keeps old blocks from answering"
+        assert engine.prefix_cache.resets == resets + 1
+    finally:
+        await sidecar.stop()
+
+
+async def test_behind_the_runtime_an_engine_without_dev_mode_halts_the_update_and_says_which_flag(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    pod, sidecar = await _runtime_pod(sandbox, dev_mode=False, tmp_path=tmp_path)
+    try:
+        await sandbox.start_operator(replace(FAST, runtime_sidecar=True))
+        await sandbox.apply(adapter_manifest(artifactURL=S3_V1))
+        await sandbox.instances_ready(1)
+        await sandbox.apply(adapter_manifest(artifactURL=S3_V2))
+        halted = await progressing(sandbox, "UpdateFailed")
+        assert "VLLM_SERVER_DEV_MODE=1" in str(halted["message"]) and pod in str(halted["message"])
+        assert await sandbox.lacks(pod), "a copy that may answer from the old version's blocks is not left loaded"
+    finally:
+        await sidecar.stop()

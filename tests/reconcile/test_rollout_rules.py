@@ -209,14 +209,25 @@ def test_a_rollout_finishes_when_no_instance_serves_an_older_artifact() -> None:
     assert (finished.artifact, finished.instances, finished.rolled_back) == (NEWER, 2, False)
 
 
-def test_the_old_url_back_finishes_the_rollout_as_rolled_back_and_reloads_the_failed_pod() -> None:
+def test_the_old_url_back_reloads_the_failed_pod_and_then_finishes_as_rolled_back() -> None:
     state = rolling(new("a", S.EXHAUSTED, replacing=ARTIFACT), old("b"), old("c"), halted_on="a")
-    plan = plan_convergence(
-        state, observe(pod("a"), pod("b"), pod("c")), update(artifact=ARTIFACT), SETTINGS, reconsider_now=True
-    )
-    (finished,) = [e for e in recorded(plan) if isinstance(e, RolloutFinished)]
-    assert finished.rolled_back and finished.artifact == ARTIFACT
+    pods = observe(pod("a"), pod("b"), pod("c"))
+    back = update(artifact=ARTIFACT)
+    plan = plan_convergence(state, pods, back, SETTINGS, reconsider_now=True)
     assert plan.loads == ("a",) and plan.after.placement("a").artifact_url == ARTIFACT  # type: ignore[union-attr]
+    assert not any(isinstance(e, RolloutFinished) for e in recorded(plan)), "not before the failed pod serves"
+    served = rolling(old("a"), old("b"), old("c"), halted_on="a")
+    (finished,) = [
+        e for e in recorded(plan_convergence(served, pods, back, SETTINGS)) if isinstance(e, RolloutFinished)
+    ]
+    assert finished.rolled_back and (finished.artifact, finished.instances) == (ARTIFACT, 3)
+
+
+def test_a_one_instance_update_that_fails_in_place_halts_and_does_not_finish() -> None:
+    state = rolling(new("a", S.EXHAUSTED, replacing=ARTIFACT, last_error="IncompatibleAdapter: rank 64"))
+    plan = plan_convergence(state, observe(pod("a")), update(), SETTINGS)
+    assert [type(e) for e in recorded(plan)] == [RolloutHalted]
+    assert plan.after.rollout is not None and plan.after.rollout.in_progress
 
 
 def test_a_retry_of_an_update_still_knows_what_it_replaces() -> None:
