@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Final
 
 from modeladapter.fsm.events import OwnedObjectRestored, ServiceBound
 from modeladapter.fsm.health import stable_since
@@ -108,6 +109,10 @@ def plan_endpoints(
     return planner.plan()
 
 
+ROLLOUT_WAIT: Final = timedelta(seconds=15)
+"""How often a rollout that has not moved for this long looks again (for a pod to surge onto, say)."""
+
+
 def next_look(
     state: AdapterState, observation: Observation, settings: PlanSettings, *, service_ready: bool
 ) -> timedelta | None:
@@ -129,8 +134,11 @@ def next_look(
             times.append(ready_at)
     if state.instances and not service_ready:
         times.append(now + timedelta(seconds=2))
-    if state.rollout is not None and state.rollout.in_progress and state.rollout.halted_on is None:
-        times.append(now + timedelta(seconds=1))  # the next pod of the update, once an unload freed a pod
+    rollout = state.rollout
+    if rollout is not None and rollout.in_progress and rollout.halted_on is None:
+        # The next pod of an update, once an unload freed one; less often while it waits for a pod.
+        moving = rollout.progressed_at is not None and now - rollout.progressed_at < ROLLOUT_WAIT
+        times.append(now + (timedelta(seconds=1) if moving else ROLLOUT_WAIT))
     if not times:
         return None
     return max(min(times) - now, timedelta(0))

@@ -24,6 +24,7 @@ from modeladapter.fsm.events import (
     UnloadStarted,
 )
 from modeladapter.fsm.facts import Decision
+from modeladapter.fsm.phases import PlacementState
 
 Emitter = Callable[[Decision], list[AdapterEvent]]
 
@@ -40,13 +41,20 @@ def load_started(d: Decision) -> list[AdapterEvent]:
 
 
 def _replacing(d: Decision) -> str | None:
-    """The artifact the pod held before, if this load updates it (kept across the update's retries)."""
+    """The artifact the pod last served, if this load updates it to another (kept across the update's retries)."""
     placement = d.placement
     if placement is None:
         return None
-    if placement.artifact_url and placement.artifact_url != d.artifact_url:
-        return placement.artifact_url
-    return placement.replacing
+    served: str | None
+    if placement.replacing is not None:
+        served = placement.replacing
+    elif d.facts.replacing is not None:
+        served = d.facts.replacing
+    elif placement.state in (PlacementState.LOADED, PlacementState.LOST):
+        served = placement.artifact_url
+    else:
+        return None  # it served nothing yet (a fresh placement, or one that only failed)
+    return served if served and served != d.artifact_url else None
 
 
 def load_succeeded(d: Decision) -> list[AdapterEvent]:

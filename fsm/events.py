@@ -238,6 +238,8 @@ class RolloutStarted(_Payload):
     """`spec.updateStrategy.maxUnavailable`: instances that may be out for their update at once."""
     max_surge: int
     """`spec.updateStrategy.maxSurge`: extra pods the new version may be loaded on first (with `replicas`)."""
+    rollback: bool = False
+    """The spec went back to an artifact an unfinished rollout was taking the pods from."""
 
 
 class InstanceUpdated(_Payload):

@@ -38,6 +38,8 @@ class Facts:
     policy: str = ""
     """The scheduling policy that chose the pod."""
     replaces: str | None = None
+    replacing: str | None = None
+    """A load that updates the pod from this artifact (a surge's first load names the one it will replace)."""
     """The pod this assignment switches away from."""
     unload_deadline: datetime | None = None
     """When unloading starts: after this instant a failing unload is abandoned (recorded in the log)."""

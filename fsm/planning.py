@@ -34,7 +34,15 @@ from modeladapter.fsm.observations import Desired, Listed, Listing, Observation,
 from modeladapter.fsm.phases import PhaseTrigger, PlacementState, PlacementTrigger
 from modeladapter.fsm.plans import Plan, Planner, Pods
 from modeladapter.fsm.progress import Blocked, Target, target, walk
-from modeladapter.fsm.rollout import retire_replaced, surge, track_rollout, update_in_place
+from modeladapter.fsm.rollout import (
+    INTERRUPTED,
+    halted,
+    retire_replaced,
+    serving_older,
+    surge,
+    track_rollout,
+    update_in_place,
+)
 from modeladapter.fsm.rules import (
     ADMIT,
     FINALIZE,
@@ -104,10 +112,12 @@ def _settle_listings(planner: Planner, listings: Mapping[str, Listing]) -> None:
         if listing is None:
             continue
         if placement.state is S.LOADING:
-            if listing.listed is Listed.LOADED:
+            if listing.listed is Listed.LOADED and placement.replacing is None:
                 planner.fire(SETTLE_INTERRUPTED_LOAD, U.LOAD_SUCCEEDED, pod=placement.pod, duration_ms=0.0)
             else:
-                error = "the operator restarted during the load"
+                # An update cut short may have left the old version, or new contents not yet made safe (the
+                # runtime's listing cannot tell versions apart): it is made again, unload and load and all.
+                error = INTERRUPTED
                 planner.fire(SETTLE_INTERRUPTED_LOAD, U.LOAD_FAILED, pod=placement.pod, error=error, retriable=True)
         elif placement.state in sources(U.ADAPTER_MISSING) and listing.listed is not Listed.LOADED:
             planner.fire(NOTICE_MISSING, U.ADAPTER_MISSING, pod=placement.pod, reason=_missing_reason(listing))
@@ -179,13 +189,19 @@ def plan_convergence(
     planner = Planner(state, observation, settings)
     pods = Pods(observation, settings)
     track_rollout(planner, desired)
-    retire_replaced(planner, pods, desired, wanted=_wanted(planner, pods, desired))
-    extra = surge(planner, pods, desired)
+    wanted = _wanted(planner, pods, desired)
+    retire_replaced(planner, pods, desired, wanted=wanted)
+    extra = surge(planner, pods, desired, wanted=wanted)
     count, blocked = _schedule(planner, pods, desired, reconsider_now=reconsider_now, surge=extra)
+    old = serving_older(planner.state, desired)
     for placement in list(planner.state.placements):
         if placement.pod in pods.healthy and placement.state in sources(U.START_LOAD):
-            planner.fire(START_LOADS, U.START_LOAD, pod=placement.pod, artifact_url=desired.artifact_url)
-    update_in_place(planner, pods, desired, wanted=count, surging=extra > 0)
+            # A surge's load replaces an instance of the old artifact: the pod may hold that one's cached blocks.
+            replacing = old[0].artifact_url if old and extra else None
+            planner.fire(
+                START_LOADS, U.START_LOAD, pod=placement.pod, artifact_url=desired.artifact_url, replacing=replacing
+            )
+    update_in_place(planner, pods, desired, surging=extra > 0)
     _walk(planner, service_ready=None, blocked=blocked, restart=restart)
     return planner.plan(desired=count, blocked=blocked)
 
@@ -231,7 +247,7 @@ def _schedule(
             elif rested:
                 planner.unload(RECONSIDER_RESTED, placement.pod)
     blocked: Blocked | None = None
-    if missing() > 0:
+    if missing() > 0 and not halted(planner.state):  # halted, no other pod is given the new artifact
         blocked = _place(planner, pods, desired, missing(), surging=min(surge, missing()))
     elif missing() < 0:
         surplus = sorted(

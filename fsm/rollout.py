@@ -20,6 +20,8 @@ pod that already serves the new artifact is not stale, and is never reloaded aga
 
 from __future__ import annotations
 
+from typing import Final
+
 from modeladapter.fsm.events import InstanceUpdated, RolloutFinished, RolloutHalted, RolloutResumed, RolloutStarted
 from modeladapter.fsm.observations import Desired
 from modeladapter.fsm.phases import PlacementState, PlacementTrigger
@@ -29,6 +31,14 @@ from modeladapter.fsm.state import AdapterState, Placement
 
 S, U = PlacementState, PlacementTrigger
 _IN_FLIGHT = frozenset({S.ASSIGNED, S.LOADING, S.BACKOFF})
+
+INTERRUPTED: Final = "the operator restarted during the load"
+"""The error of a load a restart cut short: it says nothing about the artifact."""
+SLICE_NOT_UPDATED: Final = "the EndpointSlice could not be updated before the engine call; the update is made again"
+"""The error of an update not started because its pod could not leave the EndpointSlice first."""
+SLICE_STILL_LISTS: Final = "the EndpointSlice could not be updated to leave this pod out; the unload is tried again"
+"""The error of an unload not made because the EndpointSlice may still list its pod."""
+_NOT_THE_ARTIFACT: Final = frozenset({INTERRUPTED, SLICE_NOT_UPDATED})
 
 
 def serving_older(state: AdapterState, desired: Desired) -> list[Placement]:
@@ -44,6 +54,18 @@ def _updating(state: AdapterState) -> list[Placement]:
     ]
 
 
+def _failed(state: AdapterState, desired: Desired) -> list[Placement]:
+    """Updates to the spec's artifact that failed on their pod (not for a restart or a write that failed)."""
+    return [
+        p
+        for p in state.placements
+        if p.replacing is not None
+        and p.artifact_url == desired.artifact_url
+        and p.state in (S.BACKOFF, S.EXHAUSTED)
+        and p.last_error not in _NOT_THE_ARTIFACT
+    ]
+
+
 def track_rollout(planner: Planner, desired: Desired) -> None:
     """Record where the rollout stands: started (or retargeted), halted, resumed, finished."""
     state = planner.state
@@ -51,6 +73,7 @@ def track_rollout(planner: Planner, desired: Desired) -> None:
     rollout = state.rollout
     current = rollout is not None and rollout.in_progress and rollout.to_artifact == desired.artifact_url
     if old and not current:
+        back = rollout is not None and rollout.in_progress and desired.artifact_url in rollout.from_artifacts
         planner.record(
             TRACK_ROLLOUT,
             RolloutStarted(
@@ -59,30 +82,25 @@ def track_rollout(planner: Planner, desired: Desired) -> None:
                 instances=len(state.instances),
                 max_unavailable=desired.max_unavailable,
                 max_surge=desired.max_surge,
+                rollback=back,
             ),
         )
     rollout = planner.state.rollout
     if rollout is None or not rollout.in_progress:
         return
-    failed = [
-        p
-        for p in planner.state.placements
-        if p.artifact_url == desired.artifact_url and p.state in (S.BACKOFF, S.EXHAUSTED)
-    ]
+    failed = _failed(planner.state, desired)
     if not old and not failed and not _updating(planner.state):
-        rolled_back = rollout.to_artifact != desired.artifact_url or desired.artifact_url in rollout.from_artifacts
+        back = rollout.rollback or rollout.to_artifact != desired.artifact_url
         planner.record(
             TRACK_ROLLOUT,
-            RolloutFinished(
-                artifact=desired.artifact_url, instances=len(planner.state.instances), rolled_back=rolled_back
-            ),
+            RolloutFinished(artifact=desired.artifact_url, instances=len(planner.state.instances), rolled_back=back),
         )
         return
     if rollout.halted_on is not None:
         halted = planner.state.placement(rollout.halted_on)
-        if halted is None or halted.state is S.LOADED:
-            planner.record(TRACK_ROLLOUT, RolloutResumed(pod=rollout.halted_on))
-        return
+        if halted is None or halted.state is not S.LOADED or halted.artifact_url != desired.artifact_url:
+            return  # halted until that pod serves the new artifact, or the spec changes
+        planner.record(TRACK_ROLLOUT, RolloutResumed(pod=rollout.halted_on))
     if failed:
         planner.record(
             TRACK_ROLLOUT,
@@ -104,12 +122,12 @@ def retire_replaced(planner: Planner, pods: Pods, desired: Desired, *, wanted: i
     serving = [p for p in planner.state.placements if p.state is S.LOADED and p.pod in pods.healthy]
     excess = len(serving) - wanted
     fresh = sorted(
-        (p for p in serving if p.artifact_url == desired.artifact_url and p.replacing is None),
+        (p for p in serving if p.artifact_url == desired.artifact_url),
         key=lambda p: (p.since, p.pod),
         reverse=True,
     )
     for placement in serving_older(planner.state, desired)[: max(excess, 0)]:
-        if fresh:
+        if fresh and rolling(planner.state):
             new = fresh.pop(0)
             updated = InstanceUpdated(
                 pod=new.pod,
@@ -121,15 +139,18 @@ def retire_replaced(planner: Planner, pods: Pods, desired: Desired, *, wanted: i
         planner.unload(RETIRE_REPLACED, placement.pod)
 
 
-def surge(planner: Planner, pods: Pods, desired: Desired) -> int:
-    """How many extra replicas the rollout wants now: 0 when it does not surge (then it updates in place)."""
+def surge(planner: Planner, pods: Pods, desired: Desired, *, wanted: int) -> int:
+    """How many extra replicas the rollout wants now: 0 when it does not surge (then it updates in place).
+
+    Halted, it wants none more, but keeps those it has (the pod it failed on goes on being retried)."""
     state = planner.state
     old = serving_older(state, desired)
     if not old or not surges(desired):
         return 0
-    surging = [p for p in state.placements if p.state in _IN_FLIGHT and p.artifact_url in (None, desired.artifact_url)]
     if halted(state):
-        return min(len(surging), len(old))  # keep the pod it failed on trying; add none
+        active = sum(1 for p in state.placements if p.active)
+        return min(max(active - wanted, 0), len(old))
+    surging = [p for p in state.placements if p.state in _IN_FLIGHT and p.artifact_url in (None, desired.artifact_url)]
     if not surging and not free_pods(planner, pods):
         return 0
     return min(desired.max_surge, len(old))
@@ -144,19 +165,24 @@ def free_pods(planner: Planner, pods: Pods) -> list[str]:
     return [pod for pod in pods.schedulable if planner.state.placement(pod) is None and pods.has_room(pod)]
 
 
-def update_in_place(planner: Planner, pods: Pods, desired: Desired, *, wanted: int, surging: bool) -> None:
-    """Take instances of an older artifact out for their reload, within the budget (none while it surges)."""
+def update_in_place(planner: Planner, pods: Pods, desired: Desired, *, surging: bool) -> None:
+    """Take instances of an older artifact out for their reload: at most `maxUnavailable` out for their update at
+    once, never the last of several, none while it surges or is halted."""
     state = planner.state
-    if halted(state) or surging or (surges(desired) and any(p.state is S.UNLOADING for p in state.placements)):
-        return  # halted; surging; or a surge retired an instance, whose pod takes the next new one once it is free
+    retiring = any(p.state is S.UNLOADING and p.artifact_url != desired.artifact_url for p in state.placements)
+    if halted(state) or surging or (surges(desired) and retiring):
+        return  # a surge retired an instance, whose pod takes the next new one once it is free
 
     def serving() -> int:
         return sum(1 for p in planner.state.placements if p.state is S.LOADED and p.pod in pods.healthy)
+
+    def out() -> int:
+        return sum(1 for p in planner.state.placements if p.replacing is not None and p.state in _IN_FLIGHT)
 
     keep = 1 if serving() > 1 else 0  # the last of several instances always stays
     for placement in serving_older(state, desired):
         if placement.pod not in pods.healthy:
             continue
-        if serving() - 1 < keep or wanted - (serving() - 1) > desired.max_unavailable:
+        if serving() - 1 < keep or out() >= desired.max_unavailable:
             return
         planner.fire(UPDATE_IN_PLACE, U.RELOAD, pod=placement.pod, artifact_url=desired.artifact_url)

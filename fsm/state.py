@@ -19,6 +19,7 @@ from modeladapter.fsm.events import (
     AdapterEvent,
     AdapterMissing,
     Finalized,
+    InstanceUpdated,
     LoadFailed,
     LoadStarted,
     LoadSucceeded,
@@ -83,6 +84,12 @@ class Rollout:
     halted_error: str | None = None
     finished_at: datetime | None = None
     rolled_back: bool = False
+    rollback: bool = False
+    """It started by going back to an artifact the previous rollout was taking the pods from."""
+    finished_artifact: str | None = None
+    """The artifact every instance served when it finished (the old one, after a rollback)."""
+    progressed_at: datetime | None = None
+    """When it last moved: started, a pod updated, resumed."""
 
     @property
     def in_progress(self) -> bool:
@@ -259,14 +266,23 @@ class _Folder:
                     started_at=at,
                     max_unavailable=payload.max_unavailable,
                     max_surge=payload.max_surge,
+                    rollback=payload.rollback,
+                    progressed_at=at,
                 )
+            case InstanceUpdated() if self.rollout is not None:
+                self.rollout = replace(self.rollout, progressed_at=at)
             case RolloutHalted() if self.rollout is not None:
                 self.rollout = replace(self.rollout, halted_on=payload.pod, halted_error=payload.error)
             case RolloutResumed() if self.rollout is not None:
-                self.rollout = replace(self.rollout, halted_on=None, halted_error=None)
+                self.rollout = replace(self.rollout, halted_on=None, halted_error=None, progressed_at=at)
             case RolloutFinished() if self.rollout is not None:
                 self.rollout = replace(
-                    self.rollout, halted_on=None, halted_error=None, finished_at=at, rolled_back=payload.rolled_back
+                    self.rollout,
+                    halted_on=None,
+                    halted_error=None,
+                    finished_at=at,
+                    rolled_back=payload.rolled_back,
+                    finished_artifact=payload.artifact,
                 )
             case ServiceBound():
                 self.endpoints = payload.endpoints
@@ -274,7 +290,7 @@ class _Folder:
                 self.finalized = True
             case _:
                 # PodSelected and Unloaded are facts whose effect on state the matching PlacementChanged carries;
-                # OwnedObjectRestored and InstanceUpdated change nothing the operator decides with.
+                # OwnedObjectRestored changes nothing the operator decides with.
                 pass
 
     def _placement_changed(self, payload: PlacementChanged, at: datetime) -> None:

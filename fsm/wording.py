@@ -57,9 +57,10 @@ def progress_condition(state: AdapterState) -> tuple[Literal["True", "False"], s
         return None
     to = rollout.to_artifact
     if not rollout.in_progress:
+        served = rollout.finished_artifact or to
         if rollout.rolled_back:
-            return "True", "RolledBack", f"rolled back: {len(state.instances)} instances serve {to}"
-        return "True", "UpdateComplete", f"every instance serves {to} ({len(state.instances)} instances)"
+            return "True", "RolledBack", f"rolled back: {len(state.instances)} instances serve {served}"
+        return "True", "UpdateComplete", f"every instance serves {served} ({len(state.instances)} instances)"
     old = [p.pod for p in state.placements if p.state is PlacementState.LOADED and p.artifact_url != to]
     new = [p.pod for p in state.placements if p.state is PlacementState.LOADED and p.artifact_url == to]
     if rollout.halted_on is not None:

@@ -35,6 +35,7 @@ from modeladapter.operator.api.conditions import Condition, format_time, set_con
 RETRY_COUNT: Final = "adapter.model.aibrix.ai/retry-count"
 LAST_RETRY_TIME: Final = "adapter.model.aibrix.ai/last-retry-time"
 _RETRYING: Final = frozenset({PlacementState.LOADING, PlacementState.BACKOFF, PlacementState.EXHAUSTED})
+MAX_SHOWN_URL: Final = 2048
 _UNSCHEDULED: Final = frozenset({Phase.PENDING, Phase.FAILED})
 
 
@@ -95,12 +96,19 @@ def project_status(
                 "state": p.state.value,
                 "attempts": p.attempts,
                 "lastError": p.last_error or "",
-                "artifactURL": p.artifact_url or "",
+                "artifactURL": _shown_url(p.artifact_url or ""),
                 "since": format_time(p.since),
             }
             for p in state.placements
         ],
     }
+
+
+def _shown_url(url: str) -> str:
+    """An artifact URL as the status shows it: a long one is cut, so that a spec near the API's size limit does
+    not make its status twice as large (the spec and the log keep it whole)."""
+    cut = "... (cut short)"
+    return url if len(url) <= MAX_SHOWN_URL else url[: MAX_SHOWN_URL - len(cut)] + cut
 
 
 def retry_annotations(state: AdapterState, current: Mapping[str, str]) -> dict[str, str | None]:

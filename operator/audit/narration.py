@@ -96,8 +96,9 @@ def narrate(payload: AdapterEvent) -> str:
             )
             return f"unload from {payload.pod} failed ({then}): {payload.error}"
         case RolloutStarted():
+            back = "rollback" if payload.rollback else "rollout"
             return (
-                f"rollout to {payload.to_artifact} from {', '.join(payload.from_artifacts)} on "
+                f"{back} to {payload.to_artifact} from {', '.join(payload.from_artifacts)} on "
                 f"{payload.instances} instance(s) (maxUnavailable {payload.max_unavailable}, "
                 f"maxSurge {payload.max_surge})"
             )

@@ -34,9 +34,9 @@ from modeladapter.fsm.planning import (
     plan_phase,
     plan_truthfulness,
 )
-from modeladapter.fsm.plans import Pods
+from modeladapter.fsm.plans import CallOutcome, Pods
 from modeladapter.fsm.progress import Target
-from modeladapter.fsm.rollout import rolling
+from modeladapter.fsm.rollout import SLICE_NOT_UPDATED, SLICE_STILL_LISTS, rolling
 from modeladapter.operator.api.spec import AdapterSpec, SpecProblem
 from modeladapter.operator.api.view import AdapterObject
 from modeladapter.operator.reconcile.context import Context
@@ -104,9 +104,14 @@ async def converge(
         if not plan.loads:
             break
         await ctx.journal.append(step)  # write ahead: the log knows which loads start before the engines do
-        await ctx.publisher.before_calls(step, adapter, sight.pods, counts)
+        out_of_the_slice = await ctx.publisher.before_calls(step, adapter, sight.pods, counts)
         replacing = {pod: p.replacing for pod in plan.loads if (p := step.state.placement(pod)) and p.replacing}
-        outcomes = await calls.loads([sight.pods[pod] for pod in plan.loads], request, replacing=replacing)
+        held = [] if out_of_the_slice else [pod for pod in plan.loads if pod in replacing]
+        outcomes = await calls.loads(
+            [sight.pods[pod] for pod in plan.loads if pod not in held], request, replacing=replacing
+        )
+        # A pod the EndpointSlice may still list is not touched; its update is made again after the backoff.
+        outcomes.update({pod: CallOutcome(error=SLICE_NOT_UPDATED, retriable=True) for pod in held})
         ctx.tick(step)
         step.take(plan_load_outcomes(step.state, at(observation, step.now), planning, outcomes))
         ctx.confirmed(step.uid, [pod for pod, outcome in outcomes.items() if outcome.error is None], step.now)
@@ -143,11 +148,16 @@ async def unload_what_is_due(
     if not due:
         return
     await ctx.journal.append(step)
+    listed: set[str] = set()
     if publish is not None:
         adapter, counts = publish
-        await ctx.publisher.before_calls(step, adapter, sight.pods, counts)
+        if not await ctx.publisher.before_calls(step, adapter, sight.pods, counts):
+            listed = set(step.state.endpoints or ())
     reachable = [sight.pods[pod] for pod in due if pod in sight.pods and sight.pods[pod].ip]
-    outcomes = await calls.unloads(reachable, name=name)
+    held = {pod.name for pod in reachable if pod.ip in listed}
+    outcomes = await calls.unloads([pod for pod in reachable if pod.name not in held], name=name)
+    # A pod the EndpointSlice still lists keeps the adapter until it is out of it: the unload is tried again.
+    outcomes.update({pod: CallOutcome(error=SLICE_STILL_LISTS, retriable=True) for pod in held})
     ctx.tick(step)
     observation = sight.observe(now=step.now, index=ctx.index)
     step.take(plan_unload_outcomes(step.state, observation, ctx.settings, due=due, outcomes=outcomes))

@@ -100,11 +100,12 @@ def events_for(payloads: Sequence[AdapterEvent], after: AdapterState, *, namespa
                 )
             case RolloutStarted():
                 old = ", ".join(payload.from_artifacts)
+                doing = "Rolling back" if payload.rollback else "Updating"
                 notices.append(
                     Notice(
                         "Normal",
                         "RollingUpdate",
-                        f"Updating {payload.instances} instances from {old} to {payload.to_artifact}",
+                        f"{doing} {payload.instances} instances from {old} to {payload.to_artifact}",
                     )
                 )
             case RolloutHalted():

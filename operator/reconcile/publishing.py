@@ -111,13 +111,16 @@ class Publisher:
 
     async def before_calls(
         self, step: Pass, adapter: AdapterObject, pods: Mapping[str, ObservedPod], counts: Counts
-    ) -> None:
+    ) -> bool:
         """If the instances changed: the EndpointSlice (where it lists others) and the status, without the retry
-        annotations (they wait for the end of the pass)."""
-        if list(step.state.instances) == list(step.shown.get("instances") or []):
-            return
+        annotations (they wait for the end of the pass). True when the EndpointSlice, as last written, lists
+        no pod but the instances: a pod about to be updated or unloaded is out of it."""
+        listed_ok = True
         if step.state.endpoints is not None:
             listed = {pods[name].ip for name in step.state.instances if name in pods and pods[name].ip}
-            if listed != set(step.state.endpoints):
+            if not set(step.state.endpoints) <= listed:
                 await self.endpoints(step, adapter, pods)
-        await self.status(step, adapter, counts, annotations=False)
+                listed_ok = set(step.state.endpoints or ()) <= listed
+        if list(step.state.instances) != list(step.shown.get("instances") or []):
+            await self.status(step, adapter, counts, annotations=False)
+        return listed_ok

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from modeladapter.operator.audit.auditing import history, replay
+from modeladapter.operator.audit.rendering import history_table
+from modeladapter.operator.audit.reports import replay_table, state_document
 from modeladapter.operator.kube.client import PODS
 from modeladapter.sandbox.engine.adapter_files import write_peft_adapter
 from modeladapter.sandbox.engine.faults import Fault
@@ -369,3 +372,32 @@ async def test_behind_the_runtime_an_engine_without_dev_mode_halts_the_update_an
         assert await sandbox.lacks(pod), "a copy that may answer from the old version's blocks is not left loaded"
     finally:
         await sidecar.stop()
+
+
+async def test_history_tells_the_rollout_and_replay_says_which_version_each_pod_served(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    pods = await sandbox.add_pods(2)
+    old, new = versions(sandbox, tmp_path)
+    await sandbox.start_operator()
+    await sandbox.apply(adapter_manifest(artifactURL=old))
+    await sandbox.instances_ready(2)
+    slow_loads(sandbox, pods)
+    await sandbox.apply(adapter_manifest(artifactURL=new))
+    await progressing(sandbox, "UpdateComplete")
+    events = await sandbox.store.read((await sandbox.adapter())["metadata"]["uid"])
+    (first_update,) = [e for e in events if e.payload.type == "InstanceUpdated"][:1]
+    (first,) = [e.payload.pod for e in events if e.payload.type == "InstanceUpdated"][:1]
+    (second,) = set(pods) - {first}
+
+    told = history_table(await history(sandbox.store, namespace="default", name=NAME, now=datetime.now(UTC)))
+    assert f"rollout to {new} from {old}" in told
+    assert f"pod {first} updated in place: {old} -> {new}" in told
+    assert f"rollout finished: {new} on 2 instance(s)" in told
+
+    moment = await replay(sandbox.store, namespace="default", name=NAME, at=first_update.recorded_at)
+    placements = {p["pod"]: p for p in state_document(moment.state)["placements"]}
+    assert placements[first]["serves"] == new, "mid-rollout: the updated pod serves the new version"
+    assert placements[second]["serves"] == old or placements[second]["replacing"] == old
+    table = replay_table(moment)
+    assert "in progress" in table and new in next(line for line in table.splitlines() if line.startswith(f"  {first}"))

@@ -21,11 +21,12 @@ from modeladapter.fsm.events import (
 )
 from modeladapter.fsm.facts import Facts
 from modeladapter.fsm.machine import decide
-from modeladapter.fsm.observations import Desired
+from modeladapter.fsm.observations import Desired, Listed, Listing
 from modeladapter.fsm.phases import PlacementTrigger
-from modeladapter.fsm.planning import plan_convergence
+from modeladapter.fsm.planning import plan_convergence, plan_observations
 from modeladapter.fsm.plans import Plan, Record
 from modeladapter.fsm.state import AdapterState, Placement, Rollout
+from modeladapter.fsm.wording import progress_condition
 from tests.reconcile.planning_inputs import (
     ARTIFACT,
     NEWER,
@@ -242,3 +243,82 @@ def test_an_update_load_is_written_ahead_with_the_artifact_it_replaces() -> None
     events = decide(adapter(old("a")), PlacementTrigger.RELOAD, Facts(now=NOW, pod="a", artifact_url=NEWER))
     (started,) = [e for e in events if isinstance(e, LoadStarted)]
     assert (started.artifact_url, started.replacing) == (NEWER, ARTIFACT)
+
+
+# --- what the review found ------------------------------------------------------------------------------------
+
+
+def test_replicas_missing_for_other_reasons_do_not_stall_the_update() -> None:
+    """`replicas: 3` on two pods: the missing third one is not "out for its update"."""
+    state = adapter(old("a", minutes_ago=9), old("b"), replicas=3)
+    plan = plan_convergence(state, observe(pod("a"), pod("b")), update(replicas=3), SETTINGS)
+    assert taken_out(plan) == ["a"]
+
+
+def test_a_halted_rollout_stays_halted_when_its_pod_leaves() -> None:
+    state = rolling(old("b"), old("c"), halted_on="a")
+    plan = plan_convergence(state, observe(pod("b"), pod("c")), update(), SETTINGS)
+    assert recorded(plan) == [] and taken_out(plan) == [], "no other pod gets the artifact that failed"
+
+
+def test_a_pod_that_failed_for_its_own_reasons_neither_halts_nor_holds_up_the_rollout() -> None:
+    """x never served the old artifact: its retry with the new one is a plain load, not an update."""
+    state = adapter(
+        old("a", minutes_ago=9),
+        old("b"),
+        placement("x", S.EXHAUSTED, artifact=ARTIFACT, error="too many loras"),
+        replicas=None,
+    )
+    plan = plan_convergence(state, observe(pod("a"), pod("b"), pod("x")), update(), SETTINGS, reconsider_now=True)
+    assert plan.after.placement("x").replacing is None  # type: ignore[union-attr]
+    assert taken_out(plan) == ["a"] and not any(isinstance(e, RolloutHalted) for e in recorded(plan))
+
+
+def test_halted_no_free_pod_is_surged_onto_nor_given_the_new_artifact() -> None:
+    failed = new("a", S.BACKOFF, replacing=ARTIFACT, next_retry_at=NOW + timedelta(seconds=9))
+    state = rolling(failed, old("b"), old("c"), halted_on="a", replicas=3)
+    plan = plan_convergence(state, observe(pod("a"), pod("b"), pod("c"), pod("d")), update(replicas=3), SETTINGS)
+    assert fired(plan, "d") == [] and taken_out(plan) == []
+
+
+def test_a_surge_load_names_the_artifact_it_replaces() -> None:
+    """The pod may have held that version before: behind the runtime its cached blocks must go."""
+    plan = plan_convergence(adapter(old("a"), replicas=1), observe(pod("a"), pod("b")), update(replicas=1), SETTINGS)
+    assert plan.after.placement("b").replacing == ARTIFACT  # type: ignore[union-attr]
+
+
+def test_going_back_to_the_old_url_reloads_the_failed_pod_as_a_plain_load() -> None:
+    state = rolling(new("a", S.EXHAUSTED, replacing=ARTIFACT), old("b"), halted_on="a")
+    plan = plan_convergence(
+        state, observe(pod("a"), pod("b")), update(artifact=ARTIFACT), SETTINGS, reconsider_now=True
+    )
+    assert plan.loads == ("a",) and plan.after.placement("a").replacing is None  # type: ignore[union-attr]
+
+
+def test_an_update_a_restart_cut_short_is_made_again_and_does_not_halt() -> None:
+    state = rolling(new("a", S.LOADING, replacing=ARTIFACT), old("b"))
+    pods = observe(pod("a"), pod("b"))
+    settled = plan_observations(state, pods, SETTINGS, listings={"a": Listing(Listed.LOADED)})
+    assert fired(settled, "a") == ["load_failed"], "the runtime's listing cannot tell the versions apart"
+    plan = plan_convergence(settled.after, pods, update(), SETTINGS)
+    assert not any(isinstance(e, RolloutHalted) for e in recorded(plan))
+
+
+def test_going_back_mid_rollout_is_a_rollback_and_finishes_as_one() -> None:
+    state = rolling(new("a"), old("b"))
+    plan = plan_convergence(state, observe(pod("a"), pod("b")), update(artifact=ARTIFACT), SETTINGS)
+    (started,) = [e for e in recorded(plan) if isinstance(e, RolloutStarted)]
+    assert started.rollback and started.to_artifact == ARTIFACT
+    done = replace(adapter(old("a"), old("b"), replicas=None), rollout=plan.after.rollout)
+    (finished,) = [
+        e
+        for e in recorded(plan_convergence(done, observe(pod("a"), pod("b")), update(artifact=ARTIFACT), SETTINGS))
+        if isinstance(e, RolloutFinished)
+    ]
+    assert finished.rolled_back
+
+
+def test_the_rolled_back_condition_names_the_artifact_the_instances_serve() -> None:
+    rollout = replace(rolling().rollout, finished_at=NOW, rolled_back=True, finished_artifact=ARTIFACT)  # type: ignore[type-var]
+    condition = progress_condition(replace(adapter(old("a")), rollout=rollout))
+    assert condition is not None and condition[1] == "RolledBack" and condition[2].endswith(ARTIFACT)

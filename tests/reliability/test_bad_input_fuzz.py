@@ -446,11 +446,12 @@ BASE_BAD = WRONG_TYPES.map(lambda v: Part(v, schema("spec.baseModel")))
 
 
 def api_key_effect(value: str) -> Effect:
-    """An inline `additionalConfig["api-key"]`: sent to engines that ignore it, unless it cannot be sent."""
+    """An inline `additionalConfig["api-key"]`: sent to engines that ignore it; one that cannot go into a header
+    (a line break, other than printable ASCII, spaces at either end, only spaces) makes the spec invalid."""
     if not value:
         return OK
     if value != value.strip() or not all(" " <= ch <= "~" for ch in value):
-        return LOADFAIL
+        return invalid('spec.additionalConfig["api-key"]')
     return OK
 
 
@@ -553,11 +554,12 @@ class Case:
             else:
                 spec[key] = part.value
             effects.append(part.effect)
-        if (
-            self.fields["apiKeySecretRef"].value not in (ABSENT, None)
-            and self.fields["additionalConfig"].effect is LOADFAIL
+        inline_key = invalid('spec.additionalConfig["api-key"]')
+        if self.fields["apiKeySecretRef"].value not in (ABSENT, None) and self.fields["additionalConfig"].effect in (
+            LOADFAIL,
+            inline_key,
         ):
-            effects.remove(LOADFAIL)  # the Secret's key is used, the inline one is ignored
+            effects.remove(self.fields["additionalConfig"].effect)  # the Secret's key is used, the inline one ignored
         replicas = self.fields["replicas"].value
         wanted = PODS if not isinstance(replicas, int) or isinstance(replicas, bool) else min(replicas, PODS)
         return manifest(name, spec=spec, labels=labels, annotations=self.annotations), effects, wanted
