@@ -10,9 +10,12 @@ any does, a rollout is in progress (`RolloutStarted`, folded into `AdapterState.
   is called), unloads the old artifact and loads the new one. At most `maxUnavailable` instances are out at once,
   and never the last of several.
 
-When the new artifact fails on a pod (`Backoff` or `Exhausted` with it), the rollout halts there: no other pod is
-taken out or surged onto until that pod loads it, leaves, or the spec changes (a fixed URL rolls on; the old URL
-back finishes the rollout as rolled back, the failed pod reloading the old artifact).
+When the new artifact fails on a pod it was updating (`Backoff` or `Exhausted` with it), the rollout halts there:
+no other pod is taken out, surged onto or given the new artifact until that pod loads it or the spec changes (a
+fixed URL rolls on; the old URL back is a rollback, the failed pod reloading the old artifact). A pod that leaves
+does not lift the halt: the next one would fail the same way. Failures that say nothing about the artifact (a
+restart cut the update short, the EndpointSlice could not be written first) do not halt; the update is made
+again.
 
 Everything here is folded from the log, so an operator restarted in the middle goes on where the log says: a
 pod that already serves the new artifact is not stale, and is never reloaded again.

@@ -54,14 +54,16 @@ class EngineCalls:
         self._credentials = credentials
         self._runtime_sidecar = runtime_sidecar
 
-    def client(self, pod: ObservedPod) -> EngineClient:
-        """Raises `EngineError` for a pod whose engine cannot be driven (no IP, an unknown engine kind)."""
+    def client(self, pod: ObservedPod, *, sidecar: bool = True) -> EngineClient:
+        """The API that loads adapters on `pod` (the runtime sidecar where there is one); with `sidecar` False,
+        the inference engine itself, where its prefix cache lives. Raises `EngineError` for a pod whose engine
+        cannot be driven (no IP, an unknown engine kind)."""
         target = select_engine(
             pod_ip=pod.ip,
             pod_labels=pod.labels,
             container_names=pod.containers,
             adapter_labels=self._labels,
-            runtime_sidecar_enabled=self._runtime_sidecar,
+            runtime_sidecar_enabled=self._runtime_sidecar and sidecar,
         )
         return self._clients.client(target, api_key=self._credentials.api_key or None)
 
@@ -78,17 +80,6 @@ class EngineCalls:
 
         results = await asyncio.gather(*(list_one(pod) for pod in pods))
         return dict(zip((pod.name for pod in pods), results, strict=True))
-
-    def engine(self, pod: ObservedPod) -> EngineClient:
-        """The inference engine itself, also where the runtime sidecar fronts it (its prefix cache lives there)."""
-        target = select_engine(
-            pod_ip=pod.ip,
-            pod_labels=pod.labels,
-            container_names=pod.containers,
-            adapter_labels=self._labels,
-            runtime_sidecar_enabled=False,
-        )
-        return self._clients.client(target, api_key=self._credentials.api_key or None)
 
     async def loads(
         self, pods: Sequence[ObservedPod], request: LoadRequest, *, replacing: Mapping[str, str] | None = None
@@ -139,7 +130,7 @@ class EngineCalls:
 
     async def _forget_old_prefixes(self, pod: ObservedPod, client: EngineClient, name: str) -> EngineError | None:
         try:
-            engine = self.engine(pod)
+            engine = self.client(pod, sidecar=False)
             if isinstance(engine, VllmClient):
                 await engine.reset_prefix_cache()
         except EngineError as error:

@@ -77,6 +77,17 @@ def versions(sandbox: Sandbox, root: Path) -> tuple[str, str]:
     return str(first), str(second)
 
 
+async def three_pods_serving_the_old_version(sandbox: Sandbox, root: Path) -> tuple[list[str], str, str]:
+    """Three pods serving version 1 of the adapter (every matching pod: updates go in place); the pods, and the
+    paths of versions 1 and 2."""
+    pods = await sandbox.add_pods(3)
+    old, new = versions(sandbox, root)
+    await sandbox.start_operator()
+    await sandbox.apply(adapter_manifest(artifactURL=old))
+    await sandbox.instances_ready(3)
+    return pods, old, new
+
+
 def slow_loads(sandbox: Sandbox, pods: list[str]) -> None:
     for pod in pods:
         sandbox.engine(pod).inject(Fault(delay=LOAD_SECONDS), route="load", times=None)
@@ -100,11 +111,7 @@ async def progressing(sandbox: Sandbox, reason: str, *, timeout: float = 15.0) -
 
 
 async def test_an_update_rolls_pod_by_pod_keeping_all_but_one_listed(sandbox: Sandbox, tmp_path: Path) -> None:
-    pods = await sandbox.add_pods(3)
-    old, new = versions(sandbox, tmp_path)
-    await sandbox.start_operator()
-    await sandbox.apply(adapter_manifest(artifactURL=old))
-    await sandbox.instances_ready(3)
+    pods, old, new = await three_pods_serving_the_old_version(sandbox, tmp_path)
     slow_loads(sandbox, pods)
     async with watching(sandbox) as watch:
         began = time.monotonic()
@@ -164,11 +171,7 @@ async def test_three_replicas_with_a_free_pod_surge_one_at_a_time(sandbox: Sandb
 async def test_a_failing_new_version_halts_on_its_first_pod_and_a_fixed_url_resumes(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    pods = await sandbox.add_pods(3)
-    old, new = versions(sandbox, tmp_path)
-    await sandbox.start_operator()
-    await sandbox.apply(adapter_manifest(artifactURL=old))
-    await sandbox.instances_ready(3)
+    pods, old, new = await three_pods_serving_the_old_version(sandbox, tmp_path)
     missing = str(tmp_path / "nowhere")
     async with watching(sandbox) as watch:
         await sandbox.apply(adapter_manifest(artifactURL=missing))
@@ -190,11 +193,7 @@ async def test_a_failing_new_version_halts_on_its_first_pod_and_a_fixed_url_resu
 
 
 async def test_setting_the_url_back_restores_the_old_version_everywhere(sandbox: Sandbox, tmp_path: Path) -> None:
-    pods = await sandbox.add_pods(3)
-    old, _ = versions(sandbox, tmp_path)
-    await sandbox.start_operator()
-    await sandbox.apply(adapter_manifest(artifactURL=old))
-    await sandbox.instances_ready(3)
+    pods, old, _ = await three_pods_serving_the_old_version(sandbox, tmp_path)
     await sandbox.apply(adapter_manifest(artifactURL=str(tmp_path / "nowhere")))
     await progressing(sandbox, "UpdateFailed")
     await sandbox.apply(adapter_manifest(artifactURL=old))
@@ -239,11 +238,7 @@ def _loads(sandbox: Sandbox, pod: str) -> int:
 
 
 async def test_deleting_an_adapter_mid_rollout_unloads_it_from_every_pod(sandbox: Sandbox, tmp_path: Path) -> None:
-    pods = await sandbox.add_pods(3)
-    old, new = versions(sandbox, tmp_path)
-    await sandbox.start_operator()
-    await sandbox.apply(adapter_manifest(artifactURL=old))
-    await sandbox.instances_ready(3)
+    pods, old, new = await three_pods_serving_the_old_version(sandbox, tmp_path)
     for pod in pods:
         sandbox.engine(pod).inject(Fault(delay=0.5), route="load", times=None)
     await sandbox.apply(adapter_manifest(artifactURL=new))
@@ -257,11 +252,7 @@ async def test_deleting_an_adapter_mid_rollout_unloads_it_from_every_pod(sandbox
 async def test_a_selector_change_mid_rollout_unloads_unselected_pods_and_updates_the_rest(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    pods = await sandbox.add_pods(3)
-    old, new = versions(sandbox, tmp_path)
-    await sandbox.start_operator()
-    await sandbox.apply(adapter_manifest(artifactURL=old))
-    await sandbox.instances_ready(3)
+    pods, old, new = await three_pods_serving_the_old_version(sandbox, tmp_path)
     await sandbox.kube.patch(PODS, "default", pods[0], {"metadata": {"labels": {"zone": "a"}}})
     await sandbox.kube.patch(PODS, "default", pods[1], {"metadata": {"labels": {"zone": "a"}}})
     for pod in pods:
@@ -281,11 +272,7 @@ async def test_a_selector_change_mid_rollout_unloads_unselected_pods_and_updates
 async def test_a_pod_lost_mid_rollout_leaves_and_the_rollout_finishes_on_the_others(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    pods = await sandbox.add_pods(3)
-    old, new = versions(sandbox, tmp_path)
-    await sandbox.start_operator()
-    await sandbox.apply(adapter_manifest(artifactURL=old))
-    await sandbox.instances_ready(3)
+    pods, old, new = await three_pods_serving_the_old_version(sandbox, tmp_path)
     for pod in pods:
         sandbox.engine(pod).inject(Fault(delay=0.3), route="load", times=None)
     async with watching(sandbox) as watch:
