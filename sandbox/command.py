@@ -305,8 +305,10 @@ async def _follow(session: SandboxSession, request: SandboxRequest, refs: Sequen
     started = loop.time()
     announced = False
     while True:
-        await tail.poll()
+        # The status first, then the log: the operator appends before it writes a status, so a status read here
+        # has its events in the log by the time of the poll, and a Running adapter has its whole timeline shown.
         adapters = {where: await session.adapter(where) for where in refs}
+        await tail.poll()
         running = {where for where, found in adapters.items() if is_running(found)}
         settled = len(running) == len(refs) and (chaos is None or chaos.done.is_set())
         also = chaos.stage if chaos is not None and not chaos.done.is_set() and len(running) == len(refs) else None
