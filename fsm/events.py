@@ -271,12 +271,15 @@ class RolloutHalted(_Payload):
 
 
 class RolloutResumed(_Payload):
-    """The pod a rollout halted on now serves the new artifact: the rollout goes on."""
+    """The pod a rollout halted on now serves the new artifact, or has left: the rollout goes on."""
 
     type: Literal["RolloutResumed"] = "RolloutResumed"
     schema_version: Literal[1] = 1
     pod: str
-    """The pod that loaded the new artifact after all."""
+    """The pod the rollout halted on."""
+    left: bool = False
+    """True: that pod left (its placement is gone), so nothing could ever lift the halt there; the next pod tries
+    the new artifact afresh, and halts the rollout again if it fails there too."""
 
 
 class RolloutFinished(_Payload):

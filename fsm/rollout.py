@@ -12,10 +12,12 @@ any does, a rollout is in progress (`RolloutStarted`, folded into `AdapterState.
 
 When the new artifact fails on a pod it was updating (`Backoff` or `Exhausted` with it), the rollout halts there:
 no other pod is taken out, surged onto or given the new artifact until that pod loads it or the spec changes (a
-fixed URL rolls on; the old URL back is a rollback, the failed pod reloading the old artifact). A pod that leaves
-does not lift the halt: the next one would fail the same way. Failures that say nothing about the artifact (a
-restart cut the update short, the EndpointSlice could not be written first) do not halt; the update is made
-again.
+fixed URL rolls on; the old URL back is a rollback, the failed pod reloading the old artifact). If that pod leaves
+(its placement is gone), nothing could lift the halt any more, and an engine error that happened to strike during
+the update would keep the adapter on two versions for good: the rollout resumes and the next pod tries the new
+artifact afresh, halting it again if it fails there too (at most one more instance per pod that leaves). Failures
+that say nothing about the artifact (a restart cut the update short, the EndpointSlice could not be written first)
+do not halt; the update is made again.
 
 Everything here is folded from the log, so an operator restarted in the middle goes on where the log says: a
 pod that already serves the new artifact is not stale, and is never reloaded again.
@@ -101,9 +103,12 @@ def track_rollout(planner: Planner, desired: Desired) -> None:
         return
     if rollout.halted_on is not None:
         halted = planner.state.placement(rollout.halted_on)
-        if halted is None or halted.state is not S.LOADED or halted.artifact_url != desired.artifact_url:
-            return  # halted until that pod serves the new artifact, or the spec changes
-        planner.record(TRACK_ROLLOUT, RolloutResumed(pod=rollout.halted_on))
+        if halted is None:
+            planner.record(TRACK_ROLLOUT, RolloutResumed(pod=rollout.halted_on, left=True))
+        elif halted.state is not S.LOADED or halted.artifact_url != desired.artifact_url:
+            return  # halted until that pod serves the new artifact (or leaves), or the spec changes
+        else:
+            planner.record(TRACK_ROLLOUT, RolloutResumed(pod=rollout.halted_on))
     if failed:
         planner.record(
             TRACK_ROLLOUT,

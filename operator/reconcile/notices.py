@@ -118,7 +118,12 @@ def events_for(payloads: Sequence[AdapterEvent], after: AdapterState, *, namespa
                     )
                 )
             case RolloutResumed():
-                notices.append(Notice("Normal", "UpdateResumed", f"Pod {payload.pod} no longer holds the update back"))
+                why = (
+                    "has left; the next pod tries the new artifact"
+                    if payload.left
+                    else "no longer holds the update back"
+                )
+                notices.append(Notice("Normal", "UpdateResumed", f"Pod {payload.pod} {why}"))
             case RolloutFinished():
                 reason, done = ("RolledBack", "Rolled back") if payload.rolled_back else ("UpdateComplete", "Updated")
                 notices.append(

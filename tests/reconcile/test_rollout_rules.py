@@ -255,10 +255,19 @@ def test_replicas_missing_for_other_reasons_do_not_stall_the_update() -> None:
     assert taken_out(plan) == ["a"]
 
 
-def test_a_halted_rollout_stays_halted_when_its_pod_leaves() -> None:
-    state = rolling(old("b"), old("c"), halted_on="a")
+def test_a_halted_rollout_goes_on_with_the_next_pod_when_its_pod_leaves() -> None:
+    """Nothing could lift the halt on a pod that is gone: the next pod tries the new artifact afresh."""
+    state = rolling(old("b", minutes_ago=9), old("c"), halted_on="a")
     plan = plan_convergence(state, observe(pod("b"), pod("c")), update(), SETTINGS)
-    assert recorded(plan) == [] and taken_out(plan) == [], "no other pod gets the artifact that failed"
+    assert recorded(plan) == [RolloutResumed(pod="a", left=True)]
+    assert taken_out(plan) == ["b"], "one pod at a time, as before the halt"
+
+
+def test_a_halted_rollout_whose_pod_is_lost_but_not_gone_stays_halted() -> None:
+    """An unready pod may come back and be repaired there: the halt waits for it."""
+    state = rolling(new("a", S.LOST, replacing=ARTIFACT), old("b"), old("c"), halted_on="a")
+    plan = plan_convergence(state, observe(pod("b"), pod("c")), update(), SETTINGS)
+    assert not any(isinstance(e, RolloutResumed) for e in recorded(plan)) and taken_out(plan) == []
 
 
 def test_a_pod_that_failed_for_its_own_reasons_neither_halts_nor_holds_up_the_rollout() -> None:

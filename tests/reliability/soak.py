@@ -54,7 +54,9 @@ honoured: a pod on which the adapter's placement was exhausted (5 failed attempt
 retried, such as a generic HTTP 500) rests for the cool-down, 300 s whatever `--backoff-base` is
 (docs/user-guide.md), before it is tried again. The log says which placements rest and until when; those pods
 are left out of the desired replicas (an adapter whose every matching pod rests must be Failed), a copy on
-one is accounted for, and the figures report how many there were. `MODELADAPTER_SOAK_AWAIT_COOLDOWNS=1` then
+one is accounted for, and the figures report how many there were. A second documented rule follows from it:
+an artifact update that failed on such a pod halts the rollout there until that pod loads it, so while the log
+shows the rollout halted on a resting pod, the other instances may still serve the older artifact. `MODELADAPTER_SOAK_AWAIT_COOLDOWNS=1` then
 also waits for every cool-down to end and for the strict end state. Then `modeladapter verify -A` (the
 console script) must exit 0, and the log must pass the SQL checks below.
 
@@ -1211,9 +1213,15 @@ class Soak:
         Running; no engine holds a copy that is not an instance. Unless `strict`, pods on which the log shows
         the adapter's placement exhausted and still in its cool-down are left out of the desired replicas (an
         adapter whose every matching pod rests must be Failed), and a copy on such a pod is accounted for
-        (the log says the placement may hold it; it is reconsidered or unloaded when the cool-down ends).
+        (the log says the placement may hold it; it is reconsidered or unloaded when the cool-down ends), and
+        while the rollout is halted on such a pod the other instances may serve the older artifact.
         """
         problems = []
+    async def _halted_on(self, uid: str) -> str | None:
+        """The pod the adapter's rollout is halted on, if it is."""
+        rollout = (await self._folded(uid)).rollout
+        return rollout.halted_on if rollout is not None and rollout.in_progress else None
+
         allowed: dict[str, dict[str, datetime]] = {}
         objects = {(o["metadata"]["namespace"], o["metadata"]["name"]): o
                    for o in self.server.objects(ADAPTERS_GROUP, "ModelAdapter")}  # fmt: skip
@@ -1259,7 +1267,8 @@ class Soak:
             for pod in instances:
                 slot = self.slot_by_pod.get((record.namespace, pod))
                 served = slot.engine.adapters.get(record.name) if slot is not None else None
-                if pod not in matching or served is None or served.path != lora_path:
+                older = served is not None and served.path != lora_path and halted_on_a_resting_pod
+                if pod not in matching or served is None or (served.path != lora_path and not older):
                     problems.append(f"{record.name}: instance {pod} not serving {lora_path} ({served})")
         for slot in self.slots:
             for name in slot.engine.adapters:
@@ -1267,6 +1276,7 @@ class Soak:
                 instances = ((obj or {}).get("status") or {}).get("instances") or []
                 if slot.name not in instances and slot.name not in allowed.get(name, {}):
                     problems.append(f"{slot.name}'s engine holds {name}, which does not count it as an instance")
+            halted_on_a_resting_pod = not strict and await self._halted_on(obj["metadata"]["uid"]) in cooling
         return problems, allowed
 
     async def _converge(self, calm_at: float) -> tuple[float | None, list[str]]:
