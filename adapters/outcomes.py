@@ -39,7 +39,8 @@ class Verification(StrEnum):
     LOADED = "Loaded"
     """The engine lists the adapter (`/v1/models` id), from the expected path (`root`) where comparable."""
     MISSING = "Missing"
-    """The engine does not list the adapter: evicted, never loaded, or the engine restarted."""
+    """The engine does not list the adapter: never loaded, unloaded (by anyone), or the engine restarted. (vLLM
+    keeps listing an adapter it has evicted from its caches.)"""
     OTHER_PATH = "OtherPath"
     """The engine lists the adapter under this name, but loaded from another path."""
 

@@ -162,7 +162,7 @@ class PlacementExhausted(_Payload):
 
 
 class AdapterMissing(_Payload):
-    """The engine no longer lists an adapter it had loaded (evicted, or the engine restarted)."""
+    """The engine no longer lists an adapter it had loaded (unloaded by another client, or the engine restarted)."""
 
     type: Literal["AdapterMissing"] = "AdapterMissing"
     schema_version: Literal[1] = 1

@@ -53,7 +53,7 @@ class Listed(StrEnum):
     LOADED = "Loaded"
     """Listed, from the expected artifact."""
     MISSING = "Missing"
-    """Not listed: evicted, never loaded, or the engine restarted."""
+    """Not listed: never loaded, unloaded (by anyone), or the engine restarted (vLLM lists what it evicted)."""
     OTHER_PATH = "OtherPath"
     """Listed under this name, from another artifact."""
     UNREACHABLE = "Unreachable"

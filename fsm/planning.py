@@ -130,7 +130,7 @@ def _missing_reason(listing: Listing) -> str:
         case Listed.UNREACHABLE:
             return f"engine unreachable: {listing.error}"
         case _:
-            return "not listed by the engine's /v1/models (evicted, or the engine restarted)"
+            return "not listed by the engine's /v1/models (unloaded by another client, or the engine restarted)"
 
 
 def plan_observations(

@@ -48,7 +48,7 @@ SETTLE_INTERRUPTED_LOAD: Final = Rule(
 )
 NOTICE_MISSING: Final = Rule(
     "notice_missing",
-    "a loaded adapter its engine does not list (evicted, engine restarted, another artifact, unreachable) is lost",
+    "a loaded adapter its engine does not list (unloaded by another client, engine restarted, another artifact, unreachable) is lost",
     fires=(U.ADAPTER_MISSING,),
 )
 RETRY_WHEN_DUE: Final = Rule(

@@ -125,7 +125,7 @@ def example_story() -> list[ev.RecordedEvent]:
     story.record(ev.OwnedObjectRestored(kind="Service", name=NAME, change="deleted"))
     # The engine forgot the adapter (it restarted); verification notices and the pod gets it back.
     story.next_reconcile(timedelta(seconds=30))
-    missing = "not listed by the engine's /v1/models (evicted, or the engine restarted)"
+    missing = "not listed by the engine's /v1/models (unloaded by another client, or the engine restarted)"
     story.decide(U.ADAPTER_MISSING, pod=second, reason=missing)
     story.decide(U.RELOAD, pod=second, artifact_url=ARTIFACT)
     story.decide(P.LOAD_STARTED, reason="Loading", message=f"loading on 1 pods: {second} (attempt 1)")

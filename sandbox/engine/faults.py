@@ -27,6 +27,7 @@ class Route(StrEnum):
     UNLOAD = "unload"
     COMPLETIONS = "completions"
     HEALTH = "health"
+    METRICS = "metrics"
 
 
 @dataclass(frozen=True, slots=True)

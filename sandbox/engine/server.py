@@ -6,6 +6,9 @@ faults on demand.
     engine.inject(Fault(status=503), route="load")         # the next load answers 503
     await engine.restart()                                 # forget every adapter, like a container restart
     engine.adapters                                        # {name: LoadedAdapter} as /v1/models lists them
+    engine.resident                                        # the registered ones whose weights are in the worker
+    engine.evict("a")                                      # LRU eviction: still listed, re-read on its next request
+    engine.unload_by_another_client("a")                   # gone from /v1/models, as a real engine can lose it
     engine.reset_prefix_cache()                            # what POST /reset_prefix_cache does (dev mode)
     await engine.stop()
 
@@ -15,6 +18,15 @@ The vLLM flavor answers with vLLM's exact status codes, content types and messag
 loads a `lora_path` only if that directory holds a PEFT `adapter_config.json`, checks rank and bias against
 `max_lora_rank`, and keeps listing what it loaded until it is unloaded.
 
+Registration and residency are apart, as in vLLM: `/v1/models` lists what is registered (loaded and not
+unloaded); the worker's LRU cache holds the weights of at most `max_cpu_loras` adapters (None: every one), keyed
+by the adapter's int id. A load makes the adapter resident, evicting the least recently used beyond that; an
+evicted adapter stays listed, and its next request reads it from its `lora_path` again (a re-admission: it
+costs a disk read, and if the files are gone the request fails with the engine core's 500; the real engine
+then dies). An unload only forgets the name: the weights stay cached under the old int id until evicted (vllm
+#54839), and a reload under the same name gets a new int id. `GET /metrics` (never behind `--api-key`) serves
+vLLM's request gauges and `vllm:lora_requests_info` (`vllm_metrics`); at most `max_loras` adapters run at once.
+
 What an adapter answers depends on what was read from its directory at load time (`adapter_files`), and, as
 in vLLM, a load with `load_inplace` makes the engine read the directory again for every later request. The
 prefix cache (`kv_cache`, on unless `prefix_caching=False`) keys blocks on the adapter's name and path only, so
@@ -22,11 +34,13 @@ new contents loaded from the same path answer with the old weights for prompts w
 the cache is reset: `reset_prefix_cache()`, or `POST /reset_prefix_cache` when `dev_mode` (vLLM's
 `VLLM_SERVER_DEV_MODE=1`) serves it; without it the route is FastAPI's 404.
 
-Beyond vLLM, for tests: `max_adapters` with `on_capacity="reject"` (a 500 from the worker) or `"evict-lru"`
-(the least recently used adapter disappears from `/v1/models`, as after an engine-side eviction); `evict(name)`;
-`refuse_connections()` / `accept_connections()` (the listening socket closes: connection refused); `restart()`;
-per-request or per-pod `Fault`s (delay, any status, a dropped connection). Real vLLM 0.32 never refuses a load
-for capacity: it evicts inside the worker and keeps listing the adapter.
+Ways a real engine loses adapters, on demand: `restart()` (every one), `unload_by_another_client(name)` (one:
+vLLM lets any holder of an API key unload). `evict(name)` is vLLM's LRU eviction at a moment of the test's
+choosing, which no client can observe in `/v1/models`. Beyond vLLM, for tests: `max_adapters`, a limit on
+registered adapters whose excess loads get a 500 from the worker (real vLLM 0.32 never refuses a load for
+capacity: it evicts inside the worker and keeps listing the adapter); `refuse_connections()` /
+`accept_connections()` (the listening socket closes: connection refused); per-request or per-pod `Fault`s
+(delay, any status, a dropped connection).
 """
 
 from __future__ import annotations
@@ -35,10 +49,11 @@ import asyncio
 import contextlib
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Final, Literal
+from typing import Final
 
 from aiohttp import web
 
@@ -47,6 +62,7 @@ from modeladapter.sandbox.engine import wire
 from modeladapter.sandbox.engine.adapter_files import BrokenAdapterConfig, PeftAdapter, read_peft_adapter
 from modeladapter.sandbox.engine.faults import Fault, FaultPlan, Route
 from modeladapter.sandbox.engine.kv_cache import DEFAULT_BLOCK_SIZE, LoraKey, PrefixCache
+from modeladapter.sandbox.engine.vllm_metrics import EngineMetrics
 from modeladapter.sandbox.engine.wire import Reply as Reply
 from modeladapter.sandbox.engine.wire import to_response as to_response
 
@@ -93,8 +109,9 @@ class SimulatedEngine:
         model_path: str | None = None,
         max_model_len: int = 256,
         max_lora_rank: int = 16,
+        max_loras: int = 1,
+        max_cpu_loras: int | None = None,
         max_adapters: int | None = None,
-        on_capacity: Literal["reject", "evict-lru"] = "reject",
         hub: Mapping[str, str | os.PathLike[str]] | None = None,
         dev_mode: bool = False,
         prefix_caching: bool = True,
@@ -102,8 +119,10 @@ class SimulatedEngine:
     ) -> None:
         if max_adapters is not None and max_adapters < 1:
             raise ValueError("max_adapters must be at least 1, or None for no limit")
-        if on_capacity not in ("reject", "evict-lru"):
-            raise ValueError("on_capacity is 'reject' or 'evict-lru'")
+        if max_loras < 1:
+            raise ValueError("max_loras must be at least 1")
+        if max_cpu_loras is not None and max_cpu_loras < max_loras:
+            raise ValueError("max_cpu_loras must be at least max_loras")  # vLLM refuses to start too
         self.host = host
         self.port = port
         self.flavor = EngineFlavor(flavor)
@@ -112,8 +131,13 @@ class SimulatedEngine:
         self.model_path = model_path or f"/models/{served_model_name}"
         self.max_model_len = max_model_len
         self.max_lora_rank = max_lora_rank
+        self.max_loras = max_loras
+        """vLLM's `--max-loras`: adapters one batch can use (GPU slots); reported as `max_lora` in /metrics."""
+        self.max_cpu_loras = max_cpu_loras
+        """vLLM's `--max-cpu-loras`: adapters the worker's LRU cache holds. vLLM's default is `max_loras`; here
+        None keeps every adapter resident, so that tests that do not care never see a re-admission."""
         self.max_adapters = max_adapters
-        self.on_capacity = on_capacity
+        """Not vLLM: the most adapters registered at once; a load beyond answers the worker's 500."""
         self.hub = {repo: str(path) for repo, path in (hub or {}).items()}
         """Hugging Face repository ids this engine can "download" (to local adapter directories); vLLM on this
         machine is offline, so any other repository id is not found."""
@@ -123,10 +147,14 @@ class SimulatedEngine:
         self.prefix_cache = PrefixCache(block_size=block_size, enabled=prefix_caching)
         self.inplace_reads = 0
         """How often a completion re-read an adapter loaded with `load_inplace`."""
+        self.readmissions = 0
+        """How often a completion read an evicted adapter back into the worker's cache."""
+        self.metrics = EngineMetrics(model_name=served_model_name, max_loras=max_loras)
         self.faults = FaultPlan()
         self.calls: list[Call] = []
         self._adapters: dict[str, LoadedAdapter] = {}
-        self._last_used: dict[str, float] = {}
+        self._cache: OrderedDict[int, str] = OrderedDict()
+        """The worker's LRU cache: int id -> adapter name, least recently used first (unloaded copies too)."""
         self._next_int_id = 1
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -143,8 +171,19 @@ class SimulatedEngine:
 
     @property
     def adapters(self) -> dict[str, LoadedAdapter]:
-        """The adapters the engine serves now, in the order `/v1/models` lists them."""
+        """The registered adapters, in the order `/v1/models` lists them (resident or not)."""
         return dict(self._adapters)
+
+    @property
+    def resident(self) -> tuple[str, ...]:
+        """The registered adapters whose weights are in the worker's cache, least recently used first."""
+        registered = {a.int_id: a.name for a in self._adapters.values()}
+        return tuple(registered[int_id] for int_id in self._cache if int_id in registered)
+
+    @property
+    def cached_copies(self) -> int:
+        """Adapter copies in the worker's cache, those of unloaded adapters included."""
+        return len(self._cache)
 
     @property
     def running(self) -> bool:
@@ -198,9 +237,11 @@ class SimulatedEngine:
         self.restarts += 1
 
     def forget_everything(self) -> None:
+        """What a stopped container loses: every registration, every cached copy, the prefix cache, /metrics."""
         self._adapters.clear()
-        self._last_used.clear()
+        self._cache.clear()
         self.prefix_cache.clear()
+        self.metrics.forget_series()
 
     def reset_prefix_cache(self, *, reset_running_requests: bool = False, reset_external: bool = False) -> bool:
         """vLLM's `reset_prefix_cache`: drop every cached block; False while running requests hold blocks,
@@ -216,9 +257,15 @@ class SimulatedEngine:
         self.faults.clear()
 
     def evict(self, name: str) -> bool:
-        """Drop an adapter as if the engine lost it; True if it was loaded."""
-        self._last_used.pop(name, None)
-        return self._adapters.pop(name, None) is not None
+        """vLLM's LRU eviction of `name` from the worker's cache, now: it stays registered and listed, and its
+        next request reads it from its path again. True if it was resident."""
+        adapter = self._adapters.get(name)
+        return adapter is not None and self._cache.pop(adapter.int_id, None) is not None
+
+    def unload_by_another_client(self, name: str) -> bool:
+        """What an unload request from someone else does (any holder of an API key may unload in vLLM): the
+        name leaves `/v1/models`. True if it was registered."""
+        return self.unload(name).status == 200
 
     # --- the engine's behaviour, without HTTP (also used by the runtime sidecar) ---------------------------
 
@@ -234,7 +281,7 @@ class SimulatedEngine:
         adapter = self._read_adapter(name, lora_path)
         if isinstance(adapter, Reply):
             return adapter
-        if name not in self._adapters and not self._make_room():
+        if name not in self._adapters and not self._has_room():
             return wire.vllm_error(
                 texts.add_lora_failed(f"No free LoRA slot: {self.max_adapters} adapters are loaded (simulated)"),
                 "InternalServerError",
@@ -243,7 +290,7 @@ class SimulatedEngine:
         previous = self._adapters.get(name)
         int_id = previous.int_id if previous is not None else self._take_int_id()
         self._adapters[name] = LoadedAdapter(name, lora_path, int_id, adapter.fingerprint, load_inplace)
-        self._touch(name)
+        self._admit(int_id, name)  # vLLM's add_lora reads the weights and activates them at once
         return Reply(200, texts.loaded_text(name), None)
 
     def unload(self, name: str) -> Reply:
@@ -253,8 +300,7 @@ class SimulatedEngine:
             return wire.vllm_error(texts.UNLOAD_NAME_REQUIRED, "InvalidUserInput", 400)
         if name not in self._adapters:
             return wire.vllm_error(texts.cannot_be_found(name), "NotFoundError", 404)
-        del self._adapters[name]
-        self._last_used.pop(name, None)
+        del self._adapters[name]  # only the name: vLLM 0.32 leaves the weights cached under the old int id
         return Reply(200, texts.unloaded_text(name), None)
 
     def models(self) -> Reply:
@@ -275,11 +321,12 @@ class SimulatedEngine:
         if model != self.served_model_name and model not in self._adapters:
             message = texts.model_does_not_exist(model, [self.served_model_name])
             return Reply(404, texts.error_body(message, "NotFoundError", 404, "model"), texts.JSON)
-        weights, lora = self._weights(model)
-        if weights is None:
-            return wire.vllm_error(texts.ENGINE_CORE_FAILED, "InternalServerError", 500)
-        if self.flavor is EngineFlavor.VLLM:
-            weights = self.prefix_cache.use(lora, prompt.split(), weights).weights
+        with self.metrics.request(model):
+            weights, lora = self._weights(model)
+            if weights is None:
+                return wire.vllm_error(texts.ENGINE_CORE_FAILED, "InternalServerError", 500)
+            if self.flavor is EngineFlavor.VLLM:
+                weights = self.prefix_cache.use(lora, prompt.split(), weights).weights
         text = texts.completion_text(weights, prompt, max_tokens)
         body = texts.completion_body(model=model, text=text, prompt_tokens=max(1, len(prompt.split())),
                                      completion_tokens=max_tokens, created=int(time.time()))  # fmt: skip
@@ -291,18 +338,23 @@ class SimulatedEngine:
         if model == self.served_model_name:
             return self.model_path, None
         adapter = self._adapters[model]
-        self._touch(model)
         if self.flavor is EngineFlavor.SGLANG:
+            self._admit(adapter.int_id, model)
             return adapter.path, None  # SGLang stays as simulated before: by path, without a prefix cache
-        if adapter.load_inplace:
-            # vLLM's worker reloads an adapter whose request says `load_inplace` whenever a batch uses it
-            # (`lora/worker_manager.py`, `add_adapter`; vllm #33791). If the directory no longer loads, the real
-            # engine core fails, and the request gets its generic 500.
-            self.inplace_reads += 1
+        if adapter.load_inplace or adapter.int_id not in self._cache:
+            # vLLM's worker reads the adapter from its path whenever a batch uses it and it is not cached (it was
+            # evicted), and every time if its request says `load_inplace` (`lora/worker_manager.py`,
+            # `add_adapter`; vllm #33791). If the directory no longer loads, the real engine core fails, and the
+            # request gets its generic 500.
+            if adapter.load_inplace:
+                self.inplace_reads += 1
+            else:
+                self.readmissions += 1
             read = self._read_adapter(adapter.name, adapter.path)
             if isinstance(read, Reply):
                 return None, None
             adapter = self._adapters[model] = replace(adapter, fingerprint=read.fingerprint)
+        self._admit(adapter.int_id, model)
         return adapter.fingerprint, LoraKey(adapter.name, adapter.path)
 
     def _read_adapter(self, name: str, lora_path: str) -> PeftAdapter | Reply:
@@ -326,17 +378,16 @@ class SimulatedEngine:
             return os.path.abspath(expanded)
         return self.hub.get(lora_path)
 
-    def _make_room(self) -> bool:
-        if self.max_adapters is None or len(self._adapters) < self.max_adapters:
-            return True
-        if self.on_capacity == "reject":
-            return False
-        oldest = min(self._adapters, key=lambda n: self._last_used.get(n, 0.0))
-        self.evict(oldest)
-        return True
+    def _has_room(self) -> bool:
+        """Below the test device `max_adapters` (registrations, not residency)."""
+        return self.max_adapters is None or len(self._adapters) < self.max_adapters
 
-    def _touch(self, name: str) -> None:
-        self._last_used[name] = time.monotonic()
+    def _admit(self, int_id: int, name: str) -> None:
+        """The adapter is used now: most recently used in the cache, which evicts beyond `max_cpu_loras`."""
+        self._cache[int_id] = name
+        self._cache.move_to_end(int_id)
+        while self.max_cpu_loras is not None and len(self._cache) > self.max_cpu_loras:
+            self._cache.popitem(last=False)
 
     def _take_int_id(self) -> int:
         self._next_int_id += 1
@@ -361,18 +412,18 @@ class SimulatedEngine:
                 "configuration. Please ensure that the LoRA adapter's rank is within the configured "
                 "`--max-lora-rank` and that the target modules are included in `--lora-target-modules`.",
             )
-        if not self._make_room():
+        if not self._has_room():
             return self._sglang_reply(False, f"Failed to load LoRA adapter {name}: no free LoRA slot (simulated)")
-        self._adapters[name] = LoadedAdapter(name, lora_path, self._take_int_id(), adapter.fingerprint)
-        self._touch(name)
+        loaded = self._adapters[name] = LoadedAdapter(name, lora_path, self._take_int_id(), adapter.fingerprint)
+        self._admit(loaded.int_id, name)
         return self._sglang_reply(True, None)
 
     def _sglang_unload(self, name: str) -> Reply:
         if name not in self._adapters:
             keys = ", ".join(repr(n) for n in self._adapters)
             return self._sglang_reply(False, f"LoRA with name {name} does not exist. Loaded LoRAs: dict_keys([{keys}])")
-        del self._adapters[name]
-        self._last_used.pop(name, None)
+        unloaded = self._adapters.pop(name)
+        self._cache.pop(unloaded.int_id, None)  # SGLang frees the weights on unload
         return self._sglang_reply(True, None)
 
     def _sglang_reply(self, success: bool, error: str | None) -> Reply:
@@ -387,12 +438,13 @@ class SimulatedEngine:
         app.router.add_get("/ping", self._health)
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/completions", self._completions)
-        if self.flavor is EngineFlavor.SGLANG:
+        if self.flavor is EngineFlavor.SGLANG:  # SGLang serves /metrics only with --enable-metrics: not simulated
             app.router.add_post("/load_lora_adapter", self._load)
             app.router.add_post("/unload_lora_adapter", self._unload)
         else:
             app.router.add_post("/v1/load_lora_adapter", self._load)
             app.router.add_post("/v1/unload_lora_adapter", self._unload)
+            app.router.add_get("/metrics", self._metrics)
             if self.dev_mode:
                 app.router.add_post("/reset_prefix_cache", self._reset_prefix_cache)
 
@@ -403,9 +455,11 @@ class SimulatedEngine:
         route = wire.route_of(request.path)
         fault = self.faults.take(route)
         if fault is not None and fault.delay:
-            # A slow completion is a running request: it holds its KV blocks while it lasts.
-            holding = self.prefix_cache.running_request() if route is Route.COMPLETIONS else contextlib.nullcontext()
-            with holding:
+            # A slow completion is a running request: it holds its KV blocks, and /metrics counts it, while it lasts.
+            with contextlib.ExitStack() as running:
+                if route is Route.COMPLETIONS:
+                    running.enter_context(self.prefix_cache.running_request())
+                    running.enter_context(self._in_flight(await self._requested_model(request)))
                 await asyncio.sleep(fault.delay)
         if fault is not None and fault.drop:
             self._record(request, None)
@@ -438,8 +492,29 @@ class SimulatedEngine:
         self.calls.append(Call(request.method, request.path, status))
         del self.calls[:-MAX_CALLS_KEPT]
 
+    async def _requested_model(self, request: web.Request) -> str | None:
+        """The model a completion request names (the base model if none), or None if the body says nothing
+        usable; aiohttp keeps the body, so the handler reads it again."""
+        try:
+            body = await request.json()
+        except ValueError:
+            return None
+        model = (body.get("model") or self.served_model_name) if isinstance(body, dict) else None
+        return model if isinstance(model, str) else None
+
+    def _in_flight(self, model: str | None) -> contextlib.AbstractContextManager[None]:
+        """Counted in /metrics while it lasts, if it names a model this engine serves (vLLM's API server refuses
+        any other before the engine sees it)."""
+        if model is None or (model != self.served_model_name and model not in self._adapters):
+            return contextlib.nullcontext()
+        return self.metrics.request(model)
+
     async def _health(self, request: web.Request) -> web.Response:
         return to_response(Reply(200, "", None))
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body, content_type = self.metrics.render(request.headers.get("Accept"))
+        return web.Response(status=200, body=body, headers={"Content-Type": content_type})
 
     async def _models(self, request: web.Request) -> web.Response:
         return to_response(self.models())

@@ -57,6 +57,8 @@ def route_of(path: str) -> Route:
         return Route.COMPLETIONS
     if path in ("/health", "/ping"):
         return Route.HEALTH
+    if path == "/metrics":
+        return Route.METRICS
     return Route.ANY
 
 

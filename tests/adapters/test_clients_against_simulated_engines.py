@@ -25,7 +25,7 @@ from modeladapter.adapters.outcomes import (
     Verification,
 )
 from modeladapter.adapters.selection import EngineKind, EngineTarget
-from modeladapter.sandbox.engine import Fault, SimulatedEngine, write_peft_adapter
+from modeladapter.sandbox.engine import Fault, Route, SimulatedEngine, write_peft_adapter
 from modeladapter.sandbox.engine.runtime import SimulatedRuntimeSidecar
 from tests.adapters.conftest import Adapters, ClientFactory
 
@@ -228,13 +228,23 @@ class TestFaults:
         await vllm.restart()
         assert await client.verify("sql-lora", adapters.a) is Verification.MISSING
 
-    async def test_an_evicted_adapter_is_missing(
+    async def test_an_adapter_another_client_unloaded_is_missing(
         self, vllm: SimulatedEngine, client_for: ClientFactory, adapters: Adapters
     ) -> None:
         client = client_for(vllm)
         await client.load(LoadRequest("sql-lora", adapters.a))
-        assert vllm.evict("sql-lora")
+        assert vllm.unload_by_another_client("sql-lora")
         assert await client.verify("sql-lora", adapters.a) is Verification.MISSING
+
+    async def test_an_evicted_adapter_is_still_loaded_as_far_as_verification_can_tell(
+        self, vllm: SimulatedEngine, client_for: ClientFactory, adapters: Adapters
+    ) -> None:
+        """vLLM lists registration, not residency: an LRU eviction is invisible to `/v1/models`, and the next
+        request reads the adapter back, so there is nothing to repair."""
+        client = client_for(vllm)
+        await client.load(LoadRequest("sql-lora", adapters.a))
+        assert vllm.evict("sql-lora")
+        assert await client.verify("sql-lora", adapters.a) is Verification.LOADED
 
     async def test_a_full_engine_rejects_the_load_without_retry(
         self, client_for: ClientFactory, adapters: Adapters
@@ -303,6 +313,25 @@ class TestRuntimeSidecar:
             assert (await client.unload("sql-lora")).outcome is UnloadOutcome.UNLOADED
             assert vllm.adapters == {}
             assert sidecar.received[-1] == {"lora_name": "sql-lora", "cleanup_local": True}
+        finally:
+            await sidecar.stop()
+
+    async def test_an_unload_counts_only_once_the_engine_stops_listing_the_adapter(
+        self, vllm: SimulatedEngine, connections: EngineConnections, adapters: Adapters
+    ) -> None:
+        # Over HTTP, so that a fault on the engine's unload route reaches the sidecar, which answers 200 anyway.
+        url = "s3://models/sql-lora/"
+        sidecar = SimulatedRuntimeSidecar(vllm.base_url, port=0, artifacts={url: adapters.a})
+        await sidecar.start()
+        try:
+            client = connections.client(EngineTarget(EngineKind.RUNTIME, sidecar.host, sidecar.port))
+            await client.load(LoadRequest("sql-lora", url))
+            vllm.inject(Fault(status=500), route=Route.UNLOAD)
+            with pytest.raises(EngineUnavailable, match="still lists it") as raised:
+                await client.unload("sql-lora")
+            assert raised.value.retriable and "sql-lora" in vllm.adapters
+            assert (await client.unload("sql-lora")).outcome is UnloadOutcome.UNLOADED
+            assert (await client.unload("sql-lora")).outcome is UnloadOutcome.NOT_LOADED, "the sidecar's 200 aside"
         finally:
             await sidecar.stop()
 

@@ -53,17 +53,15 @@ async def test_a_repeating_event_is_counted_not_repeated(sandbox: Sandbox) -> No
     await sandbox.apply(adapter_manifest(replicas=1))
     await sandbox.phase("Running")
     engine = sandbox.engine(pod)
-    for evictions in range(1, 4):
-        engine.evict("qwen-code-lora")
-        await sandbox.eventually(
-            lambda: _repaired_after(sandbox, evictions), what=f"the repair of eviction {evictions}"
-        )
+    for losses in range(1, 4):
+        engine.unload_by_another_client("qwen-code-lora")
+        await sandbox.eventually(lambda: _repaired_after(sandbox, losses), what=f"the repair of loss {losses}")
 
     async def counted_three_times() -> list[dict[str, object]] | None:
         lost = [e for e in await sandbox.events() if e["reason"] == "PodLost"]
         return lost if sum(int(str(e["count"])) for e in lost) == 3 else None
 
-    (lost,) = await sandbox.eventually(counted_three_times, what="three evictions counted")
+    (lost,) = await sandbox.eventually(counted_three_times, what="three losses counted")
     assert lost["count"] == 3
 
 
@@ -92,17 +90,15 @@ async def _has(sandbox: Sandbox, reason: str) -> bool:
     return bool((await reasons(sandbox))[reason])
 
 
-async def _repaired_after(sandbox: Sandbox, evictions: int) -> bool:
-    """The log has seen `evictions` placements lost and the adapter is Running again after the last.
+async def _repaired_after(sandbox: Sandbox, losses: int) -> bool:
+    """The log has seen `losses` placements lost and the adapter is Running again after the last.
 
     Waiting only for the engine to list the adapter again would race the operator's own check of that
-    load: an eviction between the load and its verification is a failed load, not a lost placement."""
+    load: an unload between the load and its verification is a failed load, not a lost placement."""
     events = await sandbox.store.read((await sandbox.adapter())["metadata"]["uid"])
     lost = [e for e in events if isinstance(e.payload, PlacementChanged) and e.payload.to_state is PlacementState.LOST]
     decisions = [e.payload for e in events if isinstance(e.payload, PhaseChanged)]
-    return (
-        len(lost) == evictions and decisions[-1].to_phase is Phase.RUNNING and decisions[-1].trigger == "service_bound"
-    )
+    return len(lost) == losses and decisions[-1].to_phase is Phase.RUNNING and decisions[-1].trigger == "service_bound"
 
 
 async def _on(sandbox: Sandbox, name: str, pod: str) -> dict[str, object] | None:

@@ -1,11 +1,17 @@
 """A pod that goes away or is not healthy leaves the instances at once, and the adapter moves; an engine that
-lost the adapter (eviction, restart) gets it back."""
+lost the adapter (another client unloaded it, or the engine restarted) gets it back; an engine that only evicted
+it from its caches, as vLLM does beyond `--max-cpu-loras`, has lost nothing and is left alone."""
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx
+
+from modeladapter.fsm.events import AdapterMissing
 from modeladapter.fsm.phases import PlacementState
 from modeladapter.store.queries import phase_history
-from tests.e2e.conftest import Sandbox, adapter_manifest
+from tests.e2e.conftest import FAST, Sandbox, adapter_manifest
 
 
 async def test_a_deleted_pod_leaves_the_instances_at_once_and_the_adapter_moves(sandbox: Sandbox) -> None:
@@ -39,14 +45,14 @@ async def test_an_unhealthy_pod_leaves_the_instances_at_once(sandbox: Sandbox) -
     assert status["phase"] == "Running"
 
 
-async def test_an_engine_eviction_or_restart_is_detected_and_repaired(sandbox: Sandbox) -> None:
+async def test_an_unload_by_another_client_or_an_engine_restart_is_detected_and_repaired(sandbox: Sandbox) -> None:
     (pod,) = await sandbox.add_pods(1)
     await sandbox.start_operator()
     await sandbox.apply(adapter_manifest(replicas=1))
     await sandbox.phase("Running")
     engine = sandbox.engine(pod)
-    engine.evict("qwen-code-lora")
-    await sandbox.eventually(lambda: sandbox.serves(pod), what="the reload after an eviction")
+    assert engine.unload_by_another_client("qwen-code-lora")
+    await sandbox.eventually(lambda: sandbox.serves(pod), what="the reload after an unload by another client")
     await engine.restart()
     await sandbox.eventually(lambda: sandbox.serves(pod), what="the reload after a restart")
 
@@ -57,3 +63,29 @@ async def test_an_engine_eviction_or_restart_is_detected_and_repaired(sandbox: S
         return placement is not None and placement.state is PlacementState.LOADED and triggers[-1] == "service_bound"
 
     await sandbox.eventually(reload_recorded, what="the reload recorded in the log, and the adapter Running again")
+
+
+async def test_an_eviction_inside_the_engine_loses_nothing_and_is_left_alone(sandbox: Sandbox) -> None:
+    """vLLM lists registration, not residency: an adapter evicted from the worker's caches is still in
+    `/v1/models`, and its next request reads it back. Verifications must see it as loaded: no loss, no reload."""
+    (pod,) = await sandbox.add_pods(1)
+    await sandbox.start_operator()
+    await sandbox.apply(adapter_manifest(replicas=1))
+    await sandbox.phase("Running")
+    engine = sandbox.engine(pod)
+
+    def calls(path: str) -> int:
+        return sum(1 for call in engine.calls if call.path == path)
+
+    loads, listings = calls("/v1/load_lora_adapter"), calls("/v1/models")
+    assert engine.evict("qwen-code-lora") and not engine.resident
+    await asyncio.sleep(4 * FAST.verify_interval.total_seconds())
+    assert calls("/v1/models") > listings, "the operator verified meanwhile"
+    events = await sandbox.store.read((await sandbox.adapter())["metadata"]["uid"])
+    assert not [e for e in events if isinstance(e.payload, AdapterMissing)]
+    assert calls("/v1/load_lora_adapter") == loads, "nothing reloaded"
+    status = await sandbox.status()
+    assert status["phase"] == "Running" and status["instances"] == [pod]
+    async with httpx.AsyncClient(base_url=engine.base_url) as http:
+        answer = await http.post("/v1/completions", json={"model": "qwen-code-lora", "prompt": "hello"})
+    assert answer.status_code == 200 and engine.resident == ("qwen-code-lora",) and engine.readmissions == 1

@@ -113,9 +113,9 @@ async def test_after_five_failed_attempts_the_adapter_switches_pods_with_a_warni
     status = await sandbox.phase("Running")
     first = status["instances"][0]
     other = next(p for p in pods if p != first)
-    # Make the serving pod's engine lose the adapter and refuse every load from now on.
+    # Someone else unloads the adapter from the serving pod's engine, which refuses every load from now on.
     sandbox.engine(first).inject(Fault(status=503), route="load", times=None)
-    sandbox.engine(first).evict("qwen-code-lora")
+    sandbox.engine(first).unload_by_another_client("qwen-code-lora")
     moved = await sandbox.eventually(
         lambda: sandbox.status_where(name="qwen-code-lora", check=lambda s: s.get("instances") == [other]),
         timeout=15,

@@ -41,7 +41,8 @@ async def test_a_missing_secret_still_keeps_instances_and_endpoints_truthful(san
 
 
 async def test_a_lost_instance_leaves_the_status_and_the_endpoints_before_its_reload_returns(sandbox: Sandbox) -> None:
-    """The engine of one of two instances loses the adapter, and the reload then takes 4 s. The log says the pod
+    """The engine of one of two instances loses the adapter (another client unloads it), and the reload then
+    takes 4 s. The log says the pod
     is no instance as soon as the verification finds out; the status and the EndpointSlice must say so too,
     not only once the reload returns (which may take the whole engine timeout, or never happen if the operator
     dies meanwhile: soak seed 20261126, sqlite, 300 s, d-lora-051 named a lost pod for 70 s)."""
@@ -51,7 +52,7 @@ async def test_a_lost_instance_leaves_the_status_and_the_endpoints_before_its_re
     await sandbox.eventually(lambda: sandbox.ready(2), timeout=10, what="two instances")
     engine = sandbox.engine(lost)
     engine.inject(Fault(delay=4.0), route="load", times=1)
-    engine.evict("qwen-code-lora")
+    engine.unload_by_another_client("qwen-code-lora")
     began = time.monotonic()
 
     async def one_instance() -> bool:
@@ -92,9 +93,9 @@ async def test_status_is_truthful_instances_only_while_the_engine_lists_the_adap
     await sandbox.apply(adapter_manifest(replicas=1))
     await sandbox.phase("Running")
     engine = sandbox.engine(pod)
-    # The engine loses the adapter and cannot get it back: the status must stop claiming it.
+    # Someone else unloads the adapter and the engine refuses it back: the status must stop claiming it.
     engine.inject(Fault(status=503), route="load", times=None)
-    engine.evict("qwen-code-lora")
+    engine.unload_by_another_client("qwen-code-lora")
     status = await sandbox.eventually(
         lambda: sandbox.status_where(name="qwen-code-lora", check=lambda s: s.get("instances") == []),
         what="an honest status",

@@ -37,7 +37,7 @@ async def test_engines_that_lost_or_still_serve_an_adapter_are_drifts_until_the_
     await sandbox.eventually(lambda: sandbox.ready(2), what="Running on both pods")
     assert await engine_drifts(sandbox, running.store) == []
 
-    assert sandbox.engine(pods[0]).evict(NAME)
+    assert sandbox.engine(pods[0]).unload_by_another_client(NAME)
     lost = await engine_drifts(sandbox, running.store)
     assert [(d.field, d.log, d.cluster) for d in lost] == [(f"engine[{pods[0]}]", "loaded", "not listed")]
 

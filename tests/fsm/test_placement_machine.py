@@ -249,7 +249,7 @@ class TestFactsOfEachEdge:
         succeeded, _ = decide(with_placement("Loading", attempts=2), PlacementTrigger.LOAD_SUCCEEDED, facts)
         assert succeeded == LoadSucceeded(pod=POD, attempt=2, duration_ms=183.5)
 
-    def test_an_eviction_records_why_the_adapter_is_missing(self, epoch: datetime) -> None:
+    def test_an_adapter_no_longer_listed_records_why_it_is_missing(self, epoch: datetime) -> None:
         facts = Facts(now=epoch, pod=POD, reason="not listed by GET /v1/models")
         missing, decision = decide(with_placement("Loaded"), PlacementTrigger.ADAPTER_MISSING, facts)
         assert missing == AdapterMissing(pod=POD, reason="not listed by GET /v1/models")

@@ -48,8 +48,9 @@ class ScriptedEngine:
     def fail(self, operation: Operation, error: EngineError, *, times: int = 1) -> None:
         self._failures[operation].extend([error] * times)
 
-    def evict(self, name: str) -> None:
-        """The engine loses the adapter (a restart; vLLM itself keeps listing what it evicts to CPU)."""
+    def unload_by_another_client(self, name: str) -> None:
+        """The engine stops listing the adapter because someone else unloaded it (what a restart does to every
+        adapter). Not an eviction: vLLM keeps listing what it evicts from its caches."""
         self.served.pop(name, None)
 
     def count(self, operation: Operation) -> int:

@@ -39,18 +39,20 @@ async def test_an_unready_pod_leaves_the_instances_and_the_endpoint_slice_at_onc
     assert world.status()["instances"] == ["pod-1"] and listed(world) == ["10.0.0.3"]
 
 
-async def test_an_eviction_is_noticed_at_the_verify_interval_and_repaired(world: World) -> None:
+async def test_an_adapter_the_engine_stops_listing_is_noticed_at_the_verify_interval_and_repaired(
+    world: World,
+) -> None:
     world.add_pod("pod-0")
     world.apply(manifest(replicas=1))
     await world.reconcile()
-    world.engine("pod-0").evict("qwen-code-lora")
+    world.engine("pod-0").unload_by_another_client("qwen-code-lora")
     world.clock.advance(29)
     await world.reconcile()
     assert world.engine("pod-0").count("load") == 1, "not verified again before the interval"
     world.clock.advance(1)
     await world.reconcile()
     missing = [e for e in await world.events() if isinstance(e, AdapterMissing)]
-    assert [m.pod for m in missing] == ["pod-0"] and "evicted" in missing[0].reason
+    assert [m.pod for m in missing] == ["pod-0"] and "not listed" in missing[0].reason
     assert world.engine("pod-0").served.keys() == {"qwen-code-lora"} and world.status()["phase"] == "Running"
 
 
@@ -71,7 +73,7 @@ async def test_a_lost_instance_leaves_the_status_and_the_endpoints_before_its_re
     world.add_pod("pod-1")
     world.apply(manifest(replicas=2))
     await world.reconcile()
-    engine.evict("qwen-code-lora")
+    engine.unload_by_another_client("qwen-code-lora")
     seen_during_reload: list[tuple[list[str], list[str]]] = []
 
     async def look(operation: Operation, name: str) -> None:

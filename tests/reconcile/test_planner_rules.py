@@ -110,7 +110,10 @@ def test_settle_interrupted_load_asks_the_engine_whether_a_load_a_restart_cut_sh
 @pytest.mark.parametrize(
     ("listing", "reason"),
     [
-        (Listing(Listed.MISSING), "not listed by the engine's /v1/models (evicted, or the engine restarted)"),
+        (
+            Listing(Listed.MISSING),
+            "not listed by the engine's /v1/models (unloaded by another client, or the engine restarted)",
+        ),
         (Listing(Listed.OTHER_PATH), "the engine serves another artifact under this name"),
         (Listing(Listed.UNREACHABLE, "refused"), "engine unreachable: refused"),
     ],

@@ -26,8 +26,10 @@ is not replayable:
 * connection refused: each engine closes its listening socket in windows (exponential gaps of mean 3.5 s,
   windows of 0.5-2.5 s: about 30 % of the time); a request that still arrives on a kept-alive connection
   meanwhile is dropped unanswered, like a reset;
-* engine-side evictions (about one a second) and engine restarts (every 4-8 s; the engine forgets every
-  adapter and refuses connections for 0.2-1.5 s);
+* adapters lost by an engine: unloaded by another client (about one a second, a random adapter from a random
+  engine) and engine restarts (every 4-8 s; the engine forgets every adapter and refuses connections for
+  0.2-1.5 s). Engines also LRU-evict a random adapter from their caches about once a second, which, as in
+  vLLM, keeps it listed: nothing for the operator to notice or repair, and the checks below must agree;
 * pod deletions and re-creations (every 2-5 s, at most 2 pods out at once): graceful deletion (a
   deletionTimestamp for 0.3-1.5 s), then the container stops (the engine forgets everything), the pod object
   goes, and 0.5-2.5 s later a pod of the same name, labels and IP comes back, Ready, with an empty engine;
@@ -70,14 +72,14 @@ checker that raises is recorded as a violation too: an invariant that could not 
    writes the status, so the prefix is always there when the status is.
 2. **Instances only name pods whose engine lists the adapter, within a bounded staleness.** Every 0.5 s, for
    every pod named in a ModelAdapter's `status.instances`: the pod exists, is not terminating and its engine
-   lists the adapter (by name). This cannot hold at every instant: an eviction, an engine restart or a pod
-   deletion makes it false until the operator's next verification (`--verify-interval`, 1 s here) and the
-   status write after it, and that write waits for the rest of the reconcile, whose engine calls may each
-   take the 30 s engine timeout; and while no operator runs, nobody can correct a status. So a mismatch is a
-   violation only when the same (adapter, pod) mismatch persists for more than `STALENESS_BUDGET` =
-   engine timeout + verify interval + 8 s of *operator-available time*: time during which an operator
-   process has been alive for at least `STARTUP` (10 s: the Lease's 3 s, start-up, cache sync). The longest
-   mismatch seen is reported. At the end (no faults) the check is exact.
+   lists the adapter (by name). This cannot hold at every instant: an unload by another client, an engine
+   restart or a pod deletion makes it false until the operator's next verification (`--verify-interval`, 1 s
+   here) and the status write after it, and that write waits for the rest of the reconcile, whose engine calls
+   may each take the 30 s engine timeout; and while no operator runs, nobody can correct a status. So a
+   mismatch is a violation only when the same (adapter, pod) mismatch persists for more than
+   `STALENESS_BUDGET` = engine timeout + verify interval + 8 s of *operator-available time*: time during which
+   an operator process has been alive for at least `STARTUP` (10 s: the Lease's 3 s, start-up, cache sync).
+   The longest mismatch seen is reported. At the end (no faults) the check is exact.
 3. **The log is well formed.** Every 3 s, by SQL: each stream's versions are exactly 1..n and
    `adapter_streams.version` is n; positions are exactly 1..N over all events; no event id appears twice.
 4. **`modeladapter verify` reports no persisting drift.** Every 12 s the console script runs
@@ -684,7 +686,8 @@ class Soak:
         self.chaos_on = True
         drivers = [
             self._loop("operator-kills", config.kill_every, self._kill_operator),
-            self._loop("evictions", (0.2, 1.8), self._evict),
+            self._loop("unloads-by-another-client", (0.2, 1.8), self._unload_by_another_client),
+            self._loop("lru-evictions", (0.2, 1.8), self._evict),
             self._loop("engine-restarts", (4.0, 8.0), self._restart_engine),
             self._loop("pod-churn", (2.0, 5.0), self._churn_pod),
             self._loop("watch-cuts", (2.0, 5.0), self._cut_watches),
@@ -849,12 +852,20 @@ class Soak:
         self.operator_exits[f"exit status {code}"] += 1
         self._spawn_operator()
 
-    async def _evict(self, rng: random.Random) -> None:
+    async def _unload_by_another_client(self, rng: random.Random) -> None:
         holding = [s for s in self.slots if s.present and s.engine.adapters]
         if holding:
             slot = rng.choice(holding)
-            if slot.engine.evict(rng.choice(sorted(slot.engine.adapters))):
-                self.faults["engine: eviction"] += 1
+            if slot.engine.unload_by_another_client(rng.choice(sorted(slot.engine.adapters))):
+                self.faults["engine: unloaded by another client"] += 1
+
+    async def _evict(self, rng: random.Random) -> None:
+        """vLLM's LRU eviction: the adapter leaves the worker's cache and stays listed."""
+        holding = [s for s in self.slots if s.present and s.engine.resident]
+        if holding:
+            slot = rng.choice(holding)
+            if slot.engine.evict(rng.choice(sorted(slot.engine.resident))):
+                self.faults["engine: LRU eviction (still listed)"] += 1
 
     async def _restart_engine(self, rng: random.Random) -> None:
         candidates = [s for s in self.slots if s.present and not s.engine.down]
@@ -1205,6 +1216,11 @@ class Soak:
             if p.state is PlacementState.EXHAUSTED and p.next_retry_at is not None and p.next_retry_at > now
         }
 
+    async def _halted_on(self, uid: str) -> str | None:
+        """The pod the adapter's rollout is halted on, if it is."""
+        rollout = (await self._folded(uid)).rollout
+        return rollout.halted_on if rollout is not None and rollout.in_progress else None
+
     async def _end_problems(self, *, strict: bool) -> tuple[list[str], dict[str, dict[str, datetime]]]:
         """What still differs from the converged world (empty: converged), and the cool-downs that were allowed.
 
@@ -1264,6 +1280,7 @@ class Soak:
                                 f"(replicas {record.replicas}, selector {record.selector}, cooling {sorted(cooling)})")  # fmt: skip
                 continue
             lora_path = record.artifact.removeprefix("huggingface://")
+            halted_on_a_resting_pod = not strict and await self._halted_on(obj["metadata"]["uid"]) in cooling
             for pod in instances:
                 slot = self.slot_by_pod.get((record.namespace, pod))
                 served = slot.engine.adapters.get(record.name) if slot is not None else None

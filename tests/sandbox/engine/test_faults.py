@@ -1,5 +1,7 @@
 """Faults on demand: per request or per pod (delay, any status, a dropped connection), refused connections,
-a restart that forgets everything, evictions and a capacity limit."""
+the ways a real engine loses adapters (a restart forgets everything, another client unloads one), and a
+capacity limit on registrations. Evictions, which lose nothing from the listing, are in
+`test_simulated_residency_and_metrics.py`."""
 
 from __future__ import annotations
 
@@ -102,12 +104,19 @@ class TestPerPodFaults:
         models = (await http.get("/v1/models")).json()["data"]
         assert [m["id"] for m in models] == ["tiny"]
 
-    async def test_an_evicted_adapter_leaves_the_model_list(
+    async def test_an_unload_by_another_client_leaves_the_model_list(
         self, engine: SimulatedEngine, http: httpx.AsyncClient, lora: Path
     ) -> None:
         await load(http, "a", lora)
-        assert engine.evict("a") and not engine.evict("a")
+        assert engine.unload_by_another_client("a") and not engine.unload_by_another_client("a")
         assert [m["id"] for m in (await http.get("/v1/models")).json()["data"]] == ["tiny"]
+
+    async def test_an_evicted_adapter_stays_on_the_model_list(
+        self, engine: SimulatedEngine, http: httpx.AsyncClient, lora: Path
+    ) -> None:
+        await load(http, "a", lora)
+        assert engine.evict("a")
+        assert [m["id"] for m in (await http.get("/v1/models")).json()["data"]] == ["tiny", "a"]
 
 
 class TestCapacity:
@@ -127,8 +136,10 @@ class TestCapacity:
         finally:
             await engine.stop()
 
-    async def test_lru_eviction_drops_the_adapter_used_longest_ago(self, tmp_path: Path) -> None:
-        engine = await SimulatedEngine("127.0.0.1", 0, max_adapters=2, on_capacity="evict-lru").start()
+    async def test_a_full_worker_cache_evicts_the_adapter_used_longest_ago_and_keeps_listing_it(
+        self, tmp_path: Path
+    ) -> None:
+        engine = await SimulatedEngine("127.0.0.1", 0, max_cpu_loras=2).start()
         try:
             async with httpx.AsyncClient(base_url=engine.base_url) as http:
                 paths = [write_peft_adapter(tmp_path / n) for n in ("a", "b", "c")]
@@ -136,7 +147,7 @@ class TestCapacity:
                 await load(http, "b", paths[1])
                 await http.post("/v1/completions", json={"model": "a", "prompt": "use a"})
                 assert (await load(http, "c", paths[2])).status_code == 200
-                assert sorted(engine.adapters) == ["a", "c"]
+                assert engine.resident == ("a", "c") and sorted(engine.adapters) == ["a", "b", "c"]
         finally:
             await engine.stop()
 
