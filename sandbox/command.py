@@ -63,6 +63,7 @@ DEFAULT_TIMEOUT: Final[dict[str, float]] = {"sim": 120.0, "vllm": 600.0}
 ENGINES: Final = ("sim", "vllm")
 POLL_SECONDS: Final = 0.2
 PROG: Final = "modeladapter sandbox"
+DEFAULT_GATEWAY: Final = ("127.0.0.1", 8888)
 
 
 class UsageError(ValueError):
@@ -112,9 +113,32 @@ def request_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Sandbo
     plan = ChaosPlan.from_seed(seed, pods) if args.chaos else None
     manifests = tuple(read_manifests(args.filename)) if args.filename else None
     options = SandboxOptions(
-        pods=pods, engine=engine_kind, state_dir=state_dir, database_url=database_url, first_pod_ip=first_pod_ip
+        pods=pods,
+        engine=engine_kind,
+        state_dir=state_dir,
+        database_url=database_url,
+        first_pod_ip=first_pod_ip,
+        gateway=_gateway(args.gateway),
     )
     return SandboxRequest(options, manifests, bool(args.exit_when_running), timeout, plan)
+
+
+def _gateway(text: object) -> tuple[str, int] | None:
+    if text is None:
+        return DEFAULT_GATEWAY
+    value = str(text).strip()
+    if value == "off":
+        return None
+    host, colon, port = value.rpartition(":")
+    try:
+        address = ipaddress.IPv4Address(host)
+        number = int(port)
+    except ValueError:
+        raise UsageError(f"--gateway: expected HOST:PORT (an IPv4 address and a port, e.g. 127.0.0.1:8888) or off, "
+                         f"got {value!r}") from None  # fmt: skip
+    if not colon or not 0 < number < 65536:
+        raise UsageError(f"--gateway: the port must be from 1 to 65535, got {port!r}")
+    return str(address), number
 
 
 def _first_pod_ip(text: object) -> str:
@@ -252,6 +276,9 @@ def _banner(session: SandboxSession, request: SandboxRequest, screen: Screen) ->
     metrics = f"; metrics {session.metrics_url}" if session.metrics_url else ""
     screen.print(f"  operator    in-process, leader election off; backoff {options.backoff_base:g} s doubling "
                  f"(5 s in production), pods stable for {options.stability_window:g} s{metrics}")  # fmt: skip
+    if session.gateway is not None:
+        screen.print(f"  gateway     {session.gateway.url}  (Envoy 1.40: routes /v1/* by the request's model to the "
+                     f"adapter's EndpointSlice; log {session.gateway.log_path})")  # fmt: skip
     screen.print(f"  event log   {redact_url(options.event_log_url)}  (append-only; earlier runs are kept)")
     screen.print(f"  kubeconfig  {kubeconfig}")
     screen.print(f"  logs        {options.state_dir / 'operator.log'}  (the operator's own log)")
@@ -360,9 +387,13 @@ def _hints(session: SandboxSession, refs: Sequence[AdapterRef], screen: Screen) 
     screen.print(f"all {len(refs)} adapter(s) Running. Meanwhile, in another terminal:", style=BOLD)
     screen.print(f"  kubectl --kubeconfig {kubeconfig} get modeladapters")
     screen.print(f"  kubectl --kubeconfig {kubeconfig} describe modeladapter {first.name} -n {first.namespace}")
-    screen.print(f"  curl -s http://{ip}:8000/v1/models")
-    screen.print(f"  curl -s http://{ip}:8000/v1/completions -H 'Content-Type: application/json' "
-                 f"-d '{{\"model\": \"{first.name}\", \"prompt\": \"def fib(n):\", \"max_tokens\": 16}}'")  # fmt: skip
+    request = f'-H \'Content-Type: application/json\' -d \'{{"model": "{first.name}", "prompt": "def fib(n):", "max_tokens": 16}}\''
+    if session.gateway is not None:
+        screen.print(f"  curl -s {session.gateway.url}/v1/completions {request}")
+        screen.print(f"  curl -s {session.gateway.url}/v1/models   (what the gateway routes)")
+    else:
+        screen.print(f"  curl -s http://{ip}:8000/v1/completions {request}")
+        screen.print(f"  curl -s http://{ip}:8000/v1/models")
     screen.print("Ctrl-C stops the sandbox; the event log keeps everything.")
     screen.print("")
 

@@ -21,12 +21,15 @@ Entering starts, in order, and undoes in reverse on the way out (or on any failu
    touching the new pods). Simulated pods are Ready since a minute before start, as in a cluster that was
    already up, so nobody waits out the 5 s stability window; a real vLLM pod turns Ready when its server
    answers `/health`, and then the window applies;
-6. the operator (`Operator`), with leader election off (one operator in one process: a Lease would only add
+6. with `gateway` set, a real Envoy on that address (`modeladapter.sandbox.gateway`), which routes OpenAI requests
+   by the body's `model` to the endpoints the operator publishes in each adapter's EndpointSlice, following
+   them through the API as a cluster's gateway does;
+7. the operator (`Operator`), with leader election off (one operator in one process: a Lease would only add
    a wait), probes and metrics on a free loopback port, the documented 5 s stability window, and the
    documented backoff shape scaled to a 1 s base (1, 2, 4, 8, 16 s) so that retries heal in seconds.
 
-Anything in the way (the state directory locked or not writable, port 8000 taken on a pod address, a
-database that cannot be used, the vLLM lane not prepared) is a `SandboxProblem` with a one-line message.
+Anything in the way (the state directory locked or not writable, port 8000 taken on a pod address, the
+gateway's port taken or Envoy not installed, a database that cannot be used, the vLLM lane not prepared) is a `SandboxProblem` with a one-line message.
 """
 
 from __future__ import annotations
@@ -53,11 +56,12 @@ from modeladapter.operator.controller.settings import OperatorSettings
 from modeladapter.operator.kube.client import MODELADAPTERS, AlreadyExists, Kube, NotFound, Resource
 from modeladapter.operator.kube.manifests import modeladapter_crd
 from modeladapter.sandbox.apiserver import ApiServer
-from modeladapter.sandbox.documents import POD_LABELS, SAMPLE_ARTIFACT, AdapterRef, Manifest, ref
+from modeladapter.sandbox.documents import BASE_MODEL, POD_LABELS, SAMPLE_ARTIFACT, AdapterRef, Manifest, ref
 from modeladapter.sandbox.engine.adapter_files import write_peft_adapter
 from modeladapter.sandbox.engine.fleet import EngineFleet, loopback_addresses
 from modeladapter.sandbox.engine.server import SimulatedEngine
 from modeladapter.sandbox.engine.vllm_lane import Lane, VllmServer
+from modeladapter.sandbox.gateway.gateway import Gateway, GatewayProblem
 from modeladapter.sandbox.pods import SimulatedKubelet
 from modeladapter.store import SchemaTooNew, SqlEventStore, UnsupportedDatabase, create_engine
 from modeladapter.store.engine import redact_url
@@ -106,6 +110,8 @@ class SandboxOptions:
     stability_window: float = 5.0
     metrics: bool = True
     """Serve the operator's /metrics, /healthz and /readyz on a free loopback port."""
+    gateway: tuple[str, int] | None = None
+    """Where the Envoy gateway listens (the CLI's default is 127.0.0.1:8888); None: no gateway."""
 
     @property
     def event_log_url(self) -> str:
@@ -144,6 +150,7 @@ class SandboxSession:
     vllm: list[VllmServer] = field(default_factory=list)
     lane: Lane | None = None
     pods: list[SandboxPod] = field(default_factory=list)
+    gateway: Gateway | None = None
     operator: Operator | None = None
     operator_task: asyncio.Task[int] | None = None
     metrics_url: str | None = None
@@ -188,11 +195,21 @@ class SandboxSession:
         self.kube = await Kube.connect(str(options.kubeconfig_path))
         self._exits.push_async_callback(self.kube.close)
         self.kubelet = SimulatedKubelet(self.kube.api, first_ip=options.first_pod_ip)
+        if options.gateway is not None:
+            await self._start_gateway(*options.gateway)
         if options.engine == "sim":
             await self._start_simulated_pods()
         else:
             await self._start_vllm_pods()
         await self._start_operator()
+
+    async def _start_gateway(self, host: str, port: int) -> None:
+        assert self.kube is not None
+        gateway = Gateway(self.kube, self.options.state_dir / "gateway", host=host, port=port)
+        try:
+            self.gateway = await self._exits.enter_async_context(gateway)
+        except GatewayProblem as problem:
+            raise SandboxProblem(str(problem)) from None
 
     def _lock_state_dir(self) -> None:
         state_dir = self.options.state_dir
@@ -249,7 +266,13 @@ class SandboxSession:
         hub = {repository: write_peft_adapter(self.options.state_dir / "hub" / repository)}
         try:
             self.fleet = await self._exits.enter_async_context(
-                EngineFleet(self.options.pods, port=ENGINE_PORT, hub=hub, first_ip=self.options.first_pod_ip)
+                EngineFleet(
+                    self.options.pods,
+                    port=ENGINE_PORT,
+                    hub=hub,
+                    first_ip=self.options.first_pod_ip,
+                    served_model_name=BASE_MODEL,  # the pods' `model.aibrix.ai/name`, as in AIBrix's samples
+                )
             )
         except OSError as error:
             raise SandboxProblem(
@@ -262,7 +285,7 @@ class SandboxSession:
     async def _start_vllm_pods(self) -> None:
         assert self.kubelet is not None and self.lane is not None
         lane = self.lane
-        servers = [VllmServer(ip, ENGINE_PORT, lane=lane) for ip in self.options.pod_ips]
+        servers = [VllmServer(ip, ENGINE_PORT, lane=lane, served_model_name=BASE_MODEL) for ip in self.options.pod_ips]
         self._exits.push_async_callback(self._stop_vllm)
         for server in servers:
             pod = await self.create_pod(server.host, ready=False)

@@ -124,6 +124,12 @@ def _add_sandbox_arguments(sandbox: argparse.ArgumentParser) -> None:
         metavar="IP",
         help="the first pod's loopback address; the others follow it (default 127.0.0.2)",
     )
+    sandbox.add_argument(
+        "--gateway",
+        metavar="HOST:PORT|off",
+        help="where the Envoy gateway listens, routing requests by the body's model (default 127.0.0.1:8888); "
+        "off: no gateway",
+    )
     sandbox.add_argument("--state-dir", metavar="DIR",
                          help="kubeconfig, event log, operator log and sample artifacts (default ./.modeladapter)")  # fmt: skip
 

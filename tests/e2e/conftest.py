@@ -339,7 +339,13 @@ class Sandbox:
                 settings=settings,
             )
 
-        controller = Controller(kube=kube, store=store, make_reconciler=reconciler, concurrency=4)
+        controller = Controller(
+            kube=kube,
+            store=store,
+            make_reconciler=reconciler,
+            concurrency=4,
+            http_routes=settings.http_route_parent is not None,
+        )
         controller.may_act.set()
         running = RunningOperator(controller, asyncio.create_task(controller.run()), kube, store, engines)
         self.operators.append(running)
@@ -354,7 +360,7 @@ async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
         cfg = client.Configuration()
         await config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
         hub = {ARTIFACT.removeprefix("huggingface://"): write_peft_adapter(tmp_path / "hub" / "qwen-code-lora")}
-        async with client.ApiClient(cfg) as api, EngineFleet(6, hub=hub) as fleet:
+        async with client.ApiClient(cfg) as api, EngineFleet(6, hub=hub, served_model_name=BASE_MODEL) as fleet:
             database_url = f"sqlite:///{tmp_path}/events.db"
             engine = create_engine(database_url)
             await migrations.upgrade(engine)

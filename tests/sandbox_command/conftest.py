@@ -1,7 +1,8 @@
 """`modeladapter sandbox` as a user runs it: the installed console script, a child process, a fresh working directory.
 
-Every run gets its own block of loopback addresses (`--first-pod-ip`) with port 8000 free, so that these tests
-never meet another sandbox on this machine (a developer's, or another test run's) on 127.0.0.2:8000. Nothing
+Every run gets its own block of loopback addresses (`--first-pod-ip`) with port 8000 free, and a free gateway
+port (`--gateway`), so that these tests never meet another sandbox on this machine (a developer's, or another
+test run's) on 127.0.0.2:8000 or 127.0.0.1:8888. Nothing
 else differs from the README's command: the state directory is the working directory's `./.modeladapter`.
 """
 
@@ -75,11 +76,19 @@ def _port_free(ip: str, port: int) -> bool:
 
 
 def sandbox_argv(*args: str, pods: int = 3) -> list[str]:
-    """`modeladapter sandbox ARGS`, on pod addresses of its own (unless ARGS chooses them)."""
+    """`modeladapter sandbox ARGS`, on pod addresses and a gateway port of its own (unless ARGS chooses them)."""
     argv = [str(MODELADAPTER), "sandbox", *args]
     if "--first-pod-ip" not in args:
         argv += ["--first-pod-ip", free_loopback_block(pods)]
+    if "--gateway" not in args:
+        argv += ["--gateway", f"127.0.0.1:{free_port()}"]
     return argv
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def run_sandbox(cwd: Path, *args: str, pods: int = 3, timeout: float = RUN_TIMEOUT,

@@ -3,6 +3,7 @@ nothing written (no state directory appears; an existing log or a running sandbo
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,9 @@ BAD_FLAGS = [
     (["--first-pod-ip", "10.0.0.2"], "--first-pod-ip: must be a loopback address"),
     (["--first-pod-ip", "localhost"], "--first-pod-ip: expected an IPv4 address"),
     (["--first-pod-ip", "127.255.255.254", "--pods", "2"], "--pods: at most 1 pods fit on loopback"),
+    (["--gateway", "localhost:8888"], "--gateway: expected HOST:PORT"),
+    (["--gateway", "8888"], "--gateway: expected HOST:PORT"),
+    (["--gateway", "127.0.0.1:70000"], "--gateway: the port must be from 1 to 65535, got '70000'"),
 ]
 
 
@@ -141,3 +145,14 @@ class TestThePodAddresses:
         refused(second, naming=f"port 8000 on {address} is in use")
         assert "--first-pod-ip" in second.stderr
         assert first.interrupt().code == 0
+
+    def test_a_gateway_port_in_use_is_refused_with_a_way_out(self, tmp_path: Path) -> None:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+
+            finished = run_sandbox(tmp_path, "--exit-when-running", "--pods", "1", "--gateway", f"127.0.0.1:{port}")
+
+        refused(finished, naming=f"the gateway's port 127.0.0.1:{port} is in use")
+        assert "--gateway HOST:PORT" in finished.stderr

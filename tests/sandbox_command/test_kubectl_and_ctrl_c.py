@@ -51,6 +51,8 @@ class Visit:
     pods: dict[str, Any]
     table: str
     described: str
+    curls: dict[str, dict[str, Any]]
+    """The curl lines the sandbox printed, as printed, run through a shell: the command line -> its JSON answer."""
     stopped: Finished
     log_after_first_run: list[RecordedEvent]
 
@@ -80,12 +82,24 @@ def visit(workdir: Path, tmp_path_factory: pytest.TempPathFactory) -> Visit:
         pods = json.loads(kubectl("get", "pods", "-o", "json"))
         table = kubectl("get", "ma")
         described = kubectl("describe", "modeladapter", SAMPLE)
+        curls = {line: _shell_json(line) for line in _printed_curls(sandbox.stdout)}
         stopped = sandbox.interrupt()
     finally:
         sandbox.kill()
     return Visit(
-        adapters, pods, table, described, stopped, read_log(sqlite_url(workdir / ".modeladapter" / "events.db"))
+        adapters, pods, table, described, curls, stopped, read_log(sqlite_url(workdir / ".modeladapter" / "events.db"))
     )
+
+
+def _printed_curls(output: str) -> list[str]:
+    return [line.strip().split("   (")[0] for line in output.splitlines() if line.strip().startswith("curl ")]
+
+
+def _shell_json(command: str) -> dict[str, Any]:
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, f"{command} failed ({result.returncode}): {result.stderr}"
+    answer: dict[str, Any] = json.loads(result.stdout)
+    return answer
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +129,18 @@ class TestKubectlWhileItServes:
         assert header.split()[:4] == ["NAME", "PHASE", "DESIRED", "READY"]
         assert row.split()[:4] == [SAMPLE, "Running", "3", "3"]
         assert f"ModelAdapter default/{SAMPLE} is ready" in visit.described
+
+
+class TestTheGatewayWhileItServes:
+    def test_the_printed_completion_reaches_the_sample_adapter_through_the_gateway(self, visit: Visit) -> None:
+        (completion,) = [answer for line, answer in visit.curls.items() if "/v1/completions" in line]
+        (line,) = [line for line in visit.curls if "/v1/completions" in line]
+        assert "127.0.0.1:8000" not in line and ":8000/" not in line, "it goes to the gateway, not to a pod"
+        assert completion["model"] == SAMPLE and completion["choices"][0]["text"]
+
+    def test_the_printed_model_list_names_what_the_gateway_routes(self, visit: Visit) -> None:
+        (models,) = [answer for line, answer in visit.curls.items() if "/v1/models" in line]
+        assert {m["id"] for m in models["data"]} == {SAMPLE, "qwen-coder-1-5b-instruct"}
 
 
 class TestCtrlC:
