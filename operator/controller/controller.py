@@ -187,3 +187,7 @@ class Controller:
                 case _:
                     pass
         metrics.set_phase_counts(Counter(self.phases.values()))
+        if result.finalized:
+            metrics.forget(uid)
+        else:
+            metrics.set_verified(uid, result.namespace, result.name, result.instances)

@@ -14,10 +14,14 @@ tests, and two operators in one process (leader-election tests), each count thei
 | `modeladapter_reconcile_duration_seconds` | histogram | | one reconcile of one adapter |
 | `modeladapter_event_append_duration_seconds` | histogram | | one `append` to the event log |
 | `modeladapter_reconcile_errors_total` | counter | `reason` | reconciles that ended in an error, by the error's class |
+| `modeladapter_adapter_verified` | gauge | `namespace`, `adapter`, `pod` | 1 for each pod whose engine the operator verified serves the adapter (an instance); the series goes when the instance does |
 
 The process's own `process_*`, `python_gc_*` and `python_info` metrics are on the registry too.
 
 Label values must stay few: `reason` is a CamelCase word such as `ApiServerUnavailable`, never a message.
+`modeladapter_adapter_verified` is the one per-object metric, for a LoRA-affinity router or a dashboard that
+wants to know where an adapter is loaded: one series per instance, so at most the sum of the adapters' replicas
+(10 adapters on 3 pods each: 30 series), never more than adapters x pods.
 """
 
 from __future__ import annotations
@@ -105,6 +109,14 @@ class OperatorMetrics:
             registry=self.registry,
         )
         self._log_writable.set(1)
+        self._verified = Gauge(
+            "modeladapter_adapter_verified",
+            "1 for each pod whose engine was verified to serve the adapter (its instances).",
+            ["namespace", "adapter", "pod"],
+            registry=self.registry,
+        )
+        self._verified_series: dict[str, set[tuple[str, str, str]]] = {}
+        """Per adapter uid, the label sets it has on `modeladapter_adapter_verified`."""
         # Every phase is present from the start, so a dashboard shows 0 rather than no data.
         self.set_phase_counts({})
 
@@ -122,6 +134,22 @@ class OperatorMetrics:
         """An adapter changed phase (`from_phase` None: its first phase). Call once per recorded PhaseChanged."""
         source = NO_PHASE if from_phase is None else Phase(from_phase).value
         self._transitions.labels(from_phase=source, to_phase=Phase(to_phase).value).inc()
+
+    def set_verified(self, uid: str, namespace: str, adapter: str, pods: tuple[str, ...]) -> None:
+        """The adapter's instances now (an empty tuple, or `forget`, when it has none or is gone)."""
+        now = {(namespace, adapter, pod) for pod in pods}
+        for labels in self._verified_series.get(uid, set()) - now:
+            self._verified.remove(*labels)
+        for labels in now:
+            self._verified.labels(*labels).set(1)
+        if now:
+            self._verified_series[uid] = now
+        else:
+            self._verified_series.pop(uid, None)
+
+    def forget(self, uid: str) -> None:
+        """The adapter is gone: its per-pod series go too."""
+        self.set_verified(uid, "", "", ())
 
     # --- loads ---------------------------------------------------------------------------------------------
 

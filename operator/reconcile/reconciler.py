@@ -109,6 +109,9 @@ class Reconciler:
             appended=tuple(step.appended),
             append_seconds=tuple(step.append_seconds),
             conflict=conflict,
+            namespace=ref.namespace,
+            name=ref.name,
+            instances=tuple(step.state.instances),
         )
 
     async def _reconcile(self, step: Pass, adapter: AdapterObject | None) -> timedelta | None:

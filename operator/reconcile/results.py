@@ -26,3 +26,7 @@ class Result:
     append_seconds: tuple[float, ...] = ()
     conflict: bool = False
     """Another writer appended first; the pass stopped there."""
+    namespace: str = ""
+    name: str = ""
+    instances: tuple[str, ...] = ()
+    """The pods whose engine was verified to serve the adapter, after the pass."""

@@ -95,6 +95,31 @@ def test_loads_retries_switches_and_errors_are_counted(metrics: OperatorMetrics)
     assert exported[("modeladapter_reconcile_errors_total", (("reason", "ApiServerUnavailable"),))] == 1
 
 
+def verified(metrics: OperatorMetrics) -> set[tuple[str, str, str]]:
+    exported = samples(metrics.exposition().decode())
+    return {
+        (labels["namespace"], labels["adapter"], labels["pod"])
+        for (name, pairs), value in exported.items()
+        if name == "modeladapter_adapter_verified" and value == 1 and (labels := dict(pairs))
+    }
+
+
+def test_each_instance_is_one_verified_series_that_goes_when_the_instance_does(metrics: OperatorMetrics) -> None:
+    metrics.set_verified("uid-a", "default", "lora-a", ("pod-0", "pod-1"))
+    metrics.set_verified("uid-b", "team", "lora-b", ("pod-1",))
+    assert verified(metrics) == {
+        ("default", "lora-a", "pod-0"),
+        ("default", "lora-a", "pod-1"),
+        ("team", "lora-b", "pod-1"),
+    }
+
+    metrics.set_verified("uid-a", "default", "lora-a", ("pod-1", "pod-2"))
+    metrics.forget("uid-b")
+    exposition = metrics.exposition().decode()
+    assert verified(metrics) == {("default", "lora-a", "pod-1"), ("default", "lora-a", "pod-2")}
+    assert 'pod="pod-0"' not in exposition and 'adapter="lora-b"' not in exposition, "no stale series left at 0"
+
+
 @pytest.mark.parametrize(
     ("observe", "name"),
     [
