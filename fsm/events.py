@@ -310,12 +310,12 @@ class ServiceBound(_Payload):
 
 
 class OwnedObjectRestored(_Payload):
-    """Someone else deleted or edited the adapter's Service or EndpointSlice; the operator put it back."""
+    """Someone else deleted or edited the adapter's Service, EndpointSlice or HTTPRoute; the operator put it back."""
 
     type: Literal["OwnedObjectRestored"] = "OwnedObjectRestored"
     schema_version: Literal[1] = 1
-    kind: Literal["Service", "EndpointSlice"]
-    """Which of the two objects named like the adapter."""
+    kind: Literal["Service", "EndpointSlice", "HTTPRoute"]
+    """Which of the objects the adapter owns (the HTTPRoute only when the operator publishes one)."""
     name: str
     """The object's name: the ModelAdapter's."""
     change: Literal["deleted", "edited"]

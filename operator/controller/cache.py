@@ -15,7 +15,7 @@ import functools
 from collections.abc import Iterable
 from typing import Protocol
 
-from modeladapter.operator.kube.client import ENDPOINTSLICES, MODELADAPTERS, PODS, SERVICES, KubeApi, Raw
+from modeladapter.operator.kube.client import ENDPOINTSLICES, HTTPROUTES, MODELADAPTERS, PODS, SERVICES, KubeApi, Raw
 from modeladapter.operator.kube.informers import Informer
 from modeladapter.operator.kube.services import ADAPTER_LABEL, MANAGED_BY, MANAGED_BY_LABEL, OwnedKind
 
@@ -33,7 +33,7 @@ def uid_of(obj: Raw) -> str:
 
 
 class ClusterCache:
-    def __init__(self, kube: KubeApi, *, namespace: str | None = None) -> None:
+    def __init__(self, kube: KubeApi, *, namespace: str | None = None, http_routes: bool = False) -> None:
         self.adapters = Informer(kube, MODELADAPTERS, self._adapter_changed, namespace=namespace)
         self.pods = Informer(kube, PODS, _nobody_listens, namespace=namespace)
         self.services = Informer(kube, SERVICES, _nobody_listens, namespace=namespace, label_selector=ADAPTER_LABEL)
@@ -44,11 +44,18 @@ class ClusterCache:
             namespace=namespace,
             label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}",
         )
+        self.http_routes = (
+            Informer(kube, HTTPROUTES, _nobody_listens, namespace=namespace, label_selector=ADAPTER_LABEL)
+            if http_routes
+            else None
+        )
+        """Watched only when the operator publishes HTTPRoutes (the Gateway API CRDs may not be installed)."""
         self._by_uid: dict[str, Raw] = {}
         self._listener: ChangeListener | None = None
 
     @property
     def _informers(self) -> tuple[Informer, ...]:
+        """The informers the cache must have synced before it answers."""
         return self.adapters, self.pods, self.services, self.endpoint_slices
 
     def listen(self, listener: ChangeListener) -> None:
@@ -56,9 +63,14 @@ class ClusterCache:
         self.pods.on_change = listener.pod_changed
         self.services.on_change = functools.partial(listener.owned_changed, "Service")
         self.endpoint_slices.on_change = functools.partial(listener.owned_changed, "EndpointSlice")
+        if self.http_routes is not None:
+            self.http_routes.on_change = functools.partial(listener.owned_changed, "HTTPRoute")
 
     async def run(self) -> None:
-        await asyncio.gather(*(informer.run() for informer in self._informers))
+        # The routes' informer is not waited for: without the Gateway API's CRDs it retries for ever, and the
+        # adapters must not wait on a gateway (a route missing then is published on the adapter's next pass).
+        routes = (self.http_routes,) if self.http_routes is not None else ()
+        await asyncio.gather(*(informer.run() for informer in (*self._informers, *routes)))
 
     async def wait_synced(self) -> None:
         await asyncio.gather(*(informer.synced.wait() for informer in self._informers))

@@ -55,11 +55,12 @@ class Controller:
         concurrency: int = 8,
         resync: float = SAFETY_RESYNC_SECONDS,
         metrics: OperatorMetrics | None = None,
+        http_routes: bool = False,
     ) -> None:
         self.store = store
         self.namespace = namespace
         self.queue: WorkQueue[str] = WorkQueue()
-        self.cache = ClusterCache(kube, namespace=namespace)
+        self.cache = ClusterCache(kube, namespace=namespace, http_routes=http_routes)
         self.reconciler = make_reconciler(self.cache)
         self.router = EventRouter(
             self.cache, self.queue.add, index=self.reconciler.index, echoes=self.reconciler.echoes

@@ -35,7 +35,7 @@ from modeladapter.operator.controller.controller import Controller
 from modeladapter.operator.controller.leadership import LeaderElector
 from modeladapter.operator.controller.metrics import OperatorMetrics
 from modeladapter.operator.controller.probes import CheckResult, ProbeServer
-from modeladapter.operator.controller.settings import OperatorSettings
+from modeladapter.operator.controller.settings import OperatorSettings, parse_parent
 from modeladapter.operator.kube.client import Kube
 from modeladapter.operator.kube.events import EventRecorder
 from modeladapter.operator.reconcile.ports import ClusterReader
@@ -114,6 +114,7 @@ class Operator:
                 backoff=settings.backoff_policy,
                 verify_interval=timedelta(seconds=settings.verify_interval),
                 runtime_sidecar=settings.enable_runtime_sidecar,
+                http_route_parent=parse_parent(settings.http_route_parent) if settings.http_route_parent else None,
             )
             recorder = EventRecorder(kube, reporting_instance=settings.identity)
 
@@ -134,6 +135,7 @@ class Operator:
                 namespace=settings.namespace,
                 concurrency=settings.concurrency,
                 metrics=self.metrics,
+                http_routes=reconcile_settings.http_route_parent is not None,
             )
             self.controller.reconciler.journal.health.on_change = self.metrics.set_event_log_writable
             return await self._operate(kube)

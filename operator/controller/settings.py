@@ -125,6 +125,10 @@ class OperatorSettings:
     enable_runtime_sidecar: bool = False
     """Load through the AIBrix runtime sidecar (container `aibrix-runtime`, port 8080) where a pod has one."""
 
+    http_route_parent: str | None = None
+    """`NAMESPACE/NAME` (or `NAME`, in the adapter's namespace) of a Gateway: publish, per adapter, an HTTPRoute
+    attached to it, shaped like AIBrix's model router's. None: no HTTPRoutes (the default)."""
+
     # --- leader election -------------------------------------------------------------------------------------
 
     leader_election: bool = True
@@ -199,6 +203,8 @@ class OperatorSettings:
             raise SettingsError("lease_name", f"{self.lease_name!r} is not a valid Lease name (DNS-1123 subdomain)")
         if not self.identity.strip():
             raise SettingsError("identity", "must not be empty")
+        if self.http_route_parent is not None:
+            parse_parent(self.http_route_parent)
         parse_host_port(self.probe_address, setting="probe_address")
         if self.log_level not in LOG_LEVELS:
             raise SettingsError("log_level", f"must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
@@ -217,6 +223,14 @@ class OperatorSettings:
     @property
     def probe_port(self) -> int:
         return parse_host_port(self.probe_address)[1]
+
+
+def parse_parent(text: str) -> tuple[str | None, str]:
+    """`NAMESPACE/NAME` or `NAME` of a Gateway: (namespace or None, name); SettingsError naming the setting."""
+    namespace, _, name = text.strip().rpartition("/")
+    if (namespace and not _DNS_LABEL.match(namespace)) or len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
+        raise SettingsError("http_route_parent", f"expected NAMESPACE/NAME of a Gateway, got {text!r}")
+    return namespace or None, name
 
 
 def _check_seconds(setting: str, value: object, *, zero_allowed: bool) -> None:
@@ -327,6 +341,12 @@ OPTIONS: Final[tuple[_Option, ...]] = (
     _Option("concurrency", _parse_int, "N", "adapters reconciled at once"),
     _Option("verify_interval", _SECONDS, "SECONDS", "re-check loaded adapters against /v1/models this often"),
     _Option("enable_runtime_sidecar", parse_bool, None, "load through the AIBrix runtime sidecar", boolean=True),
+    _Option(
+        "http_route_parent",
+        _parse_namespace,
+        "NAMESPACE/NAME",
+        "publish an HTTPRoute per adapter, attached to this Gateway (AIBrix's: aibrix-system/aibrix-eg)",
+    ),  # fmt: skip
     _Option("leader_election", parse_bool, None, "act only while holding the Lease", boolean=True),
     _Option("lease_name", str, "NAME", "the leader-election Lease"),
     _Option("lease_namespace", str, "NAMESPACE", "the Lease's namespace (default: $POD_NAMESPACE, else default)"),
@@ -342,7 +362,7 @@ OPTIONS: Final[tuple[_Option, ...]] = (
 
 
 def _default_text(setting: str) -> str:
-    if setting in ("kubeconfig", "namespace", "lease_namespace", "identity"):
+    if setting in ("kubeconfig", "namespace", "lease_namespace", "identity", "http_route_parent"):
         return ""  # the help sentence already says what happens without it
     default = next(f for f in dataclasses.fields(OperatorSettings) if f.name == setting).default
     if isinstance(default, bool):

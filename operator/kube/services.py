@@ -123,7 +123,7 @@ def _printable(value: object) -> str:
     return text if text.isprintable() else repr(text)
 
 
-OwnedKind = Literal["Service", "EndpointSlice"]
+OwnedKind = Literal["Service", "EndpointSlice", "HTTPRoute"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,8 +154,8 @@ async def ensure_service(
         ("EndpointSlice", ENDPOINTSLICES, desired_endpoint_slice(adapter.ref, endpoints, port=port)),
     ]
     for kind, resource, desired in owned:
-        wanted = _owned_part(kind, desired)
-        desired["metadata"]["annotations"] = {WRITTEN_ANNOTATION: _fingerprint(wanted)}
+        wanted = owned_part(kind, desired)
+        desired["metadata"]["annotations"] = {WRITTEN_ANNOTATION: fingerprint(wanted)}
         try:
             current = await kube.get(resource, namespace, name)
         except NotFound:
@@ -165,11 +165,11 @@ async def ensure_service(
             if published:
                 restored.append(Restoration(kind, "deleted"))
             continue
-        patch = _adoption(current, owner, kind, namespace, name)
-        have = _owned_part(kind, current)
+        patch = adoption(current, owner, kind, namespace, name)
+        have = owned_part(kind, current)
         if have != wanted:
             written = ((current.get("metadata") or {}).get("annotations") or {}).get(WRITTEN_ANNOTATION)
-            if written is not None and written != _fingerprint(have):
+            if written is not None and written != fingerprint(have):
                 restored.append(Restoration(kind, "edited"))
             patch.update(_owned_patch(desired))
             patch.setdefault("metadata", {})["annotations"] = desired["metadata"]["annotations"]
@@ -190,13 +190,15 @@ def as_written(kind: OwnedKind, obj: Mapping[str, Any]) -> bool:
     """The object holds exactly what the operator last wrote in the fields it owns (its own write coming back
     through a watch, or someone's change to fields it does not own): nothing for the operator to do."""
     written = ((obj.get("metadata") or {}).get("annotations") or {}).get(WRITTEN_ANNOTATION)
-    return written is not None and written == _fingerprint(_owned_part(kind, obj))
+    return written is not None and written == fingerprint(owned_part(kind, obj))
 
 
-def _owned_part(kind: OwnedKind, obj: Mapping[str, Any]) -> dict[str, Any]:
+def owned_part(kind: OwnedKind, obj: Mapping[str, Any]) -> dict[str, Any]:
     """What the operator owns in a Service or EndpointSlice: its labels (absent ones as None), the ports and,
-    in an EndpointSlice, the addresses."""
+    in an EndpointSlice, the addresses; in an HTTPRoute, its label and the whole spec."""
     labels = (obj.get("metadata") or {}).get("labels") or {}
+    if kind == "HTTPRoute":
+        return {"labels": {ADAPTER_LABEL: labels.get(ADAPTER_LABEL)}, "spec": obj.get("spec")}
     if kind == "Service":
         return {
             "labels": {key: labels.get(key) for key in _OWNED_LABELS["Service"]},
@@ -218,11 +220,11 @@ def _owned_patch(desired: Raw) -> Raw:
     return {"metadata": {"labels": labels}, "endpoints": desired["endpoints"], "ports": desired["ports"]}
 
 
-def _fingerprint(owned: Mapping[str, Any]) -> str:
+def fingerprint(owned: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(owned, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
-def _adoption(current: Mapping[str, Any], owner: Raw, kind: str, namespace: str, name: str) -> Raw:
+def adoption(current: Mapping[str, Any], owner: Raw, kind: str, namespace: str, name: str) -> Raw:
     """A patch that moves the object to this adapter, if an earlier ModelAdapter of the name owned it."""
     owners = (current.get("metadata") or {}).get("ownerReferences") or []
     if any(o.get("uid") == owner["uid"] for o in owners):

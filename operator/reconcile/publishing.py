@@ -1,5 +1,5 @@
-"""The reconcile's one write path for what users and gateways read: the Service and EndpointSlice, `status`,
-and the retry annotations.
+"""The reconcile's one write path for what users and gateways read: the Service and EndpointSlice (and, when
+asked, the HTTPRoute), `status`, and the retry annotations.
 
 * `endpoints`: the EndpointSlice lists exactly the verified instances (the Service is created with it; both
   belong to the adapter). A Service of the adapter's name that belongs to something else is never taken over:
@@ -25,7 +25,8 @@ from modeladapter.operator.api.status import StatusDocument, project_status, ret
 from modeladapter.operator.api.view import AdapterObject
 from modeladapter.operator.kube.client import MODELADAPTERS, KubeApi, KubeError, NotFound
 from modeladapter.operator.kube.events import EventRecorder, Notice
-from modeladapter.operator.kube.services import Endpoint, NotOurs, ensure_service
+from modeladapter.operator.kube.routes import ensure_http_route
+from modeladapter.operator.kube.services import Endpoint, NotOurs, Restoration, ensure_service
 from modeladapter.operator.reconcile.echoes import StatusEchoes
 from modeladapter.operator.reconcile.passes import Pass
 
@@ -40,10 +41,19 @@ class Counts:
 
 
 class Publisher:
-    def __init__(self, kube: KubeApi, recorder: EventRecorder, echoes: StatusEchoes) -> None:
+    def __init__(
+        self,
+        kube: KubeApi,
+        recorder: EventRecorder,
+        echoes: StatusEchoes,
+        *,
+        route_parent: tuple[str | None, str] | None = None,
+    ) -> None:
         self.kube = kube
         self.recorder = recorder
         self.echoes = echoes
+        self.route_parent = route_parent
+        """The Gateway each adapter's HTTPRoute attaches to; None: no HTTPRoutes."""
 
     async def endpoints(self, step: Pass, adapter: AdapterObject, pods: Mapping[str, ObservedPod]) -> bool:
         """The Service and EndpointSlice list exactly the instances (never created empty); the addresses are
@@ -57,7 +67,11 @@ class Publisher:
             return False
         try:
             restorations = await ensure_service(
-                self.kube, adapter, endpoints, port=adapter.engine_port, published=step.state.endpoints is not None
+                self.kube,
+                adapter,
+                endpoints,
+                port=adapter.engine_port,
+                published=step.state.endpoints is not None,
             )
         except KubeError as error:
             log.warning("service for %s not in place: %s", adapter.ref.key, error)
@@ -66,6 +80,8 @@ class Publisher:
                 message = f"{error.message}; the adapter stays Bound until it is renamed or removed"
                 await self.recorder.record(adapter.ref, [Notice("Warning", "ServiceConflict", message)])
             return False
+        if self.route_parent is not None:
+            restorations += await self._route(adapter, published=step.state.endpoints is not None)
         restored = [OwnedObjectRestored(kind=r.kind, name=adapter.ref.name, change=r.change) for r in restorations]
         for fact in restored:
             log.warning("%s %s was %s by someone else; put back", fact.kind, adapter.ref.key, fact.change)
@@ -79,6 +95,23 @@ class Publisher:
             )
         )
         return bool(endpoints) and len(endpoints) == len(step.state.instances)
+
+    async def _route(self, adapter: AdapterObject, *, published: bool) -> list[Restoration]:
+        """The adapter's HTTPRoute in place. A route the API refuses does not hold the adapter back: the Service
+        serves without it; the refusal is said where a person looks, and the next pass tries again."""
+        assert self.route_parent is not None
+        try:
+            return await ensure_http_route(
+                self.kube, adapter, port=adapter.engine_port, parent=self.route_parent, published=published
+            )
+        except KubeError as error:
+            log.warning("HTTPRoute for %s not in place: %s", adapter.ref.key, error)
+            if adapter.ref.resource_version:
+                notice = Notice(
+                    "Warning", "HTTPRouteNotPublished", f"HTTPRoute not published: {error.message or error}"
+                )
+                await self.recorder.record(adapter.ref, [notice])
+            return []
 
     async def status(self, step: Pass, adapter: AdapterObject, counts: Counts, *, annotations: bool = True) -> None:
         """`/status` (and the retry annotations) as the log has them, where they differ from the object."""

@@ -72,7 +72,7 @@ class Reconciler:
             cluster=cluster,
             engines=engines,
             journal=self.journal,
-            publisher=Publisher(kube, recorder, self.echoes),
+            publisher=Publisher(kube, recorder, self.echoes, route_parent=settings.http_route_parent),
             recorder=recorder,
             index=self.index,
             echoes=self.echoes,

@@ -1,4 +1,4 @@
-"""How a reconcile behaves: the planner's settings, and the two only the operator's side needs."""
+"""How a reconcile behaves: the planner's settings, and the few only the operator's side needs."""
 
 from __future__ import annotations
 
@@ -16,3 +16,5 @@ class ReconcileSettings(PlanSettings):
     """How soon an adapter whose Secret is missing looks again."""
     runtime_sidecar: bool = False
     """Load through the AIBrix runtime sidecar where a pod has one."""
+    http_route_parent: tuple[str | None, str] | None = None
+    """(namespace or None, name) of the Gateway each adapter's HTTPRoute attaches to; None: no HTTPRoutes."""

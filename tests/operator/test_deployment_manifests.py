@@ -99,6 +99,7 @@ def test_the_cluster_role_grants_exactly_what_the_operator_uses(everything: list
         ("", "pods", frozenset(READ_ONLY)),
         ("", "services", frozenset(owned)),
         ("discovery.k8s.io", "endpointslices", frozenset(owned)),
+        ("gateway.networking.k8s.io", "httproutes", frozenset(owned)),
         ("", "secrets", frozenset({"get"})),
         ("", "events", frozenset({"create", "patch"})),
         ("events.k8s.io", "events", frozenset({"create", "patch"})),

@@ -41,6 +41,7 @@ def test_every_setting_is_in_the_settings_table_with_its_default(setting: str) -
         "identity",
         "enable_runtime_sidecar",
         "leader_election",
+        "http_route_parent",
     ):
         shown = f"{default:g}" if isinstance(default, float) else str(default)
         assert f"`{shown}`" in row[2], f"{setting}: the guide says {row[2]!r}, the code {shown!r}"

@@ -81,13 +81,15 @@ def test_every_setting_can_be_given_both_ways(tmp_path: Path) -> None:
     values = {
         "kubeconfig": str(kubeconfig), "namespace": "team-a", "database_url": "postgresql://ma@db/events",
         "stability_window": "1", "backoff_base": "500ms", "concurrency": "2", "verify_interval": "10s",
-        "enable_runtime_sidecar": "true", "leader_election": "false", "lease_name": "ma-lease",
+        "enable_runtime_sidecar": "true", "http_route_parent": "aibrix-system/aibrix-eg",
+        "leader_election": "false", "lease_name": "ma-lease",
         "lease_namespace": "ops", "lease_duration": "20", "renew_deadline": "12", "retry_period": "3",
         "identity": "replica-a", "probe_address": "127.0.0.1:9090", "log_level": "debug", "log_format": "text",
     }  # fmt: skip
     expected = OperatorSettings(
         kubeconfig=kubeconfig, namespace="team-a", database_url="postgresql://ma@db/events", stability_window=1.0,
-        backoff_base=0.5, concurrency=2, verify_interval=10.0, enable_runtime_sidecar=True, leader_election=False,
+        backoff_base=0.5, concurrency=2, verify_interval=10.0, enable_runtime_sidecar=True,
+        http_route_parent="aibrix-system/aibrix-eg", leader_election=False,
         lease_name="ma-lease", lease_namespace="ops", lease_duration=20.0, renew_deadline=12.0, retry_period=3.0,
         identity="replica-a", probe_address="127.0.0.1:9090", log_level="DEBUG", log_format="text",
     )  # fmt: skip
@@ -141,6 +143,8 @@ BAD_VALUES = [
     pytest.param("--namespace", "Team_A", "--namespace / MODELADAPTER_NAMESPACE: 'Team_A' is not a valid namespace name", id="namespace"),
     pytest.param("--lease-name", "Lease!", "--lease-name / MODELADAPTER_LEASE_NAME: 'Lease!' is not a valid Lease name", id="lease-name"),
     pytest.param("--identity", " ", "--identity / MODELADAPTER_IDENTITY: must not be empty", id="identity"),
+    pytest.param("--http-route-parent", "Aibrix/eg", "--http-route-parent / MODELADAPTER_HTTP_ROUTE_PARENT: expected NAMESPACE/NAME of a Gateway, got 'Aibrix/eg'", id="route-parent"),
+    pytest.param("--http-route-parent", "a/b/c", "--http-route-parent / MODELADAPTER_HTTP_ROUTE_PARENT: expected NAMESPACE/NAME of a Gateway", id="route-parent-path"),
 ]  # fmt: skip
 
 
