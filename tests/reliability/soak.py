@@ -1233,11 +1233,6 @@ class Soak:
         while the rollout is halted on such a pod the other instances may serve the older artifact.
         """
         problems = []
-    async def _halted_on(self, uid: str) -> str | None:
-        """The pod the adapter's rollout is halted on, if it is."""
-        rollout = (await self._folded(uid)).rollout
-        return rollout.halted_on if rollout is not None and rollout.in_progress else None
-
         allowed: dict[str, dict[str, datetime]] = {}
         objects = {(o["metadata"]["namespace"], o["metadata"]["name"]): o
                    for o in self.server.objects(ADAPTERS_GROUP, "ModelAdapter")}  # fmt: skip
@@ -1293,7 +1288,6 @@ class Soak:
                 instances = ((obj or {}).get("status") or {}).get("instances") or []
                 if slot.name not in instances and slot.name not in allowed.get(name, {}):
                     problems.append(f"{slot.name}'s engine holds {name}, which does not count it as an instance")
-            halted_on_a_resting_pod = not strict and await self._halted_on(obj["metadata"]["uid"]) in cooling
         return problems, allowed
 
     async def _converge(self, calm_at: float) -> tuple[float | None, list[str]]:
