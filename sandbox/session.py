@@ -86,6 +86,8 @@ DEPLOYMENT: Final = "qwen-coder-1-5b-instruct"
 NAMESPACE: Final = "default"
 SANDBOX_BACKOFF_BASE: Final = 1.0
 """Seconds; production's is 5 s. The shape (doubling, 5 attempts per pod) is unchanged."""
+SANDBOX_DRAIN: Final = 0.5
+"""Seconds; production's is 2 s. The sandbox's gateway follows an EndpointSlice within about 0.2 s."""
 ALREADY_UP_FOR: Final = timedelta(minutes=1)
 """How long simulated pods have been Ready when the sandbox starts (longer than the stability window)."""
 VLLM_START_TIMEOUT: Final = 600.0
@@ -327,6 +329,7 @@ class SandboxSession:
             database_url=options.event_log_url,
             stability_window=options.stability_window,
             backoff_base=options.backoff_base,
+            drain_seconds=SANDBOX_DRAIN,
             leader_election=False,
             probe_address=f"127.0.0.1:{probe_port}",
             identity=f"sandbox-{socket.gethostname()}-{os.getpid()}",

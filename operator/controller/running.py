@@ -113,6 +113,7 @@ class Operator:
                 stability_window=timedelta(seconds=settings.stability_window),
                 backoff=settings.backoff_policy,
                 verify_interval=timedelta(seconds=settings.verify_interval),
+                drain=timedelta(seconds=settings.drain_seconds),
                 runtime_sidecar=settings.enable_runtime_sidecar,
                 http_route_parent=parse_parent(settings.http_route_parent) if settings.http_route_parent else None,
             )

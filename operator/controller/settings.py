@@ -122,6 +122,10 @@ class OperatorSettings:
     verify_interval: float = 30.0
     """Seconds between checks of loaded placements against the engine's `/v1/models` (eviction, restarts)."""
 
+    drain_seconds: float = 2.0
+    """Seconds between a pod leaving an adapter's EndpointSlice and its engine unloading the adapter (an update,
+    a scale-down), so that gateways, which follow the slice a moment later, send it no more requests first."""
+
     enable_runtime_sidecar: bool = False
     """Load through the AIBrix runtime sidecar (container `aibrix-runtime`, port 8080) where a pod has one."""
 
@@ -168,13 +172,14 @@ class OperatorSettings:
     def __post_init__(self) -> None:
         for name in (
             "stability_window",
+            "drain_seconds",
             "backoff_base",
             "verify_interval",
             "lease_duration",
             "renew_deadline",
             "retry_period",
         ):
-            _check_seconds(name, getattr(self, name), zero_allowed=name == "stability_window")
+            _check_seconds(name, getattr(self, name), zero_allowed=name in ("stability_window", "drain_seconds"))
         longest_wait = BackoffPolicy().cap.total_seconds()
         if self.backoff_base > longest_wait:
             raise SettingsError(
@@ -340,6 +345,12 @@ OPTIONS: Final[tuple[_Option, ...]] = (
     _Option("backoff_base", _SECONDS, "SECONDS", "wait after a pod's first failed load, doubled per failure"),
     _Option("concurrency", _parse_int, "N", "adapters reconciled at once"),
     _Option("verify_interval", _SECONDS, "SECONDS", "re-check loaded adapters against /v1/models this often"),
+    _Option(
+        "drain_seconds",
+        _SECONDS,
+        "SECONDS",
+        "a pod out of the EndpointSlice keeps the adapter this long before it is unloaded",
+    ),
     _Option("enable_runtime_sidecar", parse_bool, None, "load through the AIBrix runtime sidecar", boolean=True),
     _Option(
         "http_route_parent",

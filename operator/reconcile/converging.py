@@ -104,8 +104,10 @@ async def converge(
         if not plan.loads:
             break
         await ctx.journal.append(step)  # write ahead: the log knows which loads start before the engines do
-        out_of_the_slice = await ctx.publisher.before_calls(step, adapter, sight.pods, counts)
         replacing = {pod: p.replacing for pod in plan.loads if (p := step.state.placement(pod)) and p.replacing}
+        out_of_the_slice = await ctx.publisher.before_calls(
+            step, adapter, sight.pods, counts, calling=replacing, drain=ctx.settings.drain
+        )
         held = [] if out_of_the_slice else [pod for pod in plan.loads if pod in replacing]
         outcomes = await calls.loads(
             [sight.pods[pod] for pod in plan.loads if pod not in held], request, replacing=replacing
@@ -151,7 +153,8 @@ async def unload_what_is_due(
     listed: set[str] = set()
     if publish is not None:
         adapter, counts = publish
-        if not await ctx.publisher.before_calls(step, adapter, sight.pods, counts):
+        drain = timedelta(0) if adapter.deleting else ctx.settings.drain  # a deleted adapter serves no one
+        if not await ctx.publisher.before_calls(step, adapter, sight.pods, counts, calling=due, drain=drain):
             listed = set(step.state.endpoints or ())
     reachable = [sight.pods[pod] for pod in due if pod in sight.pods and sight.pods[pod].ip]
     held = {pod.name for pod in reachable if pod.ip in listed}

@@ -14,9 +14,11 @@ asked, the HTTPRoute), `status`, and the retry annotations.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 from modeladapter.fsm.calls import plan_endpoints
 from modeladapter.fsm.events import OwnedObjectRestored
@@ -143,17 +145,35 @@ class Publisher:
             log.warning("could not write the status of %s: %s", ref.key, error)
 
     async def before_calls(
-        self, step: Pass, adapter: AdapterObject, pods: Mapping[str, ObservedPod], counts: Counts
+        self,
+        step: Pass,
+        adapter: AdapterObject,
+        pods: Mapping[str, ObservedPod],
+        counts: Counts,
+        *,
+        calling: Iterable[str] = (),
+        drain: timedelta = timedelta(0),
     ) -> bool:
         """If the instances changed: the EndpointSlice (where it lists others) and the status, without the retry
         annotations (they wait for the end of the pass). True when the EndpointSlice, as last written, lists
-        no pod but the instances: a pod about to be updated or unloaded is out of it."""
+        no pod but the instances: a pod about to be updated or unloaded is out of it.
+
+        `calling`: the pods whose engine is about to stop serving the adapter. If one of them has just left the
+        EndpointSlice, this waits `drain` before returning: a gateway follows the slice a moment later, and a
+        request it still sends there must find the adapter."""
         listed_ok = True
         if step.state.endpoints is not None:
             listed = {pods[name].ip for name in step.state.instances if name in pods and pods[name].ip}
             if not set(step.state.endpoints) <= listed:
+                before = set(step.state.endpoints)
                 await self.endpoints(step, adapter, pods)
                 listed_ok = set(step.state.endpoints or ()) <= listed
+                left = before - set(step.state.endpoints or ())
+                draining = {str(pods[name].ip) for name in calling if name in pods and pods[name].ip} & left
+                if listed_ok and draining and drain > timedelta(0):
+                    log.info("%s: %s left the EndpointSlice; draining for %ss", adapter.ref.key,
+                             ", ".join(sorted(draining)), f"{drain.total_seconds():g}")  # fmt: skip
+                    await asyncio.sleep(drain.total_seconds())
         if list(step.state.instances) != list(step.shown.get("instances") or []):
             await self.status(step, adapter, counts, annotations=False)
         return listed_ok

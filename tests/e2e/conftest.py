@@ -293,6 +293,8 @@ class Sandbox:
             self.database_url,
             "--stability-window",
             "0",
+            "--drain-seconds",
+            "0",
             "--backoff-base",
             "0.05",
             "--verify-interval",

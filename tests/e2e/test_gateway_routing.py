@@ -11,18 +11,23 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
+from modeladapter.sandbox.engine.adapter_files import write_peft_adapter
+from modeladapter.sandbox.engine.faults import Fault
 from modeladapter.sandbox.gateway.envoy_config import UPSTREAM_HEADER
 from modeladapter.sandbox.gateway.gateway import Gateway
-from tests.e2e.conftest import BASE_MODEL, Sandbox, adapter_manifest, free_port
+from tests.e2e.conftest import BASE_MODEL, FAST, Sandbox, adapter_manifest, free_port
 
 FOLLOWS_WITHIN = 1.0
 """Seconds from the API server's change to the gateway routing by it."""
+DRAINING = replace(FAST, drain=timedelta(seconds=0.5))
+"""The operator leaves the gateway this long to follow a pod's leaving the EndpointSlice before it unloads there."""
 
 
 @pytest.fixture
@@ -218,3 +223,46 @@ async def test_an_adapter_with_no_ready_endpoint_answers_503_naming_it(
     assert (
         answer.json()["error"]["code"] == "model_unavailable" and "qwen-code-lora" in answer.json()["error"]["message"]
     )
+
+
+async def test_a_scale_down_is_followed_within_a_second_and_no_request_fails(
+    sandbox: Sandbox, client: httpx.AsyncClient
+) -> None:
+    await sandbox.add_pods(3)
+    await sandbox.start_operator(DRAINING)
+    await sandbox.apply(adapter_manifest(replicas=3))
+    await sandbox.instances_ready(3)
+    await followed(sandbox, client, listed(sandbox), what="three instances")
+    async with Traffic(client) as traffic:
+        await sandbox.apply(adapter_manifest(replicas=1))
+        await sandbox.eventually(lambda: _true(len(listed(sandbox)) == 1), what="one instance listed")
+        await followed(sandbox, client, listed(sandbox), what="one instance")
+        await sandbox.eventually(lambda: _unloaded_but_one(sandbox), what="the surplus unloaded")
+    assert traffic.statuses and set(traffic.statuses) == {200}, traffic.statuses
+
+
+async def _unloaded_but_one(sandbox: Sandbox) -> bool:
+    return sum("qwen-code-lora" in engine.adapters for engine in sandbox.fleet.engines) == 1
+
+
+async def test_a_rolling_update_is_followed_pod_by_pod_and_no_request_fails(
+    sandbox: Sandbox, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    pods = await sandbox.add_pods(3)
+    old = str(write_peft_adapter(tmp_path / "v1"))
+    new = str(write_peft_adapter(tmp_path / "v2", rank=4))
+    await sandbox.start_operator(DRAINING)
+    await sandbox.apply(adapter_manifest(artifactURL=old))
+    await sandbox.instances_ready(3)
+    await followed(sandbox, client, listed(sandbox), what="three instances")
+    for pod in pods:
+        sandbox.engine(pod).inject(Fault(delay=0.15), route="load", times=None)
+    async with Traffic(client) as traffic:
+        await sandbox.apply(adapter_manifest(artifactURL=new))
+        await sandbox.eventually(lambda: _serving_everywhere(sandbox, pods, new), timeout=20, what="the update")
+        await followed(sandbox, client, listed(sandbox), what="three updated instances")
+    assert traffic.statuses and set(traffic.statuses) == {200}, traffic.statuses
+
+
+async def _serving_everywhere(sandbox: Sandbox, pods: list[str], path: str) -> bool:
+    return all([await sandbox.serves(pod, path=path) for pod in pods])

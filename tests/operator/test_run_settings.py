@@ -80,7 +80,7 @@ def test_every_setting_can_be_given_both_ways(tmp_path: Path) -> None:
     kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
     values = {
         "kubeconfig": str(kubeconfig), "namespace": "team-a", "database_url": "postgresql://ma@db/events",
-        "stability_window": "1", "backoff_base": "500ms", "concurrency": "2", "verify_interval": "10s",
+        "stability_window": "1", "drain_seconds": "0", "backoff_base": "500ms", "concurrency": "2", "verify_interval": "10s",
         "enable_runtime_sidecar": "true", "http_route_parent": "aibrix-system/aibrix-eg",
         "leader_election": "false", "lease_name": "ma-lease",
         "lease_namespace": "ops", "lease_duration": "20", "renew_deadline": "12", "retry_period": "3",
@@ -88,6 +88,7 @@ def test_every_setting_can_be_given_both_ways(tmp_path: Path) -> None:
     }  # fmt: skip
     expected = OperatorSettings(
         kubeconfig=kubeconfig, namespace="team-a", database_url="postgresql://ma@db/events", stability_window=1.0,
+        drain_seconds=0.0,
         backoff_base=0.5, concurrency=2, verify_interval=10.0, enable_runtime_sidecar=True,
         http_route_parent="aibrix-system/aibrix-eg", leader_election=False,
         lease_name="ma-lease", lease_namespace="ops", lease_duration=20.0, renew_deadline=12.0, retry_period=3.0,
@@ -125,6 +126,7 @@ def test_an_ipv6_probe_address_is_written_in_brackets() -> None:
 
 BAD_VALUES = [
     pytest.param("--stability-window", "-1", "--stability-window / MODELADAPTER_STABILITY_WINDOW: must not be negative", id="negative-window"),
+    pytest.param("--drain-seconds", "-2", "--drain-seconds / MODELADAPTER_DRAIN_SECONDS: must not be negative", id="negative-drain"),
     pytest.param("--backoff-base", "0", "--backoff-base / MODELADAPTER_BACKOFF_BASE: must be longer than 0 seconds", id="zero-backoff"),
     pytest.param("--verify-interval", "soon", "--verify-interval / MODELADAPTER_VERIFY_INTERVAL: expected seconds", id="not-a-duration"),
     pytest.param("--lease-duration", "-15s", "--lease-duration / MODELADAPTER_LEASE_DURATION: must not be negative", id="negative-lease"),

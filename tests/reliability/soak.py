@@ -43,9 +43,9 @@ is not replayable:
 * adapters created, edited (replicas, pool selector, artifact, scheduler, fixing a broken artifact) and
   deleted (some names re-created later) every 0.5-1.5 s, keeping 50 to 62 of them.
 
-The operator runs as the e2e tests run it (stability window 0, a 3 s Lease), with a verify interval of 1 s and
-a backoff base of 0.5 s: its 5 attempts on a pod then span 7.5 s, longer than any one refusal window or engine
-restart here, as the documented 5 s base spans real outages. (With 0.05 s, every refusal window of more than
+The operator runs as the e2e tests run it (stability window 0, a 3 s Lease), with a drain of 0.5 s before
+unloads, a verify interval of 1 s and a backoff base of 0.5 s: its 5 attempts on a pod then span 7.5 s, longer
+than any one refusal window or engine restart here, as the documented 5 s base spans real outages. (With 0.05 s, every refusal window of more than
 0.75 s would exhaust the pod.)
 
 Then the faults stop (hung requests are released, every engine listens, every pod is back, an operator is
@@ -619,6 +619,7 @@ class Soak:
             "--kubeconfig", str(self.kubeconfig),
             "--database-url", self.database_url,
             "--stability-window", "0",
+            "--drain-seconds", "0.5",
             "--backoff-base", f"{self.config.backoff_base:g}",
             "--verify-interval", f"{VERIFY_INTERVAL:g}",
             "--probe-address", f"127.0.0.1:{port}",
