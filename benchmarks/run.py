@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a plain script: `benchmarks` is imported from the repository
     sys.path.insert(0, str(REPO))
 
-from benchmarks import latency, load_inplace, log, real_engine, scale  # noqa: E402
+from benchmarks import gateway, latency, load_inplace, log, real_engine, scale  # noqa: E402
 
 TARGETS: dict[str, tuple[str, float]] = {
     "single_p50_ms": ("<=", 100),
@@ -41,6 +41,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "history_ms": ("<=", 20),
     "rss_mb_1000": ("<=", 300),
     "real_overhead_ms": ("<=", 500),
+    "gateway_follow_p95_ms": ("<=", 1000),
 }
 
 
@@ -138,6 +139,12 @@ class Run:
             scale.plot(steps, str(plot))
             print(f"  plot: {plot.relative_to(REPO)}")
 
+    async def gateway(self) -> None:
+        found = await gateway.follow(moves=20 if self.quick else 60)
+        self.report("gateway_follow_p50_ms", found.p50_ms, "ms")
+        self.report("gateway_follow_p95_ms", found.p95_ms, "ms")
+        self.report("gateway_follow_max_ms", found.max_ms, "ms")
+
     async def real(self) -> None:
         found = await real_engine.real_overhead(trials=5)
         print(f"  engine load {found['engine_load_ms']:.0f} ms, apply -> Running {found['apply_to_running_ms']:.0f} ms")
@@ -168,6 +175,7 @@ async def main(argv: list[str]) -> int:
     await run.section("fold", run.fold)
     await run.section("history of one adapter in a big log", run.history)
     await run.section("cost as the adapters grow (20 pods)", run.growth)
+    await run.section("the sandbox's Envoy gateway follows an EndpointSlice change", run.gateway)
     if not args.quick:
         await run.section("a real vLLM 0.32 on this CPU", run.real)
         await run.section("requests after load_inplace, real vLLM 0.32", run.inplace)
