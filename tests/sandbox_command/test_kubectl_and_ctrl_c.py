@@ -78,6 +78,7 @@ def visit(workdir: Path, tmp_path_factory: pytest.TempPathFactory) -> Visit:
     sandbox = Background(workdir)
     try:
         sandbox.wait_for(RUNNING)
+        sandbox.wait_for("Ctrl-C stops the sandbox")  # the last of the hints, with the curls to try
         adapters = json.loads(kubectl("get", "modeladapters", "-o", "json"))
         pods = json.loads(kubectl("get", "pods", "-o", "json"))
         table = kubectl("get", "ma")
