@@ -278,8 +278,8 @@ class RolloutResumed(_Payload):
     pod: str
     """The pod the rollout halted on."""
     left: bool = False
-    """True: that pod left (its placement is gone), so nothing could ever lift the halt there; the next pod tries
-    the new artifact afresh, and halts the rollout again if it fails there too."""
+    """True: its placement is gone (the pod was deleted, or can no longer take the adapter), so nothing could
+    lift the halt there; the next pod tries the new artifact afresh, and halts the rollout again if it fails."""
 
 
 class RolloutFinished(_Payload):

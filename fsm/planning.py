@@ -37,6 +37,7 @@ from modeladapter.fsm.progress import Blocked, Target, target, walk
 from modeladapter.fsm.rollout import (
     INTERRUPTED,
     halted,
+    halted_on,
     retire_replaced,
     serving_older,
     surge,
@@ -241,8 +242,12 @@ def _schedule(
     # pods no longer needed are let go.
     for placement in planner.placements(U.RECONSIDER):
         rested = placement.next_retry_at is not None and placement.next_retry_at <= now
+        # The pod a rollout halted on is tried again even if no replica is missing: its retry is what can lift
+        # the halt, and letting it go would send the failing artifact to the next pod.
+        holds_the_halt = halted_on(planner.state) == placement.pod
         if rested or reconsider_now:
-            if missing() > 0 and placement.pod in pods.schedulable and pods.has_room(placement.pod):
+            usable = placement.pod in pods.schedulable and pods.has_room(placement.pod)
+            if (missing() > 0 or holds_the_halt) and usable:
                 planner.fire(RECONSIDER_RESTED, U.RECONSIDER, pod=placement.pod)
             elif rested:
                 planner.unload(RECONSIDER_RESTED, placement.pod)

@@ -12,10 +12,12 @@ any does, a rollout is in progress (`RolloutStarted`, folded into `AdapterState.
 
 When the new artifact fails on a pod it was updating (`Backoff` or `Exhausted` with it), the rollout halts there:
 no other pod is taken out, surged onto or given the new artifact until that pod loads it or the spec changes (a
-fixed URL rolls on; the old URL back is a rollback, the failed pod reloading the old artifact). If that pod leaves
-(its placement is gone), nothing could lift the halt any more, and an engine error that happened to strike during
-the update would keep the adapter on two versions for good: the rollout resumes and the next pod tries the new
-artifact afresh, halting it again if it fails there too (at most one more instance per pod that leaves). Failures
+fixed URL rolls on; the old URL back is a rollback, the failed pod reloading the old artifact). Resting after
+its attempts, that pod is tried again when the cool-down ends, as long as it can take the adapter. If its
+placement is gone (the pod was deleted, or can no longer take the adapter), nothing could lift the halt any
+more, and an engine error that happened to strike during the update would keep the adapter on two versions for
+good: the rollout resumes and the next pod tries the new artifact afresh, halting it again if it fails there too
+(at most one more instance per pod that goes). Failures
 that say nothing about the artifact (a restart cut the update short, the EndpointSlice could not be written first)
 do not halt; the update is made again.
 
@@ -117,7 +119,13 @@ def track_rollout(planner: Planner, desired: Desired) -> None:
 
 
 def halted(state: AdapterState) -> bool:
-    return state.rollout is not None and state.rollout.in_progress and state.rollout.halted_on is not None
+    return halted_on(state) is not None
+
+
+def halted_on(state: AdapterState) -> str | None:
+    """The pod the rollout is halted on, if it is."""
+    rollout = state.rollout
+    return rollout.halted_on if rollout is not None and rollout.in_progress else None
 
 
 def rolling(state: AdapterState) -> bool:
@@ -156,7 +164,8 @@ def surge(planner: Planner, pods: Pods, desired: Desired, *, wanted: int) -> int
     if not old or not surges(desired):
         return 0
     if halted(state):
-        active = sum(1 for p in state.placements if p.active)
+        # The pod it halted on counts even while it rests: it is retried there once the cool-down ends.
+        active = sum(1 for p in state.placements if p.active or p.pod == halted_on(state))
         return min(max(active - wanted, 0), len(old))
     surging = [p for p in state.placements if p.state in _IN_FLIGHT and p.artifact_url in (None, desired.artifact_url)]
     if not surging and not free_pods(planner, pods):

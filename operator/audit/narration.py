@@ -116,7 +116,7 @@ def narrate(payload: AdapterEvent) -> str:
             )
         case RolloutResumed():
             if payload.left:
-                return f"rollout resumed: pod {payload.pod}, which held it back, has left; the next pod tries again"
+                return f"rollout resumed: pod {payload.pod}, which held it back, no longer holds the adapter; the next pod tries again"
             return f"rollout resumed: pod {payload.pod} no longer holds it back"
         case RolloutFinished():
             how = "rolled back to" if payload.rolled_back else "finished:"

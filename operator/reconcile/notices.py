@@ -119,7 +119,7 @@ def events_for(payloads: Sequence[AdapterEvent], after: AdapterState, *, namespa
                 )
             case RolloutResumed():
                 why = (
-                    "has left; the next pod tries the new artifact"
+                    "no longer holds the adapter; the next pod tries the new artifact"
                     if payload.left
                     else "no longer holds the update back"
                 )

@@ -263,6 +263,15 @@ def test_a_halted_rollout_goes_on_with_the_next_pod_when_its_pod_leaves() -> Non
     assert taken_out(plan) == ["b"], "one pod at a time, as before the halt"
 
 
+def test_the_rested_pod_a_surge_halted_on_is_tried_again_not_let_go() -> None:
+    """No replica is missing while it rests, yet letting it go would hand the failing artifact to the next pod."""
+    rested = new("free", S.EXHAUSTED, replacing=ARTIFACT, next_retry_at=NOW - timedelta(seconds=1))
+    state = rolling(rested, old("a"), halted_on="free", replicas=1)
+    plan = plan_convergence(state, observe(pod("a"), pod("free"), pod("other")), update(replicas=1), SETTINGS)
+    assert plan.after.placement("free").state is S.LOADING  # type: ignore[union-attr]
+    assert not any(isinstance(e, RolloutResumed) for e in recorded(plan)) and fired(plan, "other") == []
+
+
 def test_a_halted_rollout_whose_pod_is_lost_but_not_gone_stays_halted() -> None:
     """An unready pod may come back and be repaired there: the halt waits for it."""
     state = rolling(new("a", S.LOST, replacing=ARTIFACT), old("b"), old("c"), halted_on="a")
