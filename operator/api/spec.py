@@ -13,9 +13,14 @@ problem names the field and the rule, so that the status condition can say exact
 * `spec.schedulerName` — a known policy (`modeladapter.fsm.scheduling`);
 * `spec.updateStrategy` (ours, optional) — `maxUnavailable` and `maxSurge`, whole numbers, 0 or more, that let
   an update start (`maxUnavailable` 0 needs a surge: `maxSurge` above 0 and `replicas` set);
-* `metadata.name` — usable as the engine's LoRA name: the AIBrix runtime, the strictest engine, accepts
-  1 to 100 characters of letters, digits, `-` and `_`, starting with a letter or digit; and usable as the
-  adapter's Service name (a DNS-1035 label: at most 63 characters, starting with a letter);
+* `metadata.name` — usable as the LoRA name behind the AIBrix runtime, whose vLLM client sends the engine only
+  1 to 100 letters, digits, `-` and `_` (aibrix 0.8.0, `openapi/engine/vllm.py`, `_validate_lora_request`; it
+  refuses `qwen.lora` only after downloading it, and leaves the files behind); and usable as the adapter's
+  Service name (a DNS-1035 label: at most 63 characters, starting with a letter). vLLM 0.32 itself accepts any
+  non-empty name but its base model's (`entrypoints/openai/models/serving.py`,
+  `_check_load_lora_adapter_request`), so on a direct engine only the Service rule matters; it is stricter
+  than the runtime's, so every name that passes both works on every path. The CRD accepts any Kubernetes
+  name (AIBrix's manifests apply unchanged); the operator refuses to load, with `InvalidSpec` on this field;
 * `spec.apiKeySecretRef`, `spec.credentialsSecretRef` — a Secret name in the adapter's own namespace;
 * the `model.aibrix.ai/port` label, if present — a port number (the engine's port).
 
@@ -35,6 +40,7 @@ from modeladapter.fsm.scheduling import SchedulingPolicy, UnknownPolicy, parse_p
 
 ARTIFACT_SCHEMES: Final = ("huggingface://", "hf://", "s3://", "gcs://", "gs://", "tos://")
 OBJECT_STORE_SCHEMES: Final = ("s3://", "gcs://", "gs://", "tos://")
+# The AIBrix runtime's vLLM client's rule, checked before any download (it would refuse only after one).
 LORA_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 # DNS-1035 label: what Kubernetes accepts as a Service name; the adapter's Service carries its name.
 SERVICE_NAME: Final = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -188,7 +194,7 @@ def _parse(raw: Mapping[str, Any]) -> AdapterSpec:
     if not isinstance(name, str) or not LORA_NAME.fullmatch(name):
         _fail(
             "metadata.name",
-            "must be usable as the engine's LoRA name: 1 to 100 letters, digits, '-' or '_', "
+            "must be usable as a LoRA name through the AIBrix runtime: 1 to 100 letters, digits, '-' or '_', "
             "starting with a letter or digit",
             name,
         )

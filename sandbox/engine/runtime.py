@@ -9,9 +9,24 @@ for every version. As in the real runtime, a folder holding the `.aibrix_downloa
 downloaded again, whatever the URL (so a new version loads the old files), and an unload with `cleanup_local`
 (the default) deletes the folder.
 
-Failures are 500 `{"error": "..."}`: "Artifact not found: <url>", "Permission denied: <url>", "Unsupported URL
+Object stores (`s3://`, `gcs://`, `tos://`) are read as the real downloaders read them: a URL whose key ends in
+`/` is a folder (a prefix), looked up in `artifacts` with or without the slash; a key without it is ONE object,
+which no adapter is, so it fails with "Artifact not found: S3 object not found: <url>" (GCS, TOS alike). A
+folder URL that `artifacts` lacks fails with "Artifact not found: No objects found under S3 prefix: <url>".
+
+After the download, the runtime's own vLLM client refuses names the real one refuses (aibrix 0.8.0,
+`openapi/engine/vllm.py`, `_validate_lora_request`: more than 100 characters, or anything but letters,
+digits, `-` and `_`): "Engine error: LoRA name must contain only alphanumeric characters, hyphens, and
+underscores", and the downloaded files stay behind, marker included. vLLM itself accepts such names.
+
+Failures are 500 `{"error": "..."}`: "Artifact not found: ...", "Permission denied: <url>", "Unsupported URL
 scheme: <scheme>", "Engine error: <the engine's message>", "Failed to load adapter: Invalid lora_name: ...".
-Unload always answers 200 (the sidecar ignores the engine's answer). `GET /v1/models` is the engine's own.
+Unload always answers 200, for an adapter the engine never had or an engine it cannot reach too (the sidecar
+logs the engine's answer and ignores it). `GET /v1/models` is the engine's own.
+
+Every real runtime on one machine downloads into the same `/tmp/aibrix/adapters` (it cannot be told
+otherwise). Sidecars given the same `downloads` share it the same way: one finds the other's marker and skips
+its download, and an unload through either deletes the folder for both.
 
 The engine is a `SimulatedEngine` in this process (the default: faults injected into the engine's HTTP server
 do not affect the sidecar; inject into the sidecar's own `faults` instead), or any vLLM server at a base URL
@@ -44,8 +59,11 @@ from modeladapter.sandbox.engine.wire import Reply, to_response
 RUNTIME_PORT: Final = 8080
 DOWNLOADABLE_SCHEMES: Final = frozenset({"huggingface", "s3", "gcs", "tos"})
 DOWNLOAD_COMPLETE_MARKER: Final = ".aibrix_download_complete"
+OBJECT_STORES: Final = {"s3": "S3", "gcs": "GCS", "tos": "TOS"}
 SAFE_LORA_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 """The runtime's own check before it makes `<downloads>/<lora_name>`: nothing can escape the downloads root."""
+ENGINE_CLIENT_MAX_NAME: Final = 100
+"""The runtime's vLLM client refuses longer names, after the download (`_validate_lora_request`)."""
 
 
 class SimulatedRuntimeSidecar:
@@ -70,8 +88,11 @@ class SimulatedRuntimeSidecar:
             default_host = urlsplit(engine).hostname or "127.0.0.1"
         self.host = host or default_host
         self.port = port
-        self.artifacts = {url: str(path) for url, path in (artifacts or {}).items()}
-        self.required_credentials = {url: dict(creds) for url, creds in (required_credentials or {}).items()}
+        self.artifacts = {_as_folder(url): str(path) for url, path in (artifacts or {}).items()}
+        """Artifact URL -> the local folder it stands for; object-store URLs are kept as folders (`.../`)."""
+        self.required_credentials = {
+            _as_folder(url): dict(creds) for url, creds in (required_credentials or {}).items()
+        }
         self._own_downloads = downloads is None
         self.downloads = Path(downloads) if downloads is not None else Path(tempfile.mkdtemp(prefix="aibrix-adapters-"))
         """The downloads root: every version of adapter `<name>` goes to `downloads / <name>`. By default a
@@ -135,6 +156,9 @@ class SimulatedRuntimeSidecar:
                                                    **_strings(body.get("additional_config"))})  # fmt: skip
             if problem is not None:
                 return problem
+        refusal = _engine_client_refusal(name)
+        if refusal is not None:
+            return _error(500, f"Engine error: {refusal}")
         reply = await self._link.load(name, str(folder))
         if reply.status != 200:
             return _error(500, f"Engine error: {_engine_message(reply.body)}")
@@ -162,9 +186,14 @@ class SimulatedRuntimeSidecar:
         scheme = url.partition("://")[0] if "://" in url else ""
         if scheme not in DOWNLOADABLE_SCHEMES:
             return _error(500, f"Unsupported URL scheme: {scheme}")
+        store = OBJECT_STORES.get(scheme)
+        if store is not None and not url.endswith("/"):
+            # The real downloaders fetch one object for such a key; an adapter is a folder, so none is found.
+            return _error(500, f"Artifact not found: {store} object not found: {url}")
         source = self.artifacts.get(url)
         if source is None or not os.path.isdir(source):
-            return _error(500, f"Artifact not found: {url}")
+            missing = f"No objects found under {store} prefix: {url}" if store is not None else url
+            return _error(500, f"Artifact not found: {missing}")
         required = self.required_credentials.get(url, {})
         if any(credentials.get(key) != value for key, value in required.items()):
             return _error(500, f"Permission denied: {url}")
@@ -283,6 +312,21 @@ class _OverHttp:
                 return Reply(answer.status, await answer.text(), answer.headers.get("Content-Type"))
         except (aiohttp.ClientError, TimeoutError) as error:
             raise _Unreachable from error
+
+
+def _as_folder(url: str) -> str:
+    """An object-store URL as the folder it names (`s3://bucket/adapter/`); any other URL as it is."""
+    scheme = url.partition("://")[0] if "://" in url else ""
+    return url.rstrip("/") + "/" if scheme in OBJECT_STORES else url
+
+
+def _engine_client_refusal(name: str) -> str | None:
+    """What the runtime's vLLM client says to a name it will not send to the engine, or None."""
+    if len(name) > ENGINE_CLIENT_MAX_NAME:
+        return f"LoRA name too long (max {ENGINE_CLIENT_MAX_NAME} characters)"
+    if not name.replace("-", "").replace("_", "").isalnum():
+        return "LoRA name must contain only alphanumeric characters, hyphens, and underscores"
+    return None
 
 
 def _runtime_error(message: str, error_type: str, status: int) -> Reply:

@@ -70,13 +70,27 @@ def test_the_parsed_artifact_knows_its_scheme_and_whether_it_needs_the_sidecar()
     ("url", "sent"),
     [
         ("hf://org/repo", "huggingface://org/repo"),
-        ("gs://bucket/key/", "gcs://bucket/key"),
         ("huggingface://org/repo", "huggingface://org/repo"),
-        ("s3://bucket/key/", "s3://bucket/key/"),
         ("/abs/path", "/abs/path"),
     ],
 )
 def test_the_sidecar_is_sent_the_scheme_names_it_knows(url: str, sent: str) -> None:
+    assert sidecar_artifact_url(url) == sent
+
+
+@pytest.mark.parametrize(
+    ("url", "sent"),
+    [
+        ("s3://bucket/key/", "s3://bucket/key/"),
+        ("s3://bucket/key", "s3://bucket/key/"),
+        ("s3://bucket/team/adapter", "s3://bucket/team/adapter/"),
+        ("gs://bucket/key", "gcs://bucket/key/"),
+        ("gcs://bucket/key/", "gcs://bucket/key/"),
+        ("tos://bucket/key", "tos://bucket/key/"),
+    ],
+)
+def test_the_sidecar_is_sent_an_object_store_location_as_a_folder(url: str, sent: str) -> None:
+    # The runtime downloads a folder only for a key ending in '/'; without it, one object (aibrix 0.8.0).
     assert sidecar_artifact_url(url) == sent
 
 

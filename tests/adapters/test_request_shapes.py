@@ -195,11 +195,15 @@ class TestRuntimeSidecar:
         result = await connections_over(wire).client(RUNTIME).load(LoadRequest("sql", "s3://bucket/sql"))
         assert len(wire.requests) == 1 and result.outcome is LoadOutcome.ALREADY_LOADED
 
-    async def test_unload_asks_the_sidecar_to_clean_up_local_files(self) -> None:
-        wire = Recorder(httpx.Response(200, json={"status": "success"}))
-        await connections_over(wire).client(RUNTIME).unload("sql")
-        assert wire.lines() == ["POST http://10.0.0.9:8080/v1/lora_adapter/unload"]
-        assert wire.bodies() == [{"lora_name": "sql", "cleanup_local": True}]
+    async def test_unload_asks_the_sidecar_to_clean_up_local_files_and_checks_the_listing_around_it(self) -> None:
+        listed = {"object": "list", "data": [{"id": "sql", "root": "/tmp/aibrix/adapters/sql", "parent": "llama"}]}
+        wire = Recorder(httpx.Response(200, json=listed), httpx.Response(200, json={"status": "success"}),
+                        httpx.Response(200, json=MODELS))  # fmt: skip
+        result = await connections_over(wire).client(RUNTIME).unload("sql")
+        assert wire.lines() == ["GET http://10.0.0.9:8080/v1/models", "POST http://10.0.0.9:8080/v1/lora_adapter/unload",
+                                "GET http://10.0.0.9:8080/v1/models"]  # fmt: skip
+        assert wire.bodies()[1] == {"lora_name": "sql", "cleanup_local": True}
+        assert result.outcome is UnloadOutcome.UNLOADED
 
     def test_credentials_and_config_never_show_in_a_repr(self) -> None:
         request = LoadRequest("sql", "s3://b/k", credentials={"aws_secret_access_key": "SECRET"},

@@ -111,6 +111,81 @@ async def test_names_that_could_leave_the_downloads_root_are_refused(
     assert (failed.status_code, failed.text) == (500, "Internal Server Error")
 
 
+async def test_an_object_store_folder_needs_its_trailing_slash_as_in_the_real_runtime(
+    runtime: httpx.AsyncClient, sidecar: SimulatedRuntimeSidecar
+) -> None:
+    one_object = await load(runtime, V1.rstrip("/"))
+    assert (one_object.status_code, one_object.json()) == (
+        500,
+        {"error": "Artifact not found: S3 object not found: s3://models/sql-lora/v1"},
+    )
+    empty = await load(runtime, "s3://models/nowhere/")
+    assert empty.json() == {"error": "Artifact not found: No objects found under S3 prefix: s3://models/nowhere/"}
+    assert sidecar.downloaded == []
+    assert (await load(runtime, V1)).status_code == 200
+
+
+async def test_artifacts_registered_without_the_slash_are_folders_too(
+    engine: SimulatedEngine, versions: dict[str, Path]
+) -> None:
+    sidecar = await SimulatedRuntimeSidecar(engine, port=0, artifacts={V1.rstrip("/"): versions[V1]}).start()
+    try:
+        async with httpx.AsyncClient(base_url=sidecar.base_url) as runtime:
+            assert (await load(runtime, V1)).status_code == 200
+    finally:
+        await sidecar.stop()
+
+
+async def test_a_name_the_runtimes_vllm_client_refuses_is_downloaded_first_and_left_behind(
+    runtime: httpx.AsyncClient, sidecar: SimulatedRuntimeSidecar, engine: SimulatedEngine
+) -> None:
+    answer = await load(runtime, V1, name="sql.lora")
+    assert (answer.status_code, answer.json()) == (
+        500,
+        {"error": "Engine error: LoRA name must contain only alphanumeric characters, hyphens, and underscores"},
+    )
+    assert sidecar.downloaded == [V1] and (sidecar.folder("sql.lora") / DOWNLOAD_COMPLETE_MARKER).exists()
+    assert engine.adapters == {}
+    too_long = await load(runtime, V2, name="a" * 101)
+    assert too_long.json() == {"error": "Engine error: LoRA name too long (max 100 characters)"}
+
+
+async def test_an_unload_answers_200_whatever_the_engine_said(versions: dict[str, Path]) -> None:
+    remote = await SimulatedEngine("127.0.0.1", 0).start()
+    sidecar = await SimulatedRuntimeSidecar(remote.base_url, port=0, artifacts=versions).start()
+    try:
+        async with httpx.AsyncClient(base_url=sidecar.base_url) as runtime:
+            answer = await unload(runtime, name="never-loaded")
+        assert answer.status_code == 200 and answer.json()["status"] == "success"
+        assert [(c.path, c.status) for c in remote.calls] == [("/v1/unload_lora_adapter", 404)]
+    finally:
+        await sidecar.stop()
+        await remote.stop()
+
+
+async def test_sidecars_sharing_a_downloads_root_share_downloads_and_cleanup(
+    engine: SimulatedEngine, versions: dict[str, Path], tmp_path: Path
+) -> None:
+    # Every real runtime on one machine downloads into /tmp/aibrix/adapters: the second finds the first's files.
+    other = SimulatedEngine("127.0.0.1", 0)
+    root = tmp_path / "shared"
+    first = await SimulatedRuntimeSidecar(engine, port=0, artifacts=versions, downloads=root).start()
+    second = await SimulatedRuntimeSidecar(other, port=0, artifacts=versions, downloads=root).start()
+    try:
+        async with httpx.AsyncClient() as http:
+            for sidecar in (first, second):
+                loaded = await http.post(f"{sidecar.base_url}/v1/lora_adapter/load",
+                                         json={"lora_name": "sql-lora", "artifact_url": V1})  # fmt: skip
+                assert loaded.status_code == 200
+            assert (first.downloaded, second.downloaded) == ([V1], [])
+            await http.post(f"{first.base_url}/v1/lora_adapter/unload", json={"lora_name": "sql-lora"})
+            assert not (root / "sql-lora").exists(), "gone for the second sidecar too"
+            assert other.adapters["sql-lora"].path == str(root / "sql-lora")
+    finally:
+        await first.stop()
+        await second.stop()
+
+
 async def test_a_downloads_root_given_is_used_and_kept(
     engine: SimulatedEngine, versions: dict[str, Path], tmp_path: Path
 ) -> None:
