@@ -33,6 +33,7 @@ from modeladapter.operator.audit.narration import clock
 from modeladapter.operator.controller.logs import configure_logging, make_handler
 from modeladapter.operator.controller.settings import parse_seconds
 from modeladapter.operator.kube.client import KubeError
+from modeladapter.sandbox.addresses import FIRST_POD_IP, LAST_POD_IP, max_pods
 from modeladapter.sandbox.chaos import Chaos, ChaosPlan, start_chaos
 from modeladapter.sandbox.documents import (
     AdapterRef,
@@ -42,18 +43,11 @@ from modeladapter.sandbox.documents import (
     ref,
     sample_adapter,
 )
+from modeladapter.sandbox.engine.aibrix_lane import RuntimeLane
 from modeladapter.sandbox.engine.vllm_lane import Lane
 from modeladapter.sandbox.live import BOLD, LogTail, Screen, waiting_text
-from modeladapter.sandbox.session import (
-    FIRST_POD_IP,
-    LAST_POD_IP,
-    EngineKind,
-    SandboxOptions,
-    SandboxProblem,
-    SandboxSession,
-    is_running,
-    max_pods,
-)
+from modeladapter.sandbox.runtimes import SECRET_NAME
+from modeladapter.sandbox.session import EngineKind, SandboxOptions, SandboxProblem, SandboxSession, is_running
 from modeladapter.store import UnsupportedDatabase
 from modeladapter.store.engine import normalize_url, redact_url
 
@@ -119,8 +113,16 @@ def request_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Sandbo
         database_url=database_url,
         first_pod_ip=first_pod_ip,
         gateway=_gateway(args.gateway),
+        runtime=_runtime(args.runtime),
     )
     return SandboxRequest(options, manifests, bool(args.exit_when_running), timeout, plan)
+
+
+def _runtime(text: object) -> bool:
+    value = "none" if text is None else str(text).strip()
+    if value not in ("none", "aibrix"):
+        raise UsageError(f"--runtime: must be aibrix or none, got {value!r}")
+    return value == "aibrix"
 
 
 def _gateway(text: object) -> tuple[str, int] | None:
@@ -196,6 +198,8 @@ def run_sandbox(args: argparse.Namespace, *, environ: Mapping[str, str] = os.env
         request = request_from(args, environ)
         if request.options.engine == "vllm" and (problem := Lane().problem()) is not None:
             raise UsageError(problem)
+        if request.options.runtime and (problem := RuntimeLane().problem()) is not None:
+            raise UsageError(f"--runtime aibrix: {problem}")
     except (UsageError, ManifestProblem) as error:
         print(f"{PROG}: {error}", file=err)
         return USAGE_ERROR
@@ -276,6 +280,9 @@ def _banner(session: SandboxSession, request: SandboxRequest, screen: Screen) ->
     metrics = f"; metrics {session.metrics_url}" if session.metrics_url else ""
     screen.print(f"  operator    in-process, leader election off; backoff {options.backoff_base:g} s doubling "
                  f"(5 s in production), pods stable for {options.stability_window:g} s{metrics}")  # fmt: skip
+    if session.sidecars is not None and session.sidecars.store is not None:
+        screen.print(f"  runtime     AIBrix runtime 0.8.0 beside each engine (port 8080); S3 store (moto) "
+                     f"{session.sidecars.store.endpoint}; the sample is {session.sidecars.sample_url}")  # fmt: skip
     if session.gateway is not None:
         screen.print(f"  gateway     {session.gateway.url}  (Envoy 1.40: routes /v1/* by the request's model to the "
                      f"adapter's EndpointSlice; log {session.gateway.log_path})")  # fmt: skip
@@ -319,6 +326,8 @@ async def _run(session: SandboxSession, request: SandboxRequest, screen: Screen,
 
 
 def _sample(session: SandboxSession) -> Manifest:
+    if session.sidecars is not None:
+        return sample_adapter(artifact_url=session.sidecars.sample_url, credentials_secret=SECRET_NAME)
     if session.lane is not None:
         # vLLM here is offline: the sample points at one of the lane's own PEFT adapters instead of the Hub.
         return sample_adapter(artifact_url=str(session.lane.adapter("lora-a")))

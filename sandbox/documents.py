@@ -22,6 +22,7 @@ KIND: Final = "ModelAdapter"
 BASE_MODEL: Final = "qwen-coder-1-5b-instruct"
 POD_LABELS: Final = {"model.aibrix.ai/name": BASE_MODEL, "adapter.model.aibrix.ai/enabled": "true"}
 SAMPLE_ARTIFACT: Final = "huggingface://ai-blond/Qwen-Qwen2.5-Coder-1.5B-Instruct-lora"
+SAMPLE_NAME: Final = "qwen-code-lora"
 
 SAMPLE_ADAPTER: Final = """\
 apiVersion: model.aibrix.ai/v1alpha1
@@ -64,11 +65,14 @@ def ref(manifest: Manifest) -> AdapterRef:
     return AdapterRef(str(metadata.get("namespace") or "default"), str(metadata["name"]))
 
 
-def sample_adapter(*, artifact_url: str | None = None) -> Manifest:
-    """The sample as an object; `artifact_url` replaces its artifact (the real-vLLM lane is offline)."""
+def sample_adapter(*, artifact_url: str | None = None, credentials_secret: str | None = None) -> Manifest:
+    """The sample as an object; `artifact_url` replaces its artifact (the real-vLLM lane is offline, the runtime
+    downloads from the sandbox's S3 store), `credentials_secret` names the Secret holding that store's keys."""
     manifest: Manifest = yaml.safe_load(SAMPLE_ADAPTER)
     if artifact_url is not None:
         manifest["spec"]["artifactURL"] = artifact_url
+    if credentials_secret is not None:
+        manifest["spec"]["credentialsSecretRef"] = {"name": credentials_secret}
     return manifest
 
 

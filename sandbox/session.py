@@ -24,7 +24,10 @@ Entering starts, in order, and undoes in reverse on the way out (or on any failu
 6. with `gateway` set, a real Envoy on that address (`modeladapter.sandbox.gateway`), which routes OpenAI requests
    by the body's `model` to the endpoints the operator publishes in each adapter's EndpointSlice, following
    them through the API as a cluster's gateway does;
-7. the operator (`Operator`), with leader election off (one operator in one process: a Lease would only add
+7. with `runtime`, AIBrix's real runtime beside each engine and a local S3 store holding the sample
+   (`modeladapter.sandbox.runtimes`), the pods given the `aibrix-runtime` container and the operator
+   `--enable-runtime-sidecar`;
+8. the operator (`Operator`), with leader election off (one operator in one process: a Lease would only add
    a wait), probes and metrics on a free loopback port, the documented 5 s stability window, and the
    documented backoff shape scaled to a 1 s base (1, 2, 4, 8, 16 s) so that retries heal in seconds.
 
@@ -37,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import ipaddress
 import os
 import secrets
 import socket
@@ -53,34 +55,33 @@ from sqlalchemy.exc import DBAPIError
 from modeladapter import migrations
 from modeladapter.operator.controller.running import Operator
 from modeladapter.operator.controller.settings import OperatorSettings
-from modeladapter.operator.kube.client import MODELADAPTERS, AlreadyExists, Kube, NotFound, Resource
+from modeladapter.operator.kube.client import MODELADAPTERS, SECRETS, AlreadyExists, Kube, NotFound, Resource
 from modeladapter.operator.kube.manifests import modeladapter_crd
+from modeladapter.sandbox.addresses import ENGINE_PORT, FIRST_POD_IP, PortTaken, check_ports_free
 from modeladapter.sandbox.apiserver import ApiServer
-from modeladapter.sandbox.documents import BASE_MODEL, POD_LABELS, SAMPLE_ARTIFACT, AdapterRef, Manifest, ref
+from modeladapter.sandbox.documents import (
+    BASE_MODEL,
+    POD_LABELS,
+    SAMPLE_ARTIFACT,
+    SAMPLE_NAME,
+    AdapterRef,
+    Manifest,
+    ref,
+)
 from modeladapter.sandbox.engine.adapter_files import write_peft_adapter
+from modeladapter.sandbox.engine.aibrix_lane import RuntimeLane
 from modeladapter.sandbox.engine.fleet import EngineFleet, loopback_addresses
 from modeladapter.sandbox.engine.server import SimulatedEngine
 from modeladapter.sandbox.engine.vllm_lane import Lane, VllmServer
 from modeladapter.sandbox.gateway.gateway import Gateway, GatewayProblem
-from modeladapter.sandbox.pods import SimulatedKubelet
+from modeladapter.sandbox.pods import SimulatedKubelet, engine_container
+from modeladapter.sandbox.runtimes import RUNTIME_CONTAINER, RuntimeSidecars
 from modeladapter.store import SchemaTooNew, SqlEventStore, UnsupportedDatabase, create_engine
 from modeladapter.store.engine import redact_url
 from modeladapter.store.eventstore import select_events
 from modeladapter.store.schema import events
 
 EngineKind = Literal["sim", "vllm"]
-ENGINE_PORT: Final = 8000
-FIRST_POD_IP: Final = "127.0.0.2"
-LAST_POD_IP: Final = "127.255.255.254"
-MAX_PODS: Final = int(ipaddress.IPv4Address(LAST_POD_IP)) - int(ipaddress.IPv4Address(FIRST_POD_IP)) + 1
-"""Pods get consecutive addresses from 127.0.0.2 to 127.255.255.254: that many fit on loopback."""
-
-
-def max_pods(first_pod_ip: str = FIRST_POD_IP) -> int:
-    """How many consecutive pod addresses fit on loopback from `first_pod_ip` up to 127.255.255.254."""
-    return int(ipaddress.IPv4Address(LAST_POD_IP)) - int(ipaddress.IPv4Address(first_pod_ip)) + 1
-
-
 DEFAULT_STATE_DIR: Final = Path(".modeladapter")
 DEPLOYMENT: Final = "qwen-coder-1-5b-instruct"
 NAMESPACE: Final = "default"
@@ -114,6 +115,8 @@ class SandboxOptions:
     """Serve the operator's /metrics, /healthz and /readyz on a free loopback port."""
     gateway: tuple[str, int] | None = None
     """Where the Envoy gateway listens (the CLI's default is 127.0.0.1:8888); None: no gateway."""
+    runtime: bool = False
+    """AIBrix's real runtime beside each engine, and a local S3 store holding the sample (`RuntimeSidecars`)."""
 
     @property
     def event_log_url(self) -> str:
@@ -153,6 +156,7 @@ class SandboxSession:
     lane: Lane | None = None
     pods: list[SandboxPod] = field(default_factory=list)
     gateway: Gateway | None = None
+    sidecars: RuntimeSidecars | None = None
     operator: Operator | None = None
     operator_task: asyncio.Task[int] | None = None
     metrics_url: str | None = None
@@ -188,8 +192,13 @@ class SandboxSession:
             problem = self.lane.problem()
             if problem is not None:
                 raise SandboxProblem(problem)
+        if options.runtime and (problem := RuntimeLane().problem()) is not None:
+            raise SandboxProblem(problem)
         self._lock_state_dir()
-        _check_ports_free(options.pod_ips)
+        try:
+            check_ports_free(options.pod_ips)
+        except PortTaken as taken:
+            raise SandboxProblem(str(taken)) from None
         await self._open_event_log()
         self.server = await self._exits.enter_async_context(ApiServer(host="127.0.0.1"))
         self.server.seed(modeladapter_crd())
@@ -203,6 +212,8 @@ class SandboxSession:
             await self._start_simulated_pods()
         else:
             await self._start_vllm_pods()
+        if options.runtime:
+            await self._start_runtimes()
         await self._start_operator()
 
     async def _start_gateway(self, host: str, port: int) -> None:
@@ -212,6 +223,19 @@ class SandboxSession:
             self.gateway = await self._exits.enter_async_context(gateway)
         except GatewayProblem as problem:
             raise SandboxProblem(str(problem)) from None
+
+    async def _start_runtimes(self) -> None:
+        assert self.kube is not None
+        repository = SAMPLE_ARTIFACT.removeprefix("huggingface://")
+        sample = self.lane.adapter("lora-a") if self.lane is not None else self.options.state_dir / "hub" / repository
+        sidecars = RuntimeSidecars(self.options.pod_ips, sample=sample, adapters=[SAMPLE_NAME], say=self.say)
+        try:
+            self.sidecars = await self._exits.enter_async_context(sidecars)
+        except RuntimeError as error:
+            raise SandboxProblem(_one_line(str(error))[:500]) from None
+        await self._ensure_namespace(NAMESPACE)
+        with contextlib.suppress(AlreadyExists):
+            await self.kube.create(SECRETS, NAMESPACE, sidecars.secret(NAMESPACE))
 
     def _lock_state_dir(self) -> None:
         state_dir = self.options.state_dir
@@ -330,6 +354,7 @@ class SandboxSession:
             stability_window=options.stability_window,
             backoff_base=options.backoff_base,
             drain_seconds=SANDBOX_DRAIN,
+            enable_runtime_sidecar=options.runtime,
             leader_election=False,
             probe_address=f"127.0.0.1:{probe_port}",
             identity=f"sandbox-{socket.gethostname()}-{os.getpid()}",
@@ -369,7 +394,7 @@ class SandboxSession:
             try:
                 await self.kubelet.create_pod(
                     name, NAMESPACE, labels={**POD_LABELS, "pod-template-hash": self.template_hash},
-                    ready=ready, since=ready_since, ip=ip,
+                    ready=ready, since=ready_since, ip=ip, containers=self._containers(),
                 )  # fmt: skip
             except Exception as error:  # a generated name that is taken: draw another, as a ReplicaSet does
                 if getattr(error, "status", None) == 409:
@@ -378,6 +403,10 @@ class SandboxSession:
             pod = SandboxPod(name, ip)
             self.pods.append(pod)
             return pod
+
+    def _containers(self) -> list[dict[str, Any]] | None:
+        """The engine, and with `runtime` the AIBrix runtime sidecar the operator then loads through."""
+        return [engine_container(), dict(RUNTIME_CONTAINER)] if self.options.runtime else None
 
     async def delete_pod(self, name: str) -> SandboxPod:
         """Delete a pod for good, through the API (grace period 0), as when its node dies."""
@@ -399,6 +428,8 @@ class SandboxSession:
         where = ref(manifest)
         body = {**manifest, "metadata": {**manifest["metadata"], "namespace": where.namespace}}
         await self._ensure_namespace(where.namespace)
+        if self.sidecars is not None:
+            self.sidecars.adapters.append(where.name)  # its shared download folder goes on the way out
         try:
             return await self.kube.create(MODELADAPTERS, where.namespace, body)
         except AlreadyExists:
@@ -439,21 +470,6 @@ async def _last_position(store: SqlEventStore) -> int:
     """The position of the newest event in the log (0 when it is empty)."""
     newest = await store.query_events(select_events().order_by(events.c.position.desc()).limit(1))
     return newest[0].position if newest else 0
-
-
-def _check_ports_free(addresses: list[str]) -> None:
-    """Port 8000 must be free on every pod address (another sandbox, or a stray engine, may hold it)."""
-    for address in addresses:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((address, ENGINE_PORT))
-            except OSError as error:
-                raise SandboxProblem(
-                    f"port {ENGINE_PORT} on {address} is in use ({error.strerror or error}): is another "
-                    "modeladapter sandbox (or an engine) running? Stop it, or give this one other pod addresses "
-                    "with --first-pod-ip (e.g. 127.0.1.2)"
-                ) from None
 
 
 def _free_port() -> int:

@@ -125,6 +125,12 @@ def _add_sandbox_arguments(sandbox: argparse.ArgumentParser) -> None:
         help="the first pod's loopback address; the others follow it (default 127.0.0.2)",
     )
     sandbox.add_argument(
+        "--runtime",
+        metavar="aibrix|none",
+        help="aibrix: AIBrix's real runtime beside each engine and a local S3 store the sample is downloaded from "
+        "(.ci/prepare/40-aibrix-runtime); default none",
+    )
+    sandbox.add_argument(
         "--gateway",
         metavar="HOST:PORT|off",
         help="where the Envoy gateway listens, routing requests by the body's model (default 127.0.0.1:8888); "

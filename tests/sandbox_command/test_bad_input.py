@@ -45,6 +45,7 @@ BAD_FLAGS = [
     (["--first-pod-ip", "10.0.0.2"], "--first-pod-ip: must be a loopback address"),
     (["--first-pod-ip", "localhost"], "--first-pod-ip: expected an IPv4 address"),
     (["--first-pod-ip", "127.255.255.254", "--pods", "2"], "--pods: at most 1 pods fit on loopback"),
+    (["--runtime", "triton"], "--runtime: must be aibrix or none, got 'triton'"),
     (["--gateway", "localhost:8888"], "--gateway: expected HOST:PORT"),
     (["--gateway", "8888"], "--gateway: expected HOST:PORT"),
     (["--gateway", "127.0.0.1:70000"], "--gateway: the port must be from 1 to 65535, got '70000'"),
