@@ -29,6 +29,7 @@ if str(REPO) not in sys.path:  # run as a plain script: `benchmarks` is imported
 
 from modeladapter.operator.kube.client import ENDPOINTSLICES, MODELADAPTERS, SERVICES, Kube  # noqa: E402
 from modeladapter.operator.kube.manifests import modeladapter_crd  # noqa: E402
+from modeladapter.sandbox.addresses import free_port  # noqa: E402
 from modeladapter.sandbox.apiserver import ApiServer  # noqa: E402
 from modeladapter.sandbox.engine.fleet import EngineFleet  # noqa: E402
 from modeladapter.sandbox.gateway.envoy_config import UPSTREAM_HEADER  # noqa: E402
@@ -93,7 +94,7 @@ async def follow(moves: int = 40) -> Follow:
                 await kube.create(SERVICES, "default", service)
                 ips = [engine.host for engine in fleet.engines]
                 await kube.create(ENDPOINTSLICES, "default", _slice(ips[:1], owner))
-                async with Gateway(kube, Path(directory) / "gateway", port=_free_port()) as gateway:
+                async with Gateway(kube, Path(directory) / "gateway", port=free_port()) as gateway:
                     async with httpx.AsyncClient(base_url=gateway.url, timeout=5) as client:
                         await _landing_on(client, {ips[0]})
                         seconds = []
@@ -123,14 +124,6 @@ async def _landing_on(client: httpx.AsyncClient, addresses: set[str], *, timeout
             return
         await asyncio.sleep(0.005)
     raise TimeoutError(f"the gateway did not route to {sorted(addresses)} within {timeout:g} s")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def main(argv: list[str]) -> int:

@@ -26,13 +26,27 @@ def max_pods(first_pod_ip: str = FIRST_POD_IP) -> int:
 def check_ports_free(addresses: list[str]) -> None:
     """Port 8000 must be free on every pod address (another sandbox, or a stray engine, may hold it)."""
     for address in addresses:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((address, ENGINE_PORT))
-            except OSError as error:
-                raise PortTaken(
-                    f"port {ENGINE_PORT} on {address} is in use ({error.strerror or error}): is another "
-                    "modeladapter sandbox (or an engine) running? Stop it, or give this one other pod addresses "
-                    "with --first-pod-ip (e.g. 127.0.1.2)"
-                ) from None
+        reason = port_in_use(address, ENGINE_PORT)
+        if reason is not None:
+            raise PortTaken(
+                f"port {ENGINE_PORT} on {address} is in use ({reason}): is another modeladapter sandbox (or an "
+                "engine) running? Stop it, or give this one other pod addresses with --first-pod-ip (e.g. 127.0.1.2)"
+            )
+
+
+def port_in_use(host: str, port: int) -> str | None:
+    """Why `host:port` cannot be listened on now (None: it can)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            return str(error.strerror or error)
+    return None
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on `host` now (for a server the sandbox starts next)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])

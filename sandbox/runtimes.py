@@ -19,12 +19,12 @@ pod deletes the folder for all. In a cluster each pod has its own `/tmp`.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
+from modeladapter.sandbox.addresses import free_port
 from modeladapter.sandbox.engine.aibrix_lane import AibrixRuntime, MotoServer, RuntimeLane, clear_downloads
 
 BUCKET: Final = "modeladapter-sandbox"
@@ -87,7 +87,7 @@ class RuntimeSidecars:
 
     def _start(self) -> None:
         clear_downloads(self.adapters)
-        self.store = MotoServer("127.0.0.1", _free_port(), lane=self.lane)
+        self.store = MotoServer("127.0.0.1", free_port(), lane=self.lane)
         self.store.start()
         self.store.upload(self.sample, BUCKET, SAMPLE_PREFIX)
         self.say(f"S3 store (moto) at {self.store.endpoint} holds the sample adapter at {self.sample_url}")
@@ -110,9 +110,3 @@ class RuntimeSidecars:
             self.store.stop()
             self.store = None
         clear_downloads(self.adapters)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

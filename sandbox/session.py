@@ -57,7 +57,7 @@ from modeladapter.operator.controller.running import Operator
 from modeladapter.operator.controller.settings import OperatorSettings
 from modeladapter.operator.kube.client import MODELADAPTERS, SECRETS, AlreadyExists, Kube, NotFound, Resource
 from modeladapter.operator.kube.manifests import modeladapter_crd
-from modeladapter.sandbox.addresses import ENGINE_PORT, FIRST_POD_IP, PortTaken, check_ports_free
+from modeladapter.sandbox.addresses import ENGINE_PORT, FIRST_POD_IP, PortTaken, check_ports_free, free_port
 from modeladapter.sandbox.apiserver import ApiServer
 from modeladapter.sandbox.documents import (
     BASE_MODEL,
@@ -347,7 +347,7 @@ class SandboxSession:
 
     async def _start_operator(self) -> None:
         options = self.options
-        probe_port = _free_port() if options.metrics else 0
+        probe_port = free_port() if options.metrics else 0
         settings = OperatorSettings(
             kubeconfig=options.kubeconfig_path,
             database_url=options.event_log_url,
@@ -470,12 +470,6 @@ async def _last_position(store: SqlEventStore) -> int:
     """The position of the newest event in the log (0 when it is empty)."""
     newest = await store.query_events(select_events().order_by(events.c.position.desc()).limit(1))
     return newest[0].position if newest else 0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _one_line(text: str) -> str:

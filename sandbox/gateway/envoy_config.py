@@ -30,14 +30,57 @@ MODEL_HEADER: Final = "model"
 UPSTREAM_HEADER: Final = "x-gateway-upstream"
 """Set on every routed answer: the endpoint (`IP:port`) that served it, so a user (and a test) sees where it went."""
 ROUTE_CONFIG: Final = "models"
+BODY_LIMIT_BYTES: Final = 32 * 1024 * 1024
 OPENAI_PATHS: Final = ("/v1/completions", "/v1/chat/completions", "/v1/responses")
 _TYPES: Final = "type.googleapis.com/envoy."
 
-# The first "model" key's string value. A JSON parser would be exact; Envoy's Lua has none, and the pattern
-# cannot be fooled by a quoted `"model"` inside a string value (there the quotes are escaped).
-LUA_COPY_MODEL: Final = """
+# The body's top-level "model": a scan that steps over strings (escapes included), nested objects and arrays,
+# so a "model" key inside `metadata` or a message never routes. Envoy's Lua has no JSON parser. A header `model`
+# the client sent is dropped on every request: only the body chooses the route.
+LUA_COPY_MODEL: Final = r"""
+local function top_level_model(text)
+  local depth, i, n, last = 0, 1, #text, nil
+  while i <= n do
+    local c = text:sub(i, i)
+    if c == '"' then
+      local j = i + 1
+      while j <= n do
+        local d = text:sub(j, j)
+        if d == "\\" then
+          j = j + 2
+        elseif d == '"' then
+          break
+        else
+          j = j + 1
+        end
+      end
+      if depth == 1 and (last == "{" or last == ",") and text:sub(i + 1, j - 1) == "model" then
+        local value = string.match(text, '^%s*:%s*"([^"\\]*)"', j + 1)
+        if value ~= nil then
+          return value
+        end
+      end
+      last = '"'
+      i = j + 1
+    else
+      if c == "{" or c == "[" then
+        depth = depth + 1
+      elseif c == "}" or c == "]" then
+        depth = depth - 1
+      end
+      if not c:match("%s") then
+        last = c
+      end
+      i = i + 1
+    end
+  end
+  return nil
+end
+
 function envoy_on_request(handle)
+  handle:headers():remove("model")
   if handle:headers():get(":method") ~= "POST" then
+    handle:clearRouteCache()
     return
   end
   local body = handle:body(true)
@@ -45,12 +88,10 @@ function envoy_on_request(handle)
   local headers = handle:headers()
   local model = nil
   if body ~= nil and body:length() > 0 then
-    model = string.match(body:getBytes(0, body:length()), '"model"%s*:%s*"([^"]*)"')
+    model = top_level_model(body:getBytes(0, body:length()))
   end
   if model ~= nil then
     headers:replace("model", model)
-  else
-    headers:remove("model")
   end
   handle:clearRouteCache()
 end
@@ -136,6 +177,8 @@ def _listener(files: GatewayFiles, host: str, port: int) -> dict[str, Any]:
     return {
         "name": "gateway",
         "address": _socket(host, port),
+        # The Lua filter holds the whole body to read its model: room for long prompts (Envoy's default is 1 MiB).
+        "per_connection_buffer_limit_bytes": BODY_LIMIT_BYTES,
         "filter_chains": [
             {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": manager}]}
         ],
@@ -281,15 +324,18 @@ def load_assignment(backend: Backend) -> dict[str, Any]:
     return {"version_info": _version(assignment), "resources": [assignment]}
 
 
-def files_for(files: GatewayFiles, backends: Sequence[Backend]) -> dict[Path, dict[str, Any]]:
-    """Every file Envoy reads for these backends, in the order they should be written (endpoints first, then the
-    clusters that point at them, then the routes that name the clusters)."""
-    out: dict[Path, dict[str, Any]] = {}
-    for backend in backends:
-        out[files.endpoints(backend)] = load_assignment(backend)
-    out[files.clusters] = cluster_set(files, backends)
-    out[files.routes] = route_configuration(backends)
-    return out
+def files_for(
+    files: GatewayFiles, backends: Sequence[Backend], *, before: Sequence[Backend] = ()
+) -> dict[Path, dict[str, Any]]:
+    """Every file Envoy reads for these backends, in the order they must be written so that no route ever names
+    a cluster Envoy lacks: endpoints first, then the clusters that point at them, then the routes that name the
+    clusters; but when a model of `before` is gone, its route goes before its cluster."""
+    endpoints = {files.endpoints(backend): load_assignment(backend) for backend in backends}
+    clusters = {files.clusters: cluster_set(files, backends)}
+    routes = {files.routes: route_configuration(backends)}
+    if {b.cluster for b in before} - {b.cluster for b in backends}:
+        return {**routes, **endpoints, **clusters}
+    return {**endpoints, **clusters, **routes}
 
 
 def _header(key: str, value: str) -> dict[str, Any]:

