@@ -190,5 +190,5 @@ class Controller:
         metrics.set_phase_counts(Counter(self.phases.values()))
         if result.finalized:
             metrics.forget(uid)
-        else:
+        elif not result.conflict:  # after a conflict the pass's plan was not appended: the log says otherwise
             metrics.set_verified(uid, result.namespace, result.name, result.instances)

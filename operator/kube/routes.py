@@ -75,8 +75,8 @@ async def ensure_http_route(
     kube: KubeApi, adapter: AdapterObject, *, port: int, parent: tuple[str | None, str], published: bool
 ) -> list[Restoration]:
     """Create or correct the adapter's HTTPRoute; `KubeError` if the API refuses (no Gateway API CRDs, say),
-    `NotOurs` if a route of that name belongs to something else. `published`: the Service was written before,
-    so a missing route was deleted by someone else (or the flag was just turned on, which is reported alike)."""
+    `NotOurs` if a route of that name belongs to something else. `published`: this operator wrote or saw the
+    route before, so a missing one was deleted by someone else."""
     desired = desired_http_route(adapter, port=port, parent=parent)
     wanted = owned_part("HTTPRoute", desired)
     desired["metadata"]["annotations"] = {WRITTEN_ANNOTATION: fingerprint(wanted)}

@@ -56,6 +56,9 @@ class Publisher:
         self.echoes = echoes
         self.route_parent = route_parent
         """The Gateway each adapter's HTTPRoute attaches to; None: no HTTPRoutes."""
+        self._routes_written: set[str] = set()
+        """Adapters (uids) whose route this process wrote or found: only for those is a missing route one that
+        someone else deleted (the flag newly on, or the CRDs installed late, is a first publication)."""
 
     async def endpoints(self, step: Pass, adapter: AdapterObject, pods: Mapping[str, ObservedPod]) -> bool:
         """The Service and EndpointSlice list exactly the instances (never created empty); the addresses are
@@ -83,7 +86,7 @@ class Publisher:
                 await self.recorder.record(adapter.ref, [Notice("Warning", "ServiceConflict", message)])
             return False
         if self.route_parent is not None:
-            restorations += await self._route(adapter, published=step.state.endpoints is not None)
+            restorations += await self._route(adapter)
         restored = [OwnedObjectRestored(kind=r.kind, name=adapter.ref.name, change=r.change) for r in restorations]
         for fact in restored:
             log.warning("%s %s was %s by someone else; put back", fact.kind, adapter.ref.key, fact.change)
@@ -98,14 +101,22 @@ class Publisher:
         )
         return bool(endpoints) and len(endpoints) == len(step.state.instances)
 
-    async def _route(self, adapter: AdapterObject, *, published: bool) -> list[Restoration]:
+    def forget(self, uid: str) -> None:
+        """The adapter's stream ended: nothing more is published for it."""
+        self._routes_written.discard(uid)
+
+    async def _route(self, adapter: AdapterObject) -> list[Restoration]:
         """The adapter's HTTPRoute in place. A route the API refuses does not hold the adapter back: the Service
         serves without it; the refusal is said where a person looks, and the next pass tries again."""
         assert self.route_parent is not None
+        uid = adapter.ref.uid
         try:
-            return await ensure_http_route(
-                self.kube, adapter, port=adapter.engine_port, parent=self.route_parent, published=published
-            )
+            restored = await ensure_http_route(
+                self.kube, adapter, port=adapter.engine_port, parent=self.route_parent,
+                published=uid in self._routes_written,
+            )  # fmt: skip
+            self._routes_written.add(uid)
+            return restored
         except KubeError as error:
             log.warning("HTTPRoute for %s not in place: %s", adapter.ref.key, error)
             if adapter.ref.resource_version:

@@ -123,6 +123,7 @@ class Reconciler:
             if step.state.finalized or not step.base.version:
                 ctx.index.forget(step.uid)
                 ctx.echoes.forget(step.uid)
+                ctx.publisher.forget(step.uid)
             return requeue
         admission = plan_admission(step.state, spec=adapter.observed, rejection=adapter.rejection, now=step.now)
         step.take(admission)
