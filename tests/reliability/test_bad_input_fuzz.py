@@ -51,7 +51,7 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from modeladapter.fsm.backoff import BackoffPolicy
@@ -708,6 +708,29 @@ async def judge(world: World, batch: list[Case]) -> None:
 # --- the tests -----------------------------------------------------------------------------------------------------
 
 
+def one_spoiled(field: str, part: Part) -> Case:
+    """A usable manifest but for one spec field."""
+    usable = {
+        "artifactURL": Part(ARTIFACT),
+        "podSelector": Part({"matchLabels": dict(POD_LABELS)}),
+        **{key: Part(ABSENT) for key in SPEC_FIELDS if key not in ("artifactURL", "podSelector")},
+    }
+    return Case("plain", 0, Part(ABSENT), {}, {}, "object", {**usable, field: part}, {})
+
+
+# One manifest for each verdict, whatever Hypothesis draws: its derandomized examples change with its version.
+EVERY_VERDICT = [
+    one_spoiled("artifactURL", Part(ARTIFACT)),
+    one_spoiled("podSelector", Part({"matchLabels": {**POD_LABELS, "zone": "mars"}}, PENDING)),
+    one_spoiled(
+        "credentialsSecretRef", Part({"name": "missing-creds"}, Effect("secret", "spec.credentialsSecretRef.name"))
+    ),
+    one_spoiled("podSelector", Part({}, invalid("spec.podSelector"))),
+    one_spoiled("artifactURL", Part("huggingface://nobody/no-such-repo", LOADFAIL)),
+    one_spoiled("replicas", Part("two", schema("spec.replicas"))),
+]
+
+
 @settings(
     max_examples=FUZZ_EXAMPLES,
     deadline=None,
@@ -718,6 +741,8 @@ async def judge(world: World, batch: list[Case]) -> None:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
 @given(batch=st.lists(cases(), min_size=1, max_size=3))
+@example(batch=EVERY_VERDICT[:3]).via("every verdict")
+@example(batch=EVERY_VERDICT[3:]).via("every verdict")
 async def test_every_generated_adapter_is_refused_rejected_or_served_and_the_operator_carries_on(
     world: World, batch: list[Case]
 ) -> None:
