@@ -34,6 +34,7 @@ from modeladapter.adapters.outcomes import (
     Unauthorized,
     Unsupported,
 )
+from modeladapter.fsm.retriable import DOWNLOAD_COLLIDED
 
 MAX_MESSAGE: Final = 4096
 UNAVAILABLE_STATUSES: Final = frozenset({408, 429, 502, 503, 504})
@@ -41,6 +42,10 @@ UNAVAILABLE_STATUSES: Final = frozenset({408, 429, 502, 503, 504})
 # Lower-cased markers of what the engine says about the adapter, by engine and version.
 _ALREADY_LOADED: Final = ("has already been loaded", "because it is already loaded")
 _NOT_FOUND: Final = ("no adapter found", "artifact not found", "can't find 'adapter_config.json'")
+# The AIBrix runtime reports a failed rename of its own download's `.part` file as "Artifact not found: [Errno 2]
+# ...": another download of the same name into the same folder got there first (runtimes sharing `/tmp`). The
+# artifact is there; the next attempt finds the finished download.
+_DOWNLOAD_COLLIDED: Final = (DOWNLOAD_COLLIDED,)
 _INCOMPATIBLE: Final = (
     "greater than max_lora_rank",
     "bias is not supported",
@@ -103,6 +108,8 @@ def interpret_failure(status: int, text: str, *, operation: str, mask: SecretMas
         return make(EngineUnavailable)
     if any(marker in lowered for marker in _ALREADY_LOADED):
         return make(AdapterAlreadyLoaded)
+    if "[errno" in lowered and any(marker in lowered for marker in _DOWNLOAD_COLLIDED):
+        return make(EngineUnavailable)
     if any(marker in lowered for marker in _NOT_FOUND):
         return make(ArtifactNotFound)
     if any(marker in lowered for marker in _INCOMPATIBLE):

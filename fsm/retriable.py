@@ -10,7 +10,9 @@ then switches pods). Checked in this order, first match wins:
    timeout errors: retriable. httpx is recognised by its class names, so this module imports no I/O library.
 4. The engine's answers about the adapter itself (vLLM's 404 "No adapter found", 500 "rank ... greater than
    max_lora_rank", "Adapter bias is not supported", name conflicts, "invalid ..."): non-retriable.
-5. The seed list of substrings, case-insensitive: retriable.
+5. The seed list of substrings, case-insensitive: retriable; and the AIBrix runtime's "[Errno 2] ... .part' ->
+   ...": its download collided with another of the same name in the folder runtimes share, and the next
+   attempt finds the finished files.
 6. Anything else: non-retriable. An unknown failure is not retried blindly; the pod switch and the cool-down
    (`modeladapter.fsm.backoff`) still give the adapter another chance.
 """
@@ -32,6 +34,9 @@ RETRIABLE_SUBSTRINGS: Final = (
     "service unavailable",
     "bad gateway",
 )
+
+DOWNLOAD_COLLIDED: Final = ".part' -> "
+"""In the AIBrix runtime's error: the rename of its download's temporary file failed."""
 
 RETRIABLE_STATUSES: Final = frozenset({408, 429, 502, 503, 504})
 AUTHENTICATION_STATUSES: Final = frozenset({401, 403})
@@ -100,6 +105,8 @@ def classify_failure(
     for substring in RETRIABLE_SUBSTRINGS:
         if substring in text:
             return Verdict(True, f"transient failure ({substring})")
+    if "[errno" in text and DOWNLOAD_COLLIDED in text:
+        return Verdict(True, "the runtime's download collided with another of the same name")
     if status is not None:
         return Verdict(False, f"unexpected engine answer (HTTP {status})")
     return Verdict(False, "unrecognised failure")

@@ -3,6 +3,8 @@ AIBrix runtime give lands in the right kind, and the kinds agree with `fsm.retri
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -109,6 +111,13 @@ OTHER_ENGINES = [
     pytest.param(400, '{"success":false,"error_message":"LoRA with name a does not exist. Loaded LoRAs: dict_keys([])",'
                  '"loaded_adapters":{}}', AdapterNotLoaded, id="sglang-unload-unknown"),
     pytest.param(500, '{"error":"Artifact not found: s3://bucket/sql"}', ArtifactNotFound, id="runtime-not-found"),
+    pytest.param(
+        500,
+        json.dumps({"error": "Artifact not found: [Errno 2] No such file or directory: "
+                             "'/tmp/aibrix/adapters/sql/w.safetensors.part' -> '/tmp/aibrix/adapters/sql/w.safetensors'"}),
+        EngineUnavailable,
+        id="runtime-download-collided",
+    ),
     pytest.param(500, '{"error":"Permission denied: s3://bucket/sql"}', Unauthorized, id="runtime-denied"),
     pytest.param(500, '{"error":"Unsupported URL scheme: hf"}', Unsupported, id="runtime-scheme"),
     pytest.param(500, '{"error":"Engine error: Loading lora a failed: No adapter found for <path>"}',
