@@ -347,6 +347,8 @@ async def _follow(session: SandboxSession, request: SandboxRequest, refs: Sequen
         await tail.poll()
         running = {where for where, found in adapters.items() if is_running(found)}
         settled = len(running) == len(refs) and (chaos is None or chaos.done.is_set())
+        # The hints offer a curl through the gateway: only once Envoy itself routes every instance.
+        settled = settled and await _routed(session, adapters)
         also = chaos.stage if chaos is not None and not chaos.done.is_set() and len(running) == len(refs) else None
         screen.status(waiting_text({w: tail.states.get(w) for w in refs}, datetime.now(UTC),
                                    running=running.__contains__, also=also, elapsed=loop.time() - started))  # fmt: skip
@@ -376,6 +378,17 @@ async def _follow(session: SandboxSession, request: SandboxRequest, refs: Sequen
                 await stop.wait()
         except TimeoutError:
             pass
+
+
+async def _routed(session: SandboxSession, adapters: Mapping[AdapterRef, Any]) -> bool:
+    """Envoy holds exactly the instances of every adapter (trivially true without a gateway)."""
+    if session.gateway is None:
+        return True
+    for where, found in adapters.items():
+        instances = ((found or {}).get("status") or {}).get("instances") or []
+        if len(await session.gateway.envoy_endpoints(where.name) or ()) != len(instances):
+            return False
+    return True
 
 
 def _summary(tail: LogTail, refs: Sequence[AdapterRef], screen: Screen, seconds: float) -> None:

@@ -193,12 +193,16 @@ class Gateway:
         return next((b.endpoints for b in self.backends if b.model == model), None)
 
     async def envoy_endpoints(self, model: str) -> set[str] | None:
-        """The `IP:port` endpoints Envoy holds for `model` now, from its admin API (None: no such cluster)."""
+        """The `IP:port` endpoints Envoy holds for `model` now, from its admin API (None: no such cluster, or the
+        admin API did not answer)."""
         cluster = next((b.cluster for b in self.backends if b.model == model), None)
         if cluster is None:
             return None
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            text = (await client.get(f"http://127.0.0.1:{self.admin_port}/clusters")).text
+        try:
+            async with httpx.AsyncClient(timeout=2.0) as client:
+                text = (await client.get(f"http://127.0.0.1:{self.admin_port}/clusters")).text
+        except httpx.HTTPError:
+            return None
         # Lines read `<cluster>::<ip>:<port>::<field>::<value>`; every host has a `health_flags` line.
         return {
             line.split("::")[1]
