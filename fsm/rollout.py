@@ -17,9 +17,8 @@ its attempts, that pod is tried again when the cool-down ends, as long as it can
 placement is gone (the pod was deleted, or can no longer take the adapter), nothing could lift the halt any
 more, and an engine error that happened to strike during the update would keep the adapter on two versions for
 good: the rollout resumes and the next pod tries the new artifact afresh, halting it again if it fails there too
-(at most one more instance per pod that goes). Failures
-that say nothing about the artifact (a restart cut the update short, the EndpointSlice could not be written first)
-do not halt; the update is made again.
+(at most one more instance per pod that goes). Failures that say nothing about the artifact (a restart cut the
+update short, the EndpointSlice could not be written first) do not halt; the update is made again.
 
 Everything here is folded from the log, so an operator restarted in the middle goes on where the log says: a
 pod that already serves the new artifact is not stale, and is never reloaded again.
