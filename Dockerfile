@@ -15,6 +15,7 @@ COPY store/ store/
 COPY migrations/ migrations/
 COPY operator/ operator/
 COPY sandbox/ sandbox/
+COPY deploy/ deploy/
 RUN /opt/modeladapter/bin/pip install . \
     && /opt/modeladapter/bin/modeladapter manifests --only crd > /dev/null
 

@@ -19,6 +19,7 @@ for `modeladapter.operator.kube.manifests` and never check this module.
 from __future__ import annotations
 
 import re
+import importlib.util
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -26,11 +27,23 @@ from typing import Any, Final, Literal
 
 import yaml
 
-MANIFESTS = Path(__file__).resolve().parent / "deploy"
-CRD_FILE = MANIFESTS / "modeladapter-crd.yaml"
-NAMESPACE_FILE = MANIFESTS / "namespace.yaml"
-RBAC_FILE = MANIFESTS / "rbac.yaml"
-DEPLOYMENT_FILE = MANIFESTS / "deployment.yaml"
+
+def _deploy_folder() -> Path:
+    """The kustomize bases: `deploy/` of a checkout, `modeladapter/deploy/` of an installed wheel."""
+    spec = importlib.util.find_spec("modeladapter.deploy")
+    locations = [] if spec is None or spec.submodule_search_locations is None else spec.submodule_search_locations
+    for location in locations:
+        # An editable install adds its finder's hook, which is not a folder, to a namespace package's path.
+        if Path(location, "crds").is_dir():
+            return Path(location)
+    raise RuntimeError("the package's kustomize bases (modeladapter.deploy) are missing from this installation")
+
+
+MANIFESTS = _deploy_folder()
+CRD_FILE = MANIFESTS / "crds" / "modeladapter-crd.yaml"
+NAMESPACE_FILE = MANIFESTS / "default" / "namespace.yaml"
+RBAC_FILE = MANIFESTS / "default" / "rbac.yaml"
+DEPLOYMENT_FILE = MANIFESTS / "default" / "deployment.yaml"
 
 Part = Literal["crd", "rbac", "deployment"]
 PARTS: Final[tuple[Part, ...]] = ("crd", "rbac", "deployment")
