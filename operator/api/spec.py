@@ -19,8 +19,8 @@ problem names the field and the rule, so that the status condition can say exact
   Service name (a DNS-1035 label: at most 63 characters, starting with a letter). vLLM 0.32 itself accepts any
   non-empty name but its base model's (`entrypoints/openai/models/serving.py`,
   `_check_load_lora_adapter_request`), so on a direct engine only the Service rule matters; it is stricter
-  than the runtime's, so every name that passes both works on every path. The CRD accepts any Kubernetes
-  name (AIBrix's manifests apply unchanged); the operator refuses to load, with `InvalidSpec` on this field;
+  than the runtime's, so every name that passes both works on every path. Our CRD refuses any other name
+  (every AIBrix sample's passes); under AIBrix's CRD the operator refuses to load, with `InvalidSpec` here;
 * `spec.apiKeySecretRef`, `spec.credentialsSecretRef` — a Secret name in the adapter's own namespace;
 * the `model.aibrix.ai/port` label, if present — a port number (the engine's port).
 

@@ -4,9 +4,8 @@ kubectl reads `/api`, `/apis` and one resource list per group/version before it 
 and needs `groupVersion: v1` (not `/v1`), `kind`, `namespaced`, `verbs`, `shortNames` and the `…/status`
 entries. A CRD's group appears here as soon as the CRD is created.
 
-`/openapi/v2`: kubectl 1.20 asks for it as protobuf (`gnostic` `openapi_v2.Document`) before `apply` validates a
-manifest, and fails on a 404. It skips validation for kinds the document does not describe, so a minimal,
-valid document (`swagger: "2.0"` and `info`) is served: as protobuf, hand-encoded below, or as JSON.
+`/openapi/v2` (what kubectl 1.20 asks for before `apply` and `explain`) is built by
+`modeladapter.sandbox.apiserver.openapi`, from the same resource types.
 """
 
 from __future__ import annotations
@@ -112,32 +111,3 @@ def resource_list(types: Iterable[ResourceType], group_name: str, version: str) 
             )
     group_version = f"{group_name}/{version}" if group_name else version
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}
-
-
-# --- OpenAPI v2 -------------------------------------------------------------------------------------------------
-
-
-def openapi_json() -> JsonDict:
-    return {"swagger": "2.0", "info": {"title": "Kubernetes", "version": GIT_VERSION}, "paths": {}, "definitions": {}}
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _length_delimited(field_number: int, payload: bytes) -> bytes:
-    return _varint(field_number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def openapi_protobuf() -> bytes:
-    """`openapi_v2.Document{swagger: "2.0", info: {title: "Kubernetes", version: GIT_VERSION}}` on the wire."""
-    info = _length_delimited(1, b"Kubernetes") + _length_delimited(2, GIT_VERSION.encode())
-    return _length_delimited(1, b"2.0") + _length_delimited(2, info)

@@ -6,7 +6,13 @@ Three passes, in the real server's order, each pure:
 2. `apply_defaults`: `default` values fill absent fields, and a `null` in a non-nullable field is replaced by
    its default or dropped;
 3. `validate`: `type`, `enum`, `required`, bounds, lengths, `pattern`, `format` -> field errors worded like the
-   go-openapi validator's (`spec.replicas: Unsupported value: 2: supported values: "1"`).
+   go-openapi validator's (`spec.replicas: Unsupported value: 2: supported values: "1"`), `metadata.name` and
+   `metadata.generateName` included when the CRD constrains them.
+
+Not reproduced: the real lane's kube-apiserver v1.20.2, built with Go 1.19, refuses `""` in every typed string
+field (`must be of type string: "null"`): go-openapi takes a value equal to `reflect.Zero` for null, and since
+Go 1.18 or so an empty string and `reflect.Zero` share the runtime's zero value. The emulator accepts `""`, as
+the official build (Go 1.15) is meant to.
 """
 
 from __future__ import annotations
@@ -172,7 +178,12 @@ def validate(value: Any, schema: Schema | None, path: str = "") -> list[FieldErr
     if isinstance(value, str):
         if "maxLength" in schema and len(value) > schema["maxLength"]:
             errors.append(
-                FieldError(FieldErrorType.TOO_LONG, path, value, f"may not be longer than {schema['maxLength']}")
+                FieldError(
+                    FieldErrorType.INVALID,
+                    path,
+                    value,
+                    f"{name} in body should be at most {schema['maxLength']} chars long",
+                )
             )
         if "minLength" in schema and len(value) < schema["minLength"]:
             errors.append(
@@ -239,7 +250,8 @@ def root_schema(crd_version: dict[str, Any]) -> Schema | None:
 
 
 def prepare_custom_resource(obj: dict[str, Any], schema: Schema | None) -> tuple[dict[str, Any], list[FieldError]]:
-    """Prune, default and validate a custom resource; `metadata` is left to the metadata rules."""
+    """Prune, default and validate a custom resource. Of `metadata`, only `name` and `generateName` are checked
+    here, against what the CRD says of them (`maxLength`, `pattern`); the rest is left to the metadata rules."""
     if schema is None:
         return obj, []
     pruned = prune(obj, schema, root=True)
@@ -247,4 +259,17 @@ def prepare_custom_resource(obj: dict[str, Any], schema: Schema | None) -> tuple
     body = {k: v for k, v in defaulted.items() if k not in _ROOT_KEPT}
     body_schema = {k: v for k, v in schema.items() if k != "required"}
     body_schema["required"] = [r for r in schema.get("required") or [] if r not in _ROOT_KEPT]
-    return defaulted, validate(body, body_schema)
+    return defaulted, _metadata_errors(defaulted.get("metadata"), schema) + validate(body, body_schema)
+
+
+def _metadata_errors(metadata: Any, schema: Schema) -> list[FieldError]:
+    """A CRD may constrain only `metadata.name` and `metadata.generateName` (kube-apiserver refuses the CRD
+    otherwise); the real server validates them with the rest of the object, after the metadata rules."""
+    declared = ((schema.get("properties") or {}).get("metadata") or {}).get("properties") or {}
+    if not isinstance(metadata, dict):
+        return []
+    errors: list[FieldError] = []
+    for key in ("generateName", "name"):
+        if key in declared and isinstance(metadata.get(key), str):
+            errors.extend(validate(metadata[key], declared[key], f"metadata.{key}"))
+    return errors

@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from modeladapter.sandbox.apiserver import discovery, errors
+from modeladapter.sandbox.apiserver import discovery, errors, openapi
 from modeladapter.sandbox.apiserver.errors import ApiError
 from modeladapter.sandbox.apiserver.patches import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
 from modeladapter.sandbox.apiserver.resources import ResourceType
@@ -282,9 +282,10 @@ class ApiServer:
         if method == "GET" and path == "/version":
             return web.json_response(discovery.version_info())
         if method == "GET" and path in ("/openapi/v2", "/swagger-2.0.0.pb-v1"):
+            described = openapi.document(self.store.resource_types(), discovery.GIT_VERSION)
             if "protobuf" in request.headers.get("Accept", "") or path.endswith("pb-v1"):
-                return web.Response(body=discovery.openapi_protobuf(), content_type="application/octet-stream")
-            return web.json_response(discovery.openapi_json())
+                return web.Response(body=openapi.encode_document(described), content_type="application/octet-stream")
+            return web.json_response(described)
         types = self.store.resource_types()
         if not segments or segments[0] not in ("api", "apis"):
             raise errors.PageNotFound()

@@ -58,11 +58,11 @@ async def test_an_invalid_spec_fails_naming_the_field_and_what_is_loaded_stays(w
     engine = world.add_pod("pod-0")
     world.apply(manifest(replicas=1))
     await world.reconcile()
-    world.apply(manifest(replicas=1, artifactURL="ftp://example.com/lora"))
+    world.apply(manifest(replicas=1, artifactURL="hf://lora"))  # the CRD lets it through
     await world.reconcile()
     ready = world.condition("Ready")
     assert (world.status()["phase"], ready["reason"]) == ("Failed", "InvalidSpec")
-    assert ready["message"].startswith("spec.artifactURL: unsupported scheme")
+    assert ready["message"].startswith("spec.artifactURL: a Hugging Face artifact is hf://ORG/REPO")
     assert [e.field for e in await world.events() if isinstance(e, SpecRejected)] == ["spec.artifactURL"]
     assert engine.served.keys() == {"qwen-code-lora"}, "the old version keeps serving until the spec is fixed"
     world.apply(manifest(replicas=1))

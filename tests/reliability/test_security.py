@@ -15,8 +15,9 @@ in the adapter's namespace.
   field (the CRD prunes one), names are DNS subdomains (no `/`, no `..`), and every request the operator made for
   a Secret (the emulator records them) was a GET of a named Secret in the adapter's own namespace: never another
   namespace, never a list or a watch. A Secret of that name in `kube-system` stays unread (`SecretNotFound`).
-* **Engine calls cannot be steered.** With an `artifactURL` of `http://169.254.169.254/...`, `file:///etc/passwd`,
-  another host's URL or `/etc/passwd`, with labels and annotations naming other hosts and ports, a non-matching pod
+* **Engine calls cannot be steered.** An `artifactURL` of `http://169.254.169.254/...`, `file:///etc/passwd` or
+  another host's URL is refused by the CRD's schema (and by the operator, under AIBrix's CRD:
+  `tests/operator/test_spec_validation.py`). With an `artifactURL` of `/etc/passwd`, with labels and annotations naming other hosts and ports, a non-matching pod
   and a matching pod in another namespace, only the engines of pods that match the adapter's selector in the
   adapter's namespace receive requests, and only the three engine routes; a bait server on a free address gets
   nothing. What is allowed and documented: the adapter's `model.aibrix.ai/port` label picks the port on a selected
@@ -44,7 +45,7 @@ import yaml
 from aiohttp import web
 
 from modeladapter.operator.cli.main import main
-from modeladapter.operator.kube.client import MODELADAPTERS, SECRETS, Raw, Resource
+from modeladapter.operator.kube.client import MODELADAPTERS, SECRETS, KubeError, Raw, Resource
 from modeladapter.operator.kube.manifests import operator_manifests
 from modeladapter.sandbox.apiserver import ApiServer
 from modeladapter.sandbox.engine.adapter_files import write_peft_adapter
@@ -363,8 +364,14 @@ async def secrets_scenario(
             podSelector={"matchLabels": {"pool": "runtime"}},
         )
     )
-    await sandbox.apply(keyed("traversal", {"name": "../kube-system/secrets/stolen"}))
-    await sandbox.apply(keyed("encoded", {"name": "kube-system%2Fstolen"}))
+    # Specs the operator refuses (one recorded as SpecRejected) keep the key they hold to themselves.
+    await sandbox.apply(keyed("inline-bad", additionalConfig={"api-key": f"{inline_key}\n"}))
+    await sandbox.apply(keyed("no-name", {"name": "engine-key"}, credentialsSecretRef={}))
+    # A Secret name that is no DNS subdomain is refused by the CRD (and by the operator, under AIBrix's CRD).
+    for name, reference in (("traversal", "../kube-system/secrets/stolen"), ("encoded", "kube-system%2Fstolen")):
+        with pytest.raises(KubeError) as refused:
+            await sandbox.apply(keyed(name, {"name": reference}))
+        assert refused.value.status == 422 and "spec.apiKeySecretRef.name: " in refused.value.message
     await sandbox.phase("Running", "keyed", timeout=20)
     await sandbox.phase("Running", "s3", timeout=20)
     for name, reason, words in (
@@ -380,8 +387,8 @@ async def secrets_scenario(
         ("late", "SecretNotFound", "spec.apiKeySecretRef.name: Secret default/late-key not found"),
         ("stolen", "SecretNotFound", "spec.apiKeySecretRef.name: Secret default/stolen not found"),
         ("stolen-creds", "SecretNotFound", "spec.credentialsSecretRef.name: Secret default/stolen not found"),
-        ("traversal", "InvalidSpec", "spec.apiKeySecretRef.name: "),
-        ("encoded", "InvalidSpec", "spec.apiKeySecretRef.name: "),
+        ("inline-bad", "InvalidSpec", 'spec.additionalConfig["api-key"]: the API key contains a line break'),
+        ("no-name", "InvalidSpec", "spec.credentialsSecretRef.name: "),
     ):
         status = await sandbox.phase("Failed", name, timeout=20)
         ready = {c["type"]: c for c in status["conditions"]}["Ready"]
@@ -521,15 +528,16 @@ async def test_engine_calls_go_only_to_matching_pods_in_the_adapters_namespace(t
 
 async def steering_scenario(sandbox: Sandbox, bait: Bait) -> list[str]:
     """Adapters that try to aim the operator elsewhere; each must end as its spec deserves."""
+    for name, url in (
+        ("imds", "http://169.254.169.254/latest/meta-data/iam"),
+        ("file-url", "file:///etc/passwd"),
+        ("bait-url", f"{bait.url}/adapter"),
+    ):
+        with pytest.raises(KubeError) as refused:
+            await sandbox.kube.create(MODELADAPTERS, "default", adapter_manifest(name, artifactURL=url))
+        assert refused.value.status == 422 and "spec.artifactURL: " in refused.value.message
     cases: dict[str, tuple[Raw, str, str]] = {
         "normal": (adapter_manifest("normal"), "Running", ""),
-        "imds": (
-            adapter_manifest("imds", artifactURL="http://169.254.169.254/latest/meta-data/iam"),
-            "Failed",
-            "spec.artifactURL: ",
-        ),
-        "file-url": (adapter_manifest("file-url", artifactURL="file:///etc/passwd"), "Failed", "spec.artifactURL: "),
-        "bait-url": (adapter_manifest("bait-url", artifactURL=f"{bait.url}/adapter"), "Failed", "spec.artifactURL: "),
         "hf-host": (adapter_manifest("hf-host", artifactURL=f"hf://{bait.host}/adapter"), "Failed", "ArtifactNotFound"),
         "abs-path": (adapter_manifest("abs-path", artifactURL="/etc/passwd"), "Failed", "Loading failed on all pods: "),
         "annotated": (adapter_manifest("annotated"), "Running", ""),
