@@ -17,7 +17,8 @@ COPY operator/ operator/
 COPY sandbox/ sandbox/
 COPY deploy/ deploy/
 RUN /opt/modeladapter/bin/pip install . \
-    && /opt/modeladapter/bin/modeladapter manifests --only crd > /dev/null
+    && for base in crds default ha-postgresql single-namespace prometheus; do \
+        /opt/modeladapter/bin/modeladapter manifests "$base" > /dev/null || exit 1; done
 
 FROM python:3.11-slim
 # A fixed numeric uid, so that the Deployment's `runAsNonRoot` can be verified by the kubelet.

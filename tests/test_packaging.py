@@ -18,6 +18,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 MAPPED = ("fsm", "adapters", "store", "migrations", "operator", "sandbox")
+DATA_ONLY = ("deploy",)
+"""Mapped folders without Python (the kustomize bases): package data, nothing for mypy to see."""
 REINSTALL = "pip install -e '.[dev]'"
 
 
@@ -53,7 +55,7 @@ def test_every_mapped_folder_is_declared_and_visible_to_mypy() -> None:
     """pyproject maps each folder, and `.typing/modeladapter/<folder>` links to it for the type checker."""
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
     mapping = pyproject["tool"]["setuptools"]["package-dir"]
-    assert mapping == {f"modeladapter.{folder}": folder for folder in MAPPED}
+    assert mapping == {f"modeladapter.{folder}": folder for folder in (*MAPPED, *DATA_ONLY)}
     for folder in MAPPED:
         link = REPO / ".typing" / "modeladapter" / folder
         assert link.is_symlink() and link.resolve() == (REPO / folder).resolve(), f"{link} must link to {folder}/"
@@ -68,6 +70,7 @@ def test_every_package_is_listed_so_that_a_wheel_holds_it_all() -> None:
             # A mapped folder is a package even with no module of its own (`operator/` holds only subpackages).
             if "__pycache__" not in directory.parts and (directory == REPO / folder or any(directory.glob("*.py"))):
                 found.add(".".join(["modeladapter", folder, *directory.relative_to(REPO / folder).parts]))
+    found |= {f"modeladapter.{folder}" for folder in DATA_ONLY}
     assert found == listed, (
         f"missing from pyproject: {sorted(found - listed)}; listed but absent: {sorted(listed - found)}"
     )

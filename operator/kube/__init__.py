@@ -4,5 +4,6 @@
 * `informers` — list-then-watch caches with change callbacks;
 * `services` — the adapter's headless Service and EndpointSlice, written only where they differ;
 * `events` — core/v1 Events on a ModelAdapter, aggregated and rate-limited;
-* `manifests` — the CRD, RBAC and Deployment shipped as package data (`deploy/*.yaml`).
+* `manifests` — the kustomize bases shipped as package data (`deploy/`), as `modeladapter manifests` prints them;
+* `kustomize` — the renderer of the kustomize subset those bases use.
 """

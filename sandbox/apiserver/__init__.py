@@ -8,8 +8,9 @@ Its fidelity is proven by the contract suite in `tests/sandbox/`, which runs unc
 kube-apiserver (`modeladapter.sandbox.realcluster`). `docs/sandbox-apiserver.md` lists what is supported.
 
 Modules, from the pure core outwards: `errors` (Status objects), `meta` (names, times), `selectors`, `patches`,
-`schema` (CRD OpenAPI), `resources` and `builtins` (per-kind rules), `tables`, `discovery`, `store` (state and
-semantics), `server` (the HTTP edge and the in-process `ApiServer`).
+`schema` (CRD OpenAPI), `resources`, `builtins` and `install_kinds` (per-kind rules; the latter for what
+`deploy/` installs), `tables`, `discovery`, `store` (state and semantics), `server` (the HTTP edge and the
+in-process `ApiServer`).
 """
 
 from modeladapter.sandbox.apiserver.errors import ApiError

@@ -42,6 +42,7 @@ from modeladapter.sandbox.apiserver.builtins import (
     crd_established_status,
 )
 from modeladapter.sandbox.apiserver.errors import ApiError, FieldError, FieldErrorType, GoLiteral
+from modeladapter.sandbox.apiserver.install_kinds import INSTALL_TYPES
 from modeladapter.sandbox.apiserver.meta import (
     generated_name,
     labels_field_errors,
@@ -205,7 +206,7 @@ class Store:
         self._snapshots: OrderedDict[str, _Snapshot] = OrderedDict()
         self._allocated_ips: set[str] = set()
         self.on_change: Callable[[], None] = lambda: None
-        for resource in BUILTIN_TYPES:
+        for resource in (*BUILTIN_TYPES, *INSTALL_TYPES):
             self._register(resource)
         for name in SYSTEM_NAMESPACES:
             self.create(NAMESPACES, "", {"metadata": {"name": name}})

@@ -1,10 +1,9 @@
-"""`modeladapter manifests | kubectl apply -f -` installs the operator: the CRD, RBAC with least privilege (no
-wildcard, Secrets read-only, only rules the operator uses) and a Deployment with probes, a non-root read-only
-container and a place for the SQLite event log.
+"""`modeladapter manifests | kubectl apply -f -` installs the operator (deploy/default): the CRD, RBAC with least
+privilege (no wildcard, Secrets read-only, only rules the operator uses) and a Deployment with probes and a
+non-root read-only container. tests/deploy/ covers the other bases, kustomize and the event log's claim.
 
 The output is applied for real: the CRD against the emulator, everything against a real kube-apiserver
-v1.20.2 (the emulator serves no RBAC or apps/v1 kinds). Both use kubectl 1.20 from
-`.ci/prepare/20-kube-apiserver`; without it these tests fail, never skip."""
+v1.20.2. Both use kubectl 1.20 from `.ci/prepare/20-kube-apiserver`; without it these tests fail, never skip."""
 
 from __future__ import annotations
 
@@ -93,16 +92,15 @@ def test_the_cluster_role_grants_exactly_what_the_operator_uses(everything: list
     group, plural = crd["group"], crd["names"]["plural"]
     owned = {"get", "list", "watch", "create", "patch"}
     assert rules([one(everything, "ClusterRole")]) == {
-        (group, plural, frozenset({"get", "list", "watch", "patch"})),
+        (group, plural, frozenset({"list", "watch", "patch"})),
         (group, f"{plural}/status", frozenset({"patch"})),
         (group, f"{plural}/finalizers", frozenset({"update"})),
-        ("", "pods", frozenset(READ_ONLY)),
+        ("", "pods", frozenset({"list", "watch"})),
         ("", "services", frozenset(owned)),
         ("discovery.k8s.io", "endpointslices", frozenset(owned)),
         ("gateway.networking.k8s.io", "httproutes", frozenset(owned)),
         ("", "secrets", frozenset({"get"})),
         ("", "events", frozenset({"create", "patch"})),
-        ("events.k8s.io", "events", frozenset({"create", "patch"})),
     }
 
 
@@ -196,18 +194,6 @@ def test_the_container_runs_non_root_on_a_read_only_root_filesystem_with_request
     assert {"cpu", "memory"} <= set(container["resources"]["requests"])
 
 
-def test_the_sqlite_event_log_is_on_an_emptydir(everything: list[JsonDict]) -> None:
-    container = operator_container(everything)
-    url = environment(container)["MODELADAPTER_DATABASE_URL"]
-    assert url.startswith("sqlite:////")
-    directory = str(Path(url.removeprefix("sqlite:///")).parent)
-    volumes = {
-        volume["name"]: volume for volume in one(everything, "Deployment")["spec"]["template"]["spec"]["volumes"]
-    }
-    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == directory]
-    assert volumes[mount["name"]] == {"name": mount["name"], "emptyDir": {}}
-
-
 def test_the_shipped_file_names_the_default_image() -> None:
     (container,) = yaml.safe_load(DEPLOYMENT_FILE.read_text())["spec"]["template"]["spec"]["containers"]
     assert container["image"] == default_image()  # bump deployment.yaml with the version
@@ -216,40 +202,46 @@ def test_the_shipped_file_names_the_default_image() -> None:
 # --- the command ----------------------------------------------------------------------------------------------
 
 
-def test_the_whole_output_is_the_crd_then_the_namespace_then_rbac_then_the_deployment(
+def test_the_whole_output_is_the_crd_then_the_namespace_then_rbac_then_the_operator(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     kinds = [document["kind"] for document in printed(capsys=capsys)]
     assert kinds == [
         "CustomResourceDefinition", "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
-        "RoleBinding", "Deployment",
+        "RoleBinding", "PersistentVolumeClaim", "Deployment", "Service",
     ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    ("only", "kinds"),
+    ("argv", "crds"),
     [
-        pytest.param("crd", ["CustomResourceDefinition"], id="crd"),
-        pytest.param(
-            "rbac",
-            ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"],
-            id="rbac",
-        ),
-        pytest.param("deployment", ["Namespace", "Deployment"], id="deployment"),
+        pytest.param(["crds"], ["CustomResourceDefinition"], id="crds"),
+        pytest.param(["default", "--without-crds"], [], id="without-crds"),
     ],
 )
-def test_only_prints_one_part_that_applies_on_its_own(
-    only: str, kinds: list[str], capsys: pytest.CaptureFixture[str]
+def test_the_crd_is_printed_alone_or_left_out(
+    argv: list[str], crds: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert [document["kind"] for document in printed("--only", only, capsys=capsys)] == kinds
+    kinds = [document["kind"] for document in printed(*argv, capsys=capsys)]
+    assert [kind for kind in kinds if kind == "CustomResourceDefinition"] == crds
+    assert (kinds == crds) == (argv == ["crds"])
 
 
 def test_namespace_and_image_are_filled_in_everywhere(capsys: pytest.CaptureFixture[str]) -> None:
     documents = printed("--namespace", "team-ops", "--image", "registry.example/modeladapter:1.2.3", capsys=capsys)
     assert one(documents, "Namespace")["metadata"]["name"] == "team-ops"
     for document in documents:
-        if document["kind"] in ("ServiceAccount", "Role", "RoleBinding", "Deployment"):
+        if document["kind"] in (
+            "ServiceAccount",
+            "Role",
+            "RoleBinding",
+            "PersistentVolumeClaim",
+            "Deployment",
+            "Service",
+        ):
             assert document["metadata"]["namespace"] == "team-ops"
+        if document["kind"] not in ("Namespace", "CustomResourceDefinition"):
+            assert document["metadata"]["name"].startswith("team-ops-")
         for subject in document.get("subjects", []):
             assert subject["namespace"] == "team-ops"
     assert DEFAULT_NAMESPACE not in "\n".join(strings(documents))
@@ -269,9 +261,9 @@ def test_a_bad_image_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> Non
     assert capsys.readouterr().err.startswith("modeladapter manifests: --image 'my image' is not an image reference")
 
 
-def test_an_unknown_part_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unknown_base_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
-        main(["manifests", "--only", "everything"])
+        main(["manifests", "everything"])
     assert exited.value.code == 2
     assert "invalid choice: 'everything'" in capsys.readouterr().err
 
@@ -324,9 +316,7 @@ async def test_the_crd_applies_to_the_emulator_and_serves_modeladapters(tmp_path
     binary = kubectl_binary()
     async with ApiServer() as server:
         kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
-        applied = await kubectl(
-            binary, kubeconfig, tmp_path, "apply", "-f", "-", stdin=console_script_output("--only", "crd")
-        )
+        applied = await kubectl(binary, kubeconfig, tmp_path, "apply", "-f", "-", stdin=console_script_output("crds"))
         assert applied.strip() == "customresourcedefinition.apiextensions.k8s.io/modeladapters.model.aibrix.ai created"
         await kubectl(binary, kubeconfig, tmp_path, "apply", "-f", "-", stdin=AIBRIX_ADAPTER)
         (adapter,) = server.objects("model.aibrix.ai/v1alpha1", "ModelAdapter", "default")
