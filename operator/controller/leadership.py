@@ -7,6 +7,9 @@ Writes are PUTs carrying the resourceVersion read, so two candidates racing for 
 success and one 409. The leader renews every `retry_period`; if it cannot renew within `renew_deadline`, it
 has lost the lease and must stop acting (`lost` is set), before anyone else can take over.
 
+`on_change`, when set, is told each change of leadership (False as the campaign starts, True when the Lease is
+acquired, False when it is lost or released), for `leader_election_master_status`.
+
 `renewTime` and `acquireTime` are MicroTime with exactly six fractional digits: the API server refuses
 anything else (`+00:00`, no fraction), which is a classic way for a Python client to lose its lease.
 """
@@ -60,9 +63,12 @@ class LeaderElector:
         self._observed: tuple[str, float] | None = None
         """(the lease record as last seen, when this process saw it change)."""
         self._last_renewed = 0.0
+        self.on_change: Callable[[bool], None] | None = None
+        """Told whether this process leads, at the start of the campaign and at each change."""
 
     async def run(self) -> None:
         """Campaign until elected, then renew until the lease is lost (which returns)."""
+        self._tell(self.leading.is_set())
         while True:
             # One attempt may not outlast the time left to renew: a hanging API server must cost the lease
             # on time, not after the HTTP client's own, longer, timeout.
@@ -83,6 +89,7 @@ class LeaderElector:
                 if not self.leading.is_set():
                     log.info("lease %s/%s acquired by %s", self.namespace, self.name, self.identity)
                     self.leading.set()
+                    self._tell(True)
             elif self.leading.is_set() and now - self._last_renewed > self.renew_deadline:
                 log.error(
                     "lease %s/%s lost by %s: could not renew for %.1fs",
@@ -92,6 +99,7 @@ class LeaderElector:
                     now - self._last_renewed,
                 )
                 self.leading.clear()
+                self._tell(False)
                 self.lost.set()
                 return
             await asyncio.sleep(self.retry_period)
@@ -112,6 +120,11 @@ class LeaderElector:
             log.warning("lease %s/%s not released: %s", self.namespace, self.name, error)
         finally:
             self.leading.clear()
+            self._tell(False)
+
+    def _tell(self, leading: bool) -> None:
+        if self.on_change is not None:
+            self.on_change(leading)
 
     async def _try_acquire_or_renew(self) -> bool:
         now_wall = micro_time(self.wall())

@@ -2,11 +2,23 @@
 
 * `add(key)` makes the key ready; adding a key that is already waiting to run does nothing more, so a burst of
   pod events for one adapter costs one reconcile;
-* `add(key, after=s)` runs it `s` seconds from now, unless it is due sooner anyway (backoff timers, retries);
+* `add_after(key, s)` runs it `s` seconds from now (at once for `s` <= 0), unless it is due sooner anyway
+  (backoff timers, retries, a reconcile's requeue); `add(key, after=s)` is the same for `s` > 0;
 * a key being processed is never handed out again until `done(key)`; if it was added meanwhile, it runs once
   more right after, so no change is missed (level-triggered reconciles read the world afresh).
 
 Any number of workers may `await get()`; the queue is the only place keys wait.
+
+It keeps client-go's workqueue bookkeeping for the metrics, and tells it to a `QueueObserver`: an add is
+counted when a key starts waiting to be handed out (a delayed add when its timer fires; an add for a key
+already waiting is not), every `add_after` as a retry (client-go's `AddAfter` counts one before it looks at
+the delay, so a delay of 0 is a retry too), its wait ends at `get()`, its work at `done()`. `depth` is the keys
+waiting to be handed out (those waiting for their timer are not in it, as in client-go), and
+`processing_ages()` how long each key in flight has been, for the gauges computed at scrape time.
+
+The observer can be attached late (`observe`): a standby fills its queue from its informers but reports
+nothing until it leads, and then the keys waiting count as added at that moment, as if a controller started
+there (controller-runtime starts its controller, queue and all, only once elected).
 """
 
 from __future__ import annotations
@@ -17,7 +29,7 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 
@@ -26,9 +38,26 @@ class ShutDown(Exception):
     """The queue was shut down while waiting for a key."""
 
 
+class QueueObserver(Protocol):
+    """What the queue reports, for `workqueue_*` metrics (`ControllerRuntimeMetrics` is one)."""
+
+    def added(self) -> None:
+        """A key started waiting to be handed out."""
+
+    def retried(self) -> None:
+        """A key was added back after a delay (client-go's `AddAfter`: a backoff, a requeue, a deadline)."""
+
+    def started(self, waited: float) -> None:
+        """A key was handed out after waiting `waited` seconds since it was added."""
+
+    def finished(self, worked: float) -> None:
+        """A key was done with, `worked` seconds after it was handed out."""
+
+
 class WorkQueue(Generic[K]):
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, observer: QueueObserver | None = None) -> None:
         self._clock = clock
+        self._observer = observer
         self._ready: deque[K] = deque()
         self._queued: set[K] = set()
         self._processing: set[K] = set()
@@ -36,19 +65,48 @@ class WorkQueue(Generic[K]):
         self._due: dict[K, float] = {}
         self._timers: list[tuple[float, int, K]] = []
         self._sequence = itertools.count()
+        self._added_at: dict[K, float] = {}
+        """When each waiting key was added (its first add since it was last handed out)."""
+        self._started_at: dict[K, float] = {}
+        """When each key in flight was handed out."""
         self._wakeup = asyncio.Event()
         self._shut_down = False
 
     def __len__(self) -> int:
+        """Every key with a reason to run: waiting to be handed out, or for its timer."""
         return len(self._queued) + len(self._due) + len(self._dirty)
+
+    @property
+    def depth(self) -> int:
+        """The keys waiting to be handed out (not those waiting for a timer): client-go's depth."""
+        return len(self._queued) + len(self._dirty)
 
     @property
     def processing(self) -> int:
         return len(self._processing)
 
+    def processing_ages(self) -> list[float]:
+        """How long, in seconds, each key in flight has been processed so far."""
+        now = self._clock()
+        return [now - started for started in self._started_at.values()]
+
     def add(self, key: K, *, after: float = 0.0) -> None:
+        """Make the key ready now (client-go's `Add`), or, for `after` > 0, `add_after(key, after)`."""
+        if after > 0:
+            self.add_after(key, after)
+            return
         if self._shut_down:
             return
+        self._make_ready(key)
+        self._notify()
+
+    def add_after(self, key: K, after: float) -> None:
+        """Add the key `after` seconds from now, at once if `after` <= 0 (client-go's `AddAfter`, which
+        `AddRateLimited` calls too): counted as a retry whatever the delay, as client-go counts it."""
+        if self._shut_down:
+            return
+        if self._observer is not None:
+            self._observer.retried()
         if after <= 0:
             self._make_ready(key)
         elif key not in self._queued and key not in self._dirty:
@@ -57,6 +115,17 @@ class WorkQueue(Generic[K]):
                 self._due[key] = due
                 heapq.heappush(self._timers, (due, next(self._sequence), key))
         self._notify()
+
+    def observe(self, observer: QueueObserver | None) -> None:
+        """Report to `observer` from now on (None: to nobody). The keys waiting now count as added now, and
+        their wait starts now: to the metrics, the queue starts here, whatever it held before."""
+        self._observer = observer
+        if observer is None:
+            return
+        now = self._clock()
+        for key in self._queued | self._dirty:
+            self._added_at[key] = now
+            observer.added()
 
     async def get(self) -> K:
         while True:
@@ -67,6 +136,11 @@ class WorkQueue(Generic[K]):
                 key = self._ready.popleft()
                 self._queued.discard(key)
                 self._processing.add(key)
+                now = self._clock()
+                added = self._added_at.pop(key, now)
+                self._started_at[key] = now
+                if self._observer is not None:
+                    self._observer.started(now - added)
                 return key
             self._wakeup.clear()
             wait = self._timers[0][0] - self._clock() if self._timers else None
@@ -80,9 +154,12 @@ class WorkQueue(Generic[K]):
 
     def done(self, key: K) -> None:
         self._processing.discard(key)
+        started = self._started_at.pop(key, None)
+        if started is not None and self._observer is not None:
+            self._observer.finished(self._clock() - started)
         if key in self._dirty:
             self._dirty.discard(key)
-            self._make_ready(key)
+            self._enqueue(key)  # counted as an add when it was added during its processing
         self._notify()
 
     def reorder_ready(self, reorder: Callable[[list[K]], None]) -> None:
@@ -99,11 +176,19 @@ class WorkQueue(Generic[K]):
 
     def _make_ready(self, key: K) -> None:
         self._due.pop(key, None)
+        if key in self._dirty or key in self._queued:
+            return
+        self._added_at.setdefault(key, self._clock())
+        if self._observer is not None:
+            self._observer.added()
         if key in self._processing:
             self._dirty.add(key)
-        elif key not in self._queued:
-            self._queued.add(key)
-            self._ready.append(key)
+        else:
+            self._enqueue(key)
+
+    def _enqueue(self, key: K) -> None:
+        self._queued.add(key)
+        self._ready.append(key)
 
     def _promote_due(self) -> None:
         now = self._clock()

@@ -214,17 +214,26 @@ class Operator:
                 renew_deadline=settings.renew_deadline,
                 retry_period=settings.retry_period,
             )
+            lease = settings.lease_name
+
+            def leadership_changed(leading: bool) -> None:
+                self.metrics.controller.set_leading(lease, leading)
+                if not leading:  # at the campaign's start, and at once when the lease is lost or released
+                    controller.stand_by()
+
+            self.elector.on_change = leadership_changed
             # The campaign ends only when the lease is lost (or the campaign itself broke): either way, stop.
             lost = asyncio.create_task(self.elector.run(), name="leader-election")
             tasks += [lost, asyncio.create_task(self._follow_leadership(self.elector), name="leadership")]
         else:
-            controller.may_act.set()
+            controller.act()
+            self.metrics.controller.set_leading(settings.lease_name, True)  # it acts as if it led (documented)
         try:
             done, _ = await asyncio.wait(
                 {work, stopping, *([lost] if lost else [])}, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
-            controller.may_act.clear()
+            controller.stand_by()
             began = time.monotonic()
             for task in tasks:
                 task.cancel()
@@ -251,7 +260,7 @@ class Operator:
     async def _follow_leadership(self, elector: LeaderElector) -> None:
         assert self.controller is not None
         await elector.leading.wait()
-        self.controller.may_act.set()
+        self.controller.act()
 
 
 def describe_tasks(tasks: Iterable[asyncio.Task[object]] | None = None) -> str:

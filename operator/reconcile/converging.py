@@ -112,6 +112,7 @@ async def converge(
         outcomes = await calls.loads(
             [sight.pods[pod] for pod in plan.loads if pod not in held], request, replacing=replacing
         )
+        step.load_calls.extend(outcomes.values())
         # A pod the EndpointSlice may still list is not touched; its update is made again after the backoff.
         outcomes.update({pod: CallOutcome(error=SLICE_NOT_UPDATED, retriable=True) for pod in held})
         ctx.tick(step)

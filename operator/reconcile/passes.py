@@ -12,7 +12,7 @@ from datetime import datetime
 
 from modeladapter.fsm.events import AdapterEvent, RecordedEvent
 from modeladapter.fsm.machine import TransitionRejected, decide
-from modeladapter.fsm.plans import Fire, Plan
+from modeladapter.fsm.plans import CallOutcome, Fire, Plan
 from modeladapter.fsm.state import AdapterState, advance, fold
 from modeladapter.operator.api.status import StatusDocument
 from modeladapter.operator.api.view import AdapterRef
@@ -38,6 +38,8 @@ class Pass:
     """Decided, not appended yet."""
     appended: list[AdapterEvent] = field(default_factory=list)
     append_seconds: list[float] = field(default_factory=list)
+    load_calls: list[CallOutcome] = field(default_factory=list)
+    """The load calls this pass made to engines, for the controller's metrics."""
 
     def __post_init__(self) -> None:
         self.state = self.base

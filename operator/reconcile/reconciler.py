@@ -108,6 +108,7 @@ class Reconciler:
             finalized=step.state.finalized,
             appended=tuple(step.appended),
             append_seconds=tuple(step.append_seconds),
+            load_calls=tuple(step.load_calls),
             conflict=conflict,
             namespace=ref.namespace,
             name=ref.name,

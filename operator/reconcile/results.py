@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from modeladapter.fsm.events import AdapterEvent
 from modeladapter.fsm.phases import Phase
+from modeladapter.fsm.plans import CallOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,8 @@ class Result:
     """The adapter's stream ended: it is gone for good."""
     appended: tuple[AdapterEvent, ...] = ()
     append_seconds: tuple[float, ...] = ()
+    load_calls: tuple[CallOutcome, ...] = ()
+    """The load calls the pass made to engines (held ones, never called, are not among them)."""
     conflict: bool = False
     """Another writer appended first; the pass stopped there."""
     namespace: str = ""

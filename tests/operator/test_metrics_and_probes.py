@@ -5,7 +5,9 @@ Excluded: deciding health and readiness (the core's callables) and when the core
 
 from __future__ import annotations
 
+import platform
 from collections.abc import AsyncIterator, Callable
+from importlib.metadata import version
 
 import aiohttp
 import pytest
@@ -121,24 +123,56 @@ def test_each_instance_is_one_verified_series_that_goes_when_the_instance_does(m
 
 
 @pytest.mark.parametrize(
-    ("observe", "name"),
+    ("observe", "name", "labels"),
     [
-        pytest.param(OperatorMetrics.observe_load, "modeladapter_load_duration_seconds", id="load"),
-        pytest.param(OperatorMetrics.observe_reconcile, "modeladapter_reconcile_duration_seconds", id="reconcile"),
-        pytest.param(OperatorMetrics.observe_event_append, "modeladapter_event_append_duration_seconds", id="append"),
+        pytest.param(
+            lambda m, s: m.observe_load(s, "succeeded"),
+            "modeladapter_load_duration_seconds",
+            (("outcome", "succeeded"),),
+            id="load",
+        ),
+        pytest.param(OperatorMetrics.observe_reconcile, "modeladapter_reconcile_duration_seconds", (), id="reconcile"),
+        pytest.param(
+            OperatorMetrics.observe_event_append, "modeladapter_event_append_duration_seconds", (), id="append"
+        ),
     ],
 )
 def test_durations_land_in_histogram_buckets(
-    metrics: OperatorMetrics, observe: Callable[[OperatorMetrics, float], None], name: str
+    metrics: OperatorMetrics,
+    observe: Callable[[OperatorMetrics, float], None],
+    name: str,
+    labels: tuple[tuple[str, str], ...],
 ) -> None:
     observe(metrics, 0.003)
     observe(metrics, 2.0)
     exported = samples(metrics.exposition().decode())
-    assert exported[(f"{name}_count", ())] == 2
-    assert exported[(f"{name}_sum", ())] == pytest.approx(2.003)
-    assert exported[(f"{name}_bucket", (("le", "0.005"),))] == 1
-    assert exported[(f"{name}_bucket", (("le", "1.0"),))] == 1
-    assert exported[(f"{name}_bucket", (("le", "2.5"),))] == 2
+    assert exported[(f"{name}_count", labels)] == 2
+    assert exported[(f"{name}_sum", labels)] == pytest.approx(2.003)
+    assert exported[(f"{name}_bucket", tuple(sorted((*labels, ("le", "0.005")))))] == 1
+    assert exported[(f"{name}_bucket", tuple(sorted((*labels, ("le", "1.0")))))] == 1
+    assert exported[(f"{name}_bucket", tuple(sorted((*labels, ("le", "2.5")))))] == 2
+
+
+def test_loads_are_told_apart_by_outcome_and_every_outcome_is_exported_from_the_start(
+    metrics: OperatorMetrics,
+) -> None:
+    key = "modeladapter_load_duration_seconds_count"
+    assert {
+        outcome: samples(metrics.exposition().decode())[(key, (("outcome", outcome),))]
+        for outcome in ("succeeded", "failed_retriable", "failed")
+    } == {"succeeded": 0, "failed_retriable": 0, "failed": 0}
+    metrics.observe_load(0.2, "succeeded")
+    metrics.observe_load(5.0, "failed_retriable")
+    metrics.observe_load(0.01, "failed_retriable")
+    exported = samples(metrics.exposition().decode())
+    assert exported[(key, (("outcome", "succeeded"),))] == 1
+    assert exported[(key, (("outcome", "failed_retriable"),))] == 2
+    assert exported[(key, (("outcome", "failed"),))] == 0
+
+
+def test_a_load_outcome_outside_the_closed_set_is_refused(metrics: OperatorMetrics) -> None:
+    with pytest.raises(ValueError, match="not a load outcome: 'timeout'"):
+        metrics.observe_load(1.0, "timeout")
 
 
 def test_the_load_histogram_spans_a_millisecond_to_five_minutes(metrics: OperatorMetrics) -> None:
@@ -148,6 +182,43 @@ def test_the_load_histogram_spans_a_millisecond_to_five_minutes(metrics: Operato
     }
     assert min(bounds) == 0.001
     assert max(bounds - {float("inf")}) == 300.0
+
+
+def phases(metrics: OperatorMetrics) -> dict[tuple[str, str], str]:
+    """(namespace, adapter) -> the phase its `modeladapter_adapter_phase` series is at 1 on."""
+    found: dict[tuple[str, str], str] = {}
+    for (name, pairs), value in samples(metrics.exposition().decode()).items():
+        if name == "modeladapter_adapter_phase":
+            labels = dict(pairs)
+            assert value == 1 and (labels["namespace"], labels["adapter"]) not in found, "one series per adapter"
+            found[(labels["namespace"], labels["adapter"])] = labels["phase"]
+    return found
+
+
+def test_each_adapter_has_one_phase_series_that_moves_with_its_phase_and_goes_with_it(
+    metrics: OperatorMetrics,
+) -> None:
+    metrics.set_adapter_phase("uid-a", "default", "lora-a", Phase.PENDING)
+    metrics.set_adapter_phase("uid-b", "team", "lora-b", Phase.RUNNING)
+    assert phases(metrics) == {("default", "lora-a"): "Pending", ("team", "lora-b"): "Running"}
+
+    metrics.set_adapter_phase("uid-a", "default", "lora-a", Phase.FAILED)
+    metrics.set_adapter_phase("uid-a", "default", "lora-a", Phase.FAILED)
+    assert phases(metrics) == {("default", "lora-a"): "Failed", ("team", "lora-b"): "Running"}
+
+    metrics.forget("uid-b")
+    metrics.set_adapter_phase("uid-a", "default", "lora-a", None)
+    assert phases(metrics) == {}
+    assert "modeladapter_adapter_phase{" not in metrics.exposition().decode(), "no stale series left at 0"
+
+
+def test_the_build_is_named_by_an_info_gauge(metrics: OperatorMetrics) -> None:
+    (labels,) = [
+        dict(pairs)
+        for (name, pairs), value in samples(metrics.exposition().decode()).items()
+        if name == "modeladapter_build_info" and value == 1
+    ]
+    assert labels == {"version": version("modeladapter"), "python_version": platform.python_version()}
 
 
 def test_two_operators_in_one_process_count_separately() -> None:

@@ -1,11 +1,15 @@
-"""The work queue: each key once, never twice at the same time, timers that fire, nothing lost."""
+"""The work queue: each key once, never twice at the same time, timers that fire, nothing lost; and what it tells
+the `workqueue_*` metrics (client-go's bookkeeping), against a fake clock."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
+from modeladapter.operator.controller.controller_metrics import ControllerRuntimeMetrics
 from modeladapter.operator.controller.queueing import ShutDown, WorkQueue
 
 
@@ -134,3 +138,149 @@ async def test_a_waiting_get_cancelled_as_a_key_arrives_stays_cancelled(with_tim
     with pytest.raises(asyncio.CancelledError):
         await getter
     assert await next_key(queue) == "a"  # the key it did not take is still there for the next worker
+
+
+# --- what the queue tells the workqueue_* metrics -----------------------------------------------------------
+
+
+class Scraped:
+    """A work queue on a fake clock, reporting to controller-runtime's metrics on a registry of its own."""
+
+    def __init__(self) -> None:
+        self.clock = FakeClock()
+        self.registry = CollectorRegistry()
+        self.metrics = ControllerRuntimeMetrics(self.registry)
+        self.queue: WorkQueue[str] = WorkQueue(clock=self.clock, observer=self.metrics)
+        self.metrics.watch_queue(self.queue)
+
+    def value(self, name: str, **labels: str) -> float:
+        wanted = {"name": "modeladapter", "controller": "modeladapter", **labels}
+        for family in text_string_to_metric_families(generate_latest(self.registry).decode()):
+            for sample in family.samples:
+                if sample.name == name and sample.labels == wanted:
+                    return sample.value
+        raise AssertionError(f"{name}{wanted} is not exported")
+
+
+async def test_an_add_is_counted_when_a_key_starts_waiting_not_for_each_duplicate() -> None:
+    scraped = Scraped()
+    for _ in range(5):
+        scraped.queue.add("a")
+    scraped.queue.add("b", after=30)
+    assert scraped.value("workqueue_adds_total") == 1
+    assert scraped.value("workqueue_depth") == 1, "a key waiting for its timer is not in the depth"
+    scraped.clock.now += 31
+    assert {await next_key(scraped.queue), await next_key(scraped.queue)} == {"a", "b"}
+    assert scraped.value("workqueue_adds_total") == 2, "the delayed add counts when its timer fires"
+    assert scraped.value("workqueue_depth") == 0
+
+
+async def test_a_key_added_while_it_is_processed_is_one_add_and_in_the_depth_until_handed_out_again() -> None:
+    scraped = Scraped()
+    scraped.queue.add("a")
+    await next_key(scraped.queue)
+    scraped.queue.add("a")
+    scraped.queue.add("a")
+    assert (scraped.value("workqueue_adds_total"), scraped.value("workqueue_depth")) == (2, 1)
+    scraped.queue.done("a")
+    assert (scraped.value("workqueue_adds_total"), scraped.value("workqueue_depth")) == (2, 1)
+    await next_key(scraped.queue)
+    assert scraped.value("workqueue_depth") == 0
+
+
+async def test_the_wait_runs_from_the_first_add_to_the_hand_out_and_the_work_from_there_to_done() -> None:
+    scraped = Scraped()
+    scraped.queue.add("a")
+    scraped.clock.now += 3
+    scraped.queue.add("a")  # a duplicate does not restart the wait
+    scraped.clock.now += 4
+    await next_key(scraped.queue)
+    scraped.clock.now += 0.25
+    scraped.queue.done("a")
+    assert scraped.value("workqueue_queue_duration_seconds_sum") == 7
+    assert scraped.value("workqueue_queue_duration_seconds_bucket", le="1.0") == 0
+    assert scraped.value("workqueue_queue_duration_seconds_bucket", le="10.0") == 1
+    assert scraped.value("workqueue_work_duration_seconds_sum") == 0.25
+    assert scraped.value("workqueue_work_duration_seconds_count") == 1
+
+
+async def test_work_in_flight_is_summed_and_its_oldest_shown_at_each_scrape() -> None:
+    scraped = Scraped()
+    scraped.queue.add("a")
+    scraped.queue.add("b")
+    await next_key(scraped.queue)
+    scraped.clock.now += 10
+    await next_key(scraped.queue)
+    scraped.clock.now += 2
+    assert scraped.value("workqueue_unfinished_work_seconds") == 12 + 2
+    assert scraped.value("workqueue_longest_running_processor_seconds") == 12
+    scraped.clock.now += 5
+    assert scraped.value("workqueue_longest_running_processor_seconds") == 17, "computed when scraped"
+    scraped.queue.done("a")
+    scraped.queue.done("b")
+    assert scraped.value("workqueue_unfinished_work_seconds") == 0
+    assert scraped.value("workqueue_longest_running_processor_seconds") == 0
+
+
+async def test_every_delayed_add_is_a_retry_even_one_of_no_delay_as_client_gos_add_after_counts_it() -> None:
+    scraped = Scraped()
+    scraped.queue.add_after("a", 0.5)
+    scraped.queue.add_after("a", 2.0)
+    scraped.queue.add("b", after=0.5)
+    scraped.queue.add_after("c", 0)  # AddAfter counts the retry before it sees the delay is none
+    scraped.queue.add("d")
+    assert scraped.value("workqueue_retries_total") == 4
+    assert scraped.value("workqueue_adds_total") == 2, "c and d are ready at once; a and b wait for their timers"
+    assert {await next_key(scraped.queue), await next_key(scraped.queue)} == {"c", "d"}
+    scraped.clock.now += 1
+    assert {await next_key(scraped.queue), await next_key(scraped.queue)} == {"a", "b"}
+    assert scraped.value("workqueue_adds_total") == 4
+
+
+async def test_a_queue_observed_late_counts_its_waiting_keys_as_added_then_and_their_wait_from_then() -> None:
+    clock = FakeClock()
+    metrics = ControllerRuntimeMetrics(registry := CollectorRegistry())
+    queue: WorkQueue[str] = WorkQueue(clock=clock)  # a standby's: filled by its informers, observed by nobody
+    queue.add("a")
+    queue.add("b")
+    queue.add_after("c", 30)
+    clock.now += 600  # ten minutes as a standby
+    queue.observe(metrics)  # it leads
+    clock.now += 2
+    taken = [await next_key(queue), await next_key(queue), await next_key(queue)]
+    assert sorted(taken) == ["a", "b", "c"]
+
+    def value(name: str) -> float:
+        wanted = {"name": "modeladapter", "controller": "modeladapter"}
+        return next(
+            sample.value
+            for family in text_string_to_metric_families(generate_latest(registry).decode())
+            for sample in family.samples
+            if sample.name == name and sample.labels == wanted
+        )
+
+    assert value("workqueue_adds_total") == 3, "a and b when it began to lead, c when its timer fired"
+    assert value("workqueue_retries_total") == 0, "c was delayed before anyone watched"
+    assert value("workqueue_queue_duration_seconds_count") == 3
+    assert value("workqueue_queue_duration_seconds_sum") == 2 + 2 + 0, "waits from the takeover, not the standby's"
+    for key in taken:
+        queue.done(key)
+    queue.observe(None)  # it stops leading
+    queue.add_after("a", 0)
+    await next_key(queue)
+    assert (value("workqueue_adds_total"), value("workqueue_retries_total")) == (3, 0)
+
+
+def test_the_queue_gauges_read_zero_before_a_queue_is_watched() -> None:
+    registry = CollectorRegistry()
+    ControllerRuntimeMetrics(registry)
+    exported = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for sample in family.samples
+        if sample.name.startswith("workqueue_") and not sample.name.endswith("_created")
+    }
+    assert {name: exported[name] for name in GAUGES} == dict.fromkeys(GAUGES, 0.0)
+
+
+GAUGES = ("workqueue_depth", "workqueue_unfinished_work_seconds", "workqueue_longest_running_processor_seconds")
