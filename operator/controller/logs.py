@@ -3,12 +3,13 @@
 `configure_logging(level=..., fmt=...)` installs one handler on the root logger. Every record it writes
 carries what `log_context` holds in the current task:
 
-    with log_context(adapter="default/qwen-code-lora", uid=uid, reconcile_id=reconcile_id):
-        log.info("loaded on %s", pod)     # {"time": ..., "level": "INFO", ..., "adapter": "default/qwen-code-lora", ...}
+    with log_context(adapter="qwen-code-lora", namespace="default", uid=uid, reconcile_id=reconcile_id):
+        log.info("loaded on %s", pod)     # {..., "adapter": "qwen-code-lora", "namespace": "default", ...}
 
 The context lives in a `contextvars.ContextVar`, so it follows the code across `await` and into tasks created
 inside the block, and never leaks from one adapter's worker to another's. Fields passed with
-`extra={"pod": ...}` are written too.
+`extra={"pod": ...}` are written too (in a text line, only those with a value). The story of each adapter,
+one line per event it records, is `modeladapter.operator.controller.story`'s.
 
 `RedactingFilter` is a safety net, not the policy: secrets must never be logged in the first place (DESIGN
 §6), but if a Bearer token, an API key or a database URL's password reaches a record anyway, it is masked
@@ -31,7 +32,7 @@ from typing import Any, Final, TextIO
 from modeladapter.operator.controller.settings import LogFormat
 
 MASK: Final = "***"
-CONTEXT_FIELDS: Final = ("adapter", "uid", "reconcile_id")
+CONTEXT_FIELDS: Final = ("adapter", "namespace", "uid", "reconcile_id")
 
 # The default is never changed: `log_context` sets a new mapping and resets the old one.
 _context: ContextVar[Mapping[str, str]] = ContextVar("modeladapter_log_context", default=MappingProxyType({}))
@@ -75,14 +76,19 @@ def _redact_value(value: Any) -> Any:
 
 @contextmanager
 def log_context(
-    *, adapter: str | None = None, uid: str | None = None, reconcile_id: str | None = None
+    *,
+    adapter: str | None = None,
+    namespace: str | None = None,
+    uid: str | None = None,
+    reconcile_id: str | None = None,
 ) -> Iterator[None]:
     """Tag every record logged inside the block (in this task and tasks it starts) with these fields.
 
     Nested blocks add to or override the outer one's fields; a field left as None keeps the outer value.
-    `adapter` is `namespace/name`.
+    `adapter` is the ModelAdapter's name, `namespace` its namespace: two fields, so that a collector can
+    select on either.
     """
-    given = {"adapter": adapter, "uid": uid, "reconcile_id": reconcile_id}
+    given = {"adapter": adapter, "namespace": namespace, "uid": uid, "reconcile_id": reconcile_id}
     token = _context.set({**_context.get(), **{key: value for key, value in given.items() if value is not None}})
     try:
         yield
@@ -176,13 +182,16 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """`2026-11-26T12:00:00.000Z INFO  modeladapter.operator.x [default/a reconcile=1f2e] message pod=p0`."""
+    """`2026-11-26T12:00:00.000Z INFO  modeladapter.operator.x [default/a reconcile=1f2e] message pod=p0`.
+
+    Extra fields without a value (`pod=None` on a line about no pod) are left out."""
 
     def format(self, record: logging.LogRecord) -> str:
         tags = []
         adapter = getattr(record, "adapter", None)
         if adapter is not None:
-            tags.append(str(adapter))
+            namespace = getattr(record, "namespace", None)
+            tags.append(str(adapter) if namespace is None else f"{namespace}/{adapter}")
         reconcile_id = getattr(record, "reconcile_id", None)
         if reconcile_id is not None:
             tags.append(f"reconcile={reconcile_id}")
@@ -190,7 +199,7 @@ class TextFormatter(logging.Formatter):
         if tags:
             parts.append(f"[{' '.join(tags)}]")
         parts.append(record.getMessage())
-        parts.extend(f"{key}={value}" for key, value in _extra_fields(record).items())
+        parts.extend(f"{key}={value}" for key, value in _extra_fields(record).items() if value is not None)
         text = " ".join(parts)
         exception = _exception_text(record)
         if exception:

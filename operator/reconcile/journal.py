@@ -4,7 +4,9 @@
 expects the version the pass started from; another writer having appended first is `ConcurrencyConflict`,
 which goes up to the one place that handles it (`Reconciler.reconcile`). A pass appends ahead of its engine
 calls (so a crash in between leaves placements a restart can check and clean up, never a copy nobody knows
-of) and once at its end. What was appended is then told as Kubernetes Events (`notices`).
+of) and once at its end. What was appended is then told as Kubernetes Events (`notices`), and handed to
+`on_appended` (the controller's log of each adapter's story): every event the operator records passes here,
+whether a pass over a live object, an orphan's clean-up or a deletion appended it.
 
 Folded states are cached per uid and topped up with newer events: this process is the only writer while it
 leads, and a conflict drops the cached state.
@@ -13,8 +15,9 @@ leads, and a conflict drops the cached state.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 
-from modeladapter.fsm.events import stamp
+from modeladapter.fsm.events import RecordedEvent, stamp
 from modeladapter.fsm.state import AdapterState, fold
 from modeladapter.operator.kube.events import EventRecorder
 from modeladapter.operator.reconcile.log_health import LogHealth
@@ -29,6 +32,8 @@ class Journal:
         self.recorder = recorder
         self.health = LogHealth()
         """Whether the last appends could be written (readiness)."""
+        self.on_appended: Callable[[Sequence[RecordedEvent]], None] | None = None
+        """Called with what each append wrote, once it is written."""
         self._states: dict[str, AdapterState] = {}
 
     async def load(self, uid: str) -> AdapterState:
@@ -60,6 +65,8 @@ class Journal:
             raise
         self.health.append_succeeded()
         step.appended_as(recorded, time.perf_counter() - began)
+        if self.on_appended is not None:
+            self.on_appended(recorded)
         self._states[step.uid] = step.base
         notices = events_for(payloads, step.state, namespace=step.ref.namespace, name=step.ref.name)
         if not step.ref.resource_version:

@@ -87,9 +87,8 @@ class Publisher:
             return False
         if self.route_parent is not None:
             restorations += await self._route(adapter)
+        # Each is one WARNING line of the adapter's story once appended (`modeladapter.operator.controller.story`).
         restored = [OwnedObjectRestored(kind=r.kind, name=adapter.ref.name, change=r.change) for r in restorations]
-        for fact in restored:
-            log.warning("%s %s was %s by someone else; put back", fact.kind, adapter.ref.key, fact.change)
         step.take(
             plan_endpoints(
                 step.state,

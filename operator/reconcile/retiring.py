@@ -24,7 +24,7 @@ from modeladapter.fsm.planning import plan_finalization, plan_phase, plan_retire
 from modeladapter.fsm.progress import Target
 from modeladapter.operator.api.spec import AdapterSpec
 from modeladapter.operator.api.view import AdapterObject
-from modeladapter.operator.kube.client import KubeError, NotFound
+from modeladapter.operator.kube.client import Conflict, KubeError, NotFound
 from modeladapter.operator.reconcile.context import Context
 from modeladapter.operator.reconcile.converging import unload_what_is_due
 from modeladapter.operator.reconcile.finalizers import release_finalizer
@@ -68,6 +68,10 @@ async def terminate(ctx: Context, step: Pass, adapter: AdapterObject) -> timedel
         await release_finalizer(ctx.kube, adapter)
     except NotFound:
         pass
+    except Conflict:
+        # The object changed since it was read (often our own status patch): read afresh and remove it then.
+        log.debug("finalizer of %s: the object changed meanwhile; trying again", adapter.ref.key)
+        return ONE_SECOND
     except KubeError as error:
         log.warning("could not remove the finalizer of %s: %s", adapter.ref.key, error)
         return ONE_SECOND
