@@ -278,8 +278,8 @@ def _banner(session: SandboxSession, request: SandboxRequest, screen: Screen) ->
         label = "pods" if number == 0 else ""
         screen.print(f"  {label:<10}  {pod.name}  {pod.ip}:8000  ({session.engine_kind()})")
     metrics = f"; metrics {session.metrics_url}" if session.metrics_url else ""
-    screen.print(f"  operator    in-process, leader election off; backoff {options.backoff_base:g} s doubling "
-                 f"(5 s in production), pods stable for {options.stability_window:g} s{metrics}")  # fmt: skip
+    screen.print(f"  operator    in-process, leader election on (Lease {session.lease}); backoff {options.backoff_base:g} s "
+                 f"doubling (5 s in production), pods stable for {options.stability_window:g} s{metrics}")  # fmt: skip
     if session.sidecars is not None and session.sidecars.store is not None:
         screen.print(f"  runtime     AIBrix runtime 0.8.0 beside each engine (port 8080); S3 store (moto) "
                      f"{session.sidecars.store.endpoint}; the sample is {session.sidecars.sample_url}")  # fmt: skip

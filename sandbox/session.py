@@ -27,9 +27,11 @@ Entering starts, in order, and undoes in reverse on the way out (or on any failu
 7. with `runtime`, AIBrix's real runtime beside each engine and a local S3 store holding the sample
    (`modeladapter.sandbox.runtimes`), the pods given the `aibrix-runtime` container and the operator
    `--enable-runtime-sidecar`;
-8. the operator (`Operator`), with leader election off (one operator in one process: a Lease would only add
-   a wait), probes and metrics on a free loopback port, the documented 5 s stability window, and the
-   documented backoff shape scaled to a 1 s base (1, 2, 4, 8, 16 s) so that retries heal in seconds.
+8. the operator (`Operator`), holding the leader-election Lease where an installed operator holds it
+   (`modeladapter-operator` in `modeladapter-system`, a namespace created for it), so that the sandbox runs
+   the installed operator's code path and a second operator pointed at the emulator waits as a standby;
+   probes and metrics on a free loopback port, the documented 5 s stability window, and the documented
+   backoff shape scaled to a 1 s base (1, 2, 4, 8, 16 s) so that retries heal in seconds.
 
 Anything in the way (the state directory locked or not writable, port 8000 taken on a pod address, the
 gateway's port taken or Envoy not installed, a database that cannot be used, the vLLM lane not prepared) is a `SandboxProblem` with a one-line message.
@@ -54,7 +56,7 @@ from sqlalchemy.exc import DBAPIError
 
 from modeladapter import migrations
 from modeladapter.operator.controller.running import Operator
-from modeladapter.operator.controller.settings import OperatorSettings
+from modeladapter.operator.controller.settings import DEFAULT_LEASE_NAMESPACE, OperatorSettings
 from modeladapter.operator.kube.client import MODELADAPTERS, SECRETS, AlreadyExists, Kube, NotFound, Resource
 from modeladapter.operator.kube.manifests import modeladapter_crd
 from modeladapter.sandbox.addresses import ENGINE_PORT, FIRST_POD_IP, PortTaken, check_ports_free, free_port
@@ -160,6 +162,8 @@ class SandboxSession:
     operator: Operator | None = None
     operator_task: asyncio.Task[int] | None = None
     metrics_url: str | None = None
+    lease: str | None = None
+    """`NAMESPACE/NAME` of the Lease the operator holds."""
     start_position: int = 0
     """The log's last position before this run: everything after it is this run's."""
     template_hash: str = field(default_factory=lambda: _suffix(10))
@@ -348,6 +352,8 @@ class SandboxSession:
     async def _start_operator(self) -> None:
         options = self.options
         probe_port = free_port() if options.metrics else 0
+        # The emulator starts with the built-in namespaces only; the Lease needs the install's.
+        await self._ensure_namespace(DEFAULT_LEASE_NAMESPACE)
         settings = OperatorSettings(
             kubeconfig=options.kubeconfig_path,
             database_url=options.event_log_url,
@@ -355,12 +361,14 @@ class SandboxSession:
             backoff_base=options.backoff_base,
             drain_seconds=SANDBOX_DRAIN,
             enable_runtime_sidecar=options.runtime,
-            leader_election=False,
+            leader_election=True,
+            lease_namespace=DEFAULT_LEASE_NAMESPACE,
             probe_address=f"127.0.0.1:{probe_port}",
             identity=f"sandbox-{socket.gethostname()}-{os.getpid()}",
             log_format="text",
         )
         self.operator = Operator(settings, probes=options.metrics)
+        self.lease = f"{settings.lease_namespace}/{settings.lease_name}"
         self.operator_task = asyncio.create_task(self.operator.run(), name="sandbox-operator")
         if options.metrics:
             self.metrics_url = f"http://127.0.0.1:{probe_port}/metrics"

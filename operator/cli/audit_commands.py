@@ -1,9 +1,13 @@
 """The audit commands on the command line: `history`, `events`, `replay`, `verify`, `stuck`, `stats`.
 
 Each reads the event log (and `verify` the cluster), never writes to either, and prints a table (the default)
-or a JSON or YAML document (`-o json|yaml`; shapes in `modeladapter.operator.audit.rendering`). Arguments are
-checked here, so that every bad input ends as one line on stderr and exit status 2 (`AuditError`); argparse
-itself only handles unknown flags. `verify` exits 1 when it finds drift.
+or a JSON or YAML document (`-o json|yaml`; shapes in `modeladapter.operator.audit.rendering`); the listings
+also take `-o wide` and `-o name` where kubectl's would (`modeladapter.operator.cli.listing`). Without `-n`,
+the namespace is the kubeconfig context's, else `default` (`modeladapter.operator.cli.kubecontext`); in a pod
+without a kubeconfig, the service account's (`modeladapter.operator.cli.incluster`). Arguments
+are checked here, so that every bad input ends as one line on stderr and exit status 2 (`AuditError`); argparse
+itself only handles unknown flags. `verify` exits 1 when it finds drift. Inside a pod, with no kubeconfig,
+`verify` connects with the pod's service account, as `modeladapter run` does.
 
 `modeladapter.operator.cli.main` registers the subcommands (`add_audit_commands`) and dispatches to `run_audit_command`.
 """
@@ -28,6 +32,15 @@ from modeladapter.fsm.events import EVENT_TYPES
 from modeladapter.operator.audit import auditing, rendering, reports, verifying
 from modeladapter.operator.audit.eventlog import AuditError, open_event_log
 from modeladapter.operator.audit.rendering import OUTPUT_FORMATS, OutputFormat
+from modeladapter.operator.cli import listing
+from modeladapter.operator.cli.completion import Suggested
+from modeladapter.operator.cli.incluster import connect_in_cluster, in_a_pod, pod_namespace
+from modeladapter.operator.cli.kubecontext import (
+    FALLBACK_NAMESPACE,
+    KubeconfigError,
+    context_namespace,
+    listed_kubeconfigs,
+)
 from modeladapter.operator.cli.timeinput import TIME_HELP, TimeInputError, parse_duration, parse_time
 from modeladapter.store import DEFAULT_DATABASE_URL, SqlEventStore, StoreError
 from modeladapter.store.engine import redact_url
@@ -49,15 +62,14 @@ Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 def add_audit_commands(commands: Subcommands, *, database: argparse.ArgumentParser) -> None:
     """Add the six subcommands; `database` is the parent parser that holds `--database-url`."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-n", "--namespace", default="default", help="the adapters' namespace (default: default)")
-    # Checked in run_audit_command rather than with `choices`, so that a wrong value is one line, not a usage.
-    common.add_argument(
-        "-o", "--output", default="table", metavar="table|json|yaml", help="table (default), json or yaml"
-    )
+    namespace = argparse.ArgumentParser(add_help=False)
+    namespace.add_argument(
+        "-n", "--namespace",
+        help="the adapters' namespace (default: the kubeconfig context's, as kubectl's; else default)",
+    )  # fmt: skip
     every = argparse.ArgumentParser(add_help=False)
     every.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace (overrides -n)")
-    parents = [database, common]
+    parents = [database, namespace, _output_flag()]
 
     history = commands.add_parser(
         "history",
@@ -73,7 +85,7 @@ def add_audit_commands(commands: Subcommands, *, database: argparse.ArgumentPars
 
     events = commands.add_parser(
         "events",
-        parents=[*parents, every],
+        parents=[database, namespace, _output_flag("events"), every],
         help="the events of the log, filtered; --follow tails it",
         description="Events from the log in the order they were recorded, one line of English each. "
         f"Times (--since, --until): {TIME_HELP}.",
@@ -115,7 +127,7 @@ def add_audit_commands(commands: Subcommands, *, database: argparse.ArgumentPars
 
     verify = commands.add_parser(
         "verify",
-        parents=[*parents, every],
+        parents=[database, namespace, _output_flag("verify"), every],
         help="compare the log with the cluster; exit 1 on drift",
         description="Fold every live stream and compare it with what the cluster shows: phase, instances, "
         "readyReplicas, observedGeneration, placements and conditions (as the operator's own projection of "
@@ -126,7 +138,8 @@ def add_audit_commands(commands: Subcommands, *, database: argparse.ArgumentPars
     )
     verify.add_argument(
         "--kubeconfig", type=Path,
-        help="default: $KUBECONFIG, else ./.modeladapter/kubeconfig (the sandbox's) if it exists, else ~/.kube/config",
+        help="default: $KUBECONFIG, else ./.modeladapter/kubeconfig (the sandbox's) if it exists, else ~/.kube/config, "
+        "else (inside a pod) the pod's service account",
     )  # fmt: skip
     verify.add_argument("--context", help="the kubeconfig context (default: its current context)")
     verify.add_argument(
@@ -138,7 +151,7 @@ def add_audit_commands(commands: Subcommands, *, database: argparse.ArgumentPars
 
     stuck = commands.add_parser(
         "stuck",
-        parents=[*parents, every],
+        parents=[database, namespace, _output_flag("stuck"), every],
         help="adapters in one phase (not Running) for too long",
         description="Live adapters that have been in one phase other than Running for longer than --for, "
         "longest first, with the reason, the message and the last error.",
@@ -150,11 +163,27 @@ def add_audit_commands(commands: Subcommands, *, database: argparse.ArgumentPars
 
     commands.add_parser(
         "stats",
-        parents=[*parents, every],
+        parents=[database, namespace, _output_flag(), every],
         help="time-in-phase percentiles, retries, pod switches and losses",
         description="Across adapters: p50/p90/p99/max of the time spent in each phase (every completed stay "
         "in the log), failed loads, pod switches and pod losses per adapter, and adapters per current phase.",
     )
+
+
+def _output_flag(command: str | None = None) -> argparse.ArgumentParser:
+    """`-o/--output` with the formats `command` takes: table, json, yaml, and its `listing.EXTRA_OUTPUTS`."""
+    formats = (*OUTPUT_FORMATS, *listing.EXTRA_OUTPUTS.get(command or "", ()))
+    extra = {
+        "wide": "wide (more columns)",
+        "name": f"name ({listing.RESOURCE}/NAME lines)",
+    }
+    described = ", ".join(extra.get(f, f) for f in formats[1:])
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "-o", "--output", default="table", choices=Suggested(formats), metavar="|".join(formats),
+        help=f"table (default), {described}",
+    )  # fmt: skip
+    return parent
 
 
 def run_audit_command(args: argparse.Namespace, *, prog: str, out: TextIO | None = None) -> int:
@@ -164,8 +193,11 @@ def run_audit_command(args: argparse.Namespace, *, prog: str, out: TextIO | None
     url = str(args.database_url or os.environ.get("MODELADAPTER_DATABASE_URL") or DEFAULT_DATABASE_URL)
     try:
         _check_text(args, url)
-        if args.output not in OUTPUT_FORMATS:
-            raise AuditError(f"-o/--output: must be one of {', '.join(OUTPUT_FORMATS)}, got {args.output!r}")
+        formats = (*OUTPUT_FORMATS, *listing.EXTRA_OUTPUTS.get(args.command, ()))
+        if args.output not in formats:
+            raise AuditError(f"-o/--output: must be one of {', '.join(formats)}, got {args.output!r}")
+        if args.command != "verify":  # verify reads the kubeconfig's namespace once it has connected with it
+            args.namespace = _default_namespace(args)
         command = _COMMANDS[args.command]
         return asyncio.run(command(args, url, out))
     except AuditError as error:
@@ -226,6 +258,33 @@ def _time(flag: str, text: str, now: datetime, *, end: bool = False) -> datetime
         raise AuditError(f"{flag}: {error}") from None
 
 
+def _default_namespace(args: argparse.Namespace) -> str:
+    """`-n`; else, in a pod without a kubeconfig, the service account's; else the kubeconfig context's."""
+    if args.namespace is not None:
+        return str(args.namespace)
+    if getattr(args, "all_namespaces", False):
+        return FALLBACK_NAMESPACE  # not used: -A reads every namespace
+    if _in_cluster(args):
+        return pod_namespace()
+    try:
+        return context_namespace(_kubeconfigs(args), getattr(args, "context", None))
+    except KubeconfigError as error:
+        raise AuditError(str(error)) from None
+
+
+def _kubeconfigs(args: argparse.Namespace) -> list[Path]:
+    """`--kubeconfig`, else the files `$KUBECONFIG` lists, else the one `verify` would use by default."""
+    explicit: Path | None = getattr(args, "kubeconfig", None)
+    return [explicit] if explicit else listed_kubeconfigs() or [verifying.default_kubeconfig()]
+
+
+def _in_cluster(args: argparse.Namespace) -> bool:
+    """In a pod, with no kubeconfig asked for or found: the pod's service account stands in for one."""
+    if getattr(args, "kubeconfig", None) is not None or getattr(args, "context", None) is not None:
+        return False
+    return not any(path.is_file() for path in _kubeconfigs(args)) and in_a_pod()
+
+
 def _output(args: argparse.Namespace) -> OutputFormat:
     output: OutputFormat = args.output
     return output
@@ -272,21 +331,29 @@ async def _events(args: argparse.Namespace, url: str, out: TextIO) -> int:
         since=_time("--since", args.since, now) if args.since is not None else None,
         until=_time("--until", args.until, now, end=True) if args.until is not None else None,
     )
-    output = _output(args)
+    wide = args.output == "wide"
+    output: OutputFormat = "table" if wide else _output(args)
     async with open_event_log(url) as store:
         if not args.follow:
             found = await auditing.events(store, selection, limit=limit)
-            out.write(
-                rendering.events_table(found)
-                if output == "table"
-                else rendering.dump([rendering.event_document(e) for e in found], output)
-            )
+            if wide:
+                out.write(listing.events_wide(found))
+            elif output == "table":
+                out.write(rendering.events_table(found))
+            else:
+                out.write(rendering.dump([rendering.event_document(e) for e in found], output))
             return 0
-        return await _follow(store, selection, limit, output, out)
+        return await _follow(store, selection, limit, output, out, wide=wide)
 
 
 async def _follow(
-    store: SqlEventStore, selection: EventFilter, limit: int | None, output: OutputFormat, out: TextIO
+    store: SqlEventStore,
+    selection: EventFilter,
+    limit: int | None,
+    output: OutputFormat,
+    out: TextIO,
+    *,
+    wide: bool = False,
 ) -> int:
     """Print the backlog, then every new event, until SIGINT or SIGTERM; exit status 0."""
     await auditing.check_selection(store, selection)
@@ -297,7 +364,9 @@ async def _follow(
 
     def write(events: list[Any]) -> None:
         for event in events:
-            if output == "table":
+            if wide:
+                out.write(listing.event_wide_line(event))
+            elif output == "table":
                 out.write(rendering.event_line(event))
             else:
                 out.write(rendering.dump_one_line(rendering.event_document(event), output))
@@ -307,7 +376,9 @@ async def _follow(
     stopping = asyncio.ensure_future(stop.wait())
     try:
         start = await last_position(store)
-        if output == "table":
+        if wide:
+            out.write(listing.events_wide_header())
+        elif output == "table":
             out.write(rendering.format_row(rendering.EVENT_HEADERS, rendering.EVENT_MIN_WIDTHS) + "\n")
         write(await find_events(store, replace(selection, upto_position=start), limit=limit))
         batches = follow_events(store, selection, after_position=start, poll_interval=FOLLOW_POLL_SECONDS)
@@ -343,8 +414,13 @@ async def _replay(args: argparse.Namespace, url: str, out: TextIO) -> int:
 
 async def _verify(args: argparse.Namespace, url: str, out: TextIO) -> int:
     kubeconfig = args.kubeconfig or verifying.default_kubeconfig()
-    async with open_event_log(url) as store, verifying.connect_cluster(kubeconfig, args.context) as kube:
+    cluster = connect_in_cluster() if _in_cluster(args) else verifying.connect_cluster(kubeconfig, args.context)
+    async with open_event_log(url) as store, cluster as kube:
+        args.namespace = _default_namespace(args)
         result = await verifying.verify(store, kube, namespace=_namespace(args), now=_now(), engines=args.engines)
+    if args.output == "name":
+        out.write(listing.names(listing.drifted(result)))
+        return DRIFT if result.drifts else 0
     output = _output(args)
     out.write(
         reports.verification_table(result)
@@ -366,6 +442,12 @@ async def _stuck(args: argparse.Namespace, url: str, out: TextIO) -> int:
         raise AuditError(f"--for: {args.longer_than!r} reaches back before the year 1") from None
     async with open_event_log(url) as store:
         found = await auditing.stuck(store, longer_than=longer_than, namespace=_namespace(args), now=now)
+    if args.output == "name":
+        out.write(listing.names([(s.namespace, s.name) for s in found]))
+        return 0
+    if args.output == "wide":
+        out.write(listing.stuck_wide(found, longer_than=longer_than))
+        return 0
     output = _output(args)
     out.write(
         reports.stuck_table(found, longer_than=longer_than)

@@ -1,8 +1,9 @@
 """The `modeladapter` command (also `kubectl modeladapter`).
 
-Subcommands so far: `run` (the operator), `manifests` (the CRD, RBAC and Deployment for `kubectl apply -f -`),
-`sandbox` (the whole system on this machine, no cluster), `db upgrade` / `db current`, and the read-only audit
-commands `history`, `events`, `replay`, `verify`, `stuck` and `stats` (`modeladapter.operator.cli.audit_commands`).
+Subcommands so far: `run` (the operator), `manifests` (a kustomize base of `deploy/` for `kubectl apply -f -`),
+`sandbox` (the whole system on this machine, no cluster), `db upgrade` / `db current`, the read-only audit
+commands `history`, `events`, `replay`, `verify`, `stuck` and `stats` (`modeladapter.operator.cli.audit_commands`),
+and `completion bash|zsh|fish` (`modeladapter.operator.cli.completion`); `--version` prints the version.
 Installed as `kubectl-modeladapter` too, it names itself `kubectl modeladapter` when run under that name.
 Bad input ends with a one-line message on stderr and exit status 2; nothing is written in that case.
 """
@@ -14,17 +15,20 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
 from sqlalchemy.exc import DBAPIError
 
 from modeladapter import migrations
 from modeladapter.operator.cli.audit_commands import AUDIT_COMMANDS, add_audit_commands, run_audit_command
+from modeladapter.operator.cli.completion import CompletionError, add_completion_command, completion_script
 from modeladapter.operator.controller.logs import configure_logging
 from modeladapter.operator.controller.settings import SettingsError, add_run_arguments, settings_from
 from modeladapter.operator.kube.manifests import (
+    DEFAULT_BASE,
     DEFAULT_NAMESPACE,
-    PARTS,
     ManifestError,
+    bases,
     operator_manifests,
     render_manifests,
 )
@@ -48,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=program_name(), description="Load LoRA adapters onto vLLM pods, with a replayable event log."
     )
+    parser.add_argument("--version", action="version", version=f"modeladapter {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     database = argparse.ArgumentParser(add_help=False)
     database.add_argument(
@@ -63,14 +68,25 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(run)
     manifests = commands.add_parser(
         "manifests",
-        help="print the CRD, RBAC and Deployment as YAML for `kubectl apply -f -`",
-        description="Print the operator's Kubernetes manifests: modeladapter manifests | kubectl apply -f -",
+        help="print a kustomize base of deploy/ as YAML for `kubectl apply -f -`",
+        description="Print the objects `kubectl kustomize deploy/BASE` renders, from the same files: "
+        "modeladapter manifests crds | kubectl apply -f - && modeladapter manifests | kubectl apply -f -",
     )
-    manifests.add_argument("--only", choices=PARTS, help="print one part only (default: all)")
     manifests.add_argument(
-        "--namespace", default=DEFAULT_NAMESPACE, help=f"the operator's namespace (default {DEFAULT_NAMESPACE})"
+        "base", nargs="?", default=DEFAULT_BASE, choices=bases(), metavar="BASE",
+        help=f"one of {', '.join(bases())} (default {DEFAULT_BASE})",
+    )  # fmt: skip
+    manifests.add_argument(
+        "--namespace",
+        help=f"install into this namespace instead of {DEFAULT_NAMESPACE}; every name gets the prefix NAMESPACE- "
+        "so that two installs never share a ClusterRole or ClusterRoleBinding",
     )
-    manifests.add_argument("--image", help="the operator image (default modeladapter:<version>)")
+    manifests.add_argument(
+        "--image", help="the operator image (default modeladapter:<version>); without a tag, :latest"
+    )
+    manifests.add_argument(
+        "--without-crds", action="store_true", help="leave the CRD out (to delete an install but keep every adapter)"
+    )
     _add_sandbox_arguments(
         commands.add_parser(
             "sandbox",
@@ -82,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
     add_audit_commands(commands, database=database)
+    add_completion_command(commands)
     db = commands.add_parser("db", help="the event log's schema").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", parents=[database], help="migrate the event log to this version's schema")
     db.add_parser("current", parents=[database], help="print the event log's schema revision")
@@ -169,7 +186,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _manifests(args: argparse.Namespace) -> int:
     try:
-        documents = operator_manifests(only=args.only, namespace=args.namespace, image=args.image)
+        documents = operator_manifests(
+            args.base, namespace=args.namespace, image=args.image, without_crds=args.without_crds
+        )
     except ManifestError as error:
         print(f"modeladapter manifests: {error}", file=sys.stderr)
         return USAGE_ERROR
@@ -177,8 +196,28 @@ def _manifests(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    try:
+        return version("modeladapter")
+    except PackageNotFoundError:  # pragma: no cover - only from a checkout that is not installed
+        return "unknown (not installed)"
+
+
+def _completion(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    try:
+        script = completion_script(parser, args.shell, prog=args.prog)
+    except CompletionError as error:
+        print(f"{program_name()} completion: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    sys.stdout.write(script)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "completion":
+        return _completion(parser, args)
     if args.command == "run":
         return _run(args)
     if args.command == "manifests":

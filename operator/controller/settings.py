@@ -3,7 +3,9 @@
 Every setting has a flag and an environment variable named after its field: `stability_window` is
 `--stability-window` and `MODELADAPTER_STABILITY_WINDOW`. A flag wins over the variable, the variable over the
 default; an empty variable counts as unset (so a manifest can blank one out). `POD_NAMESPACE`, which the
-Deployment fills in from the downward API, is the default namespace of the leader-election Lease.
+Deployment fills in from the downward API, is the default namespace of the leader-election Lease; outside a
+pod it is the install's namespace (`modeladapter-system`, where `deploy/default` puts the operator), so that
+a `modeladapter run` on a laptop and the operator in the cluster compete for one Lease and never both act.
 
 The fields come in kopf's groups (cluster access, the event log, reconciling, leader election, probes,
 logging), each with a docstring that says what it changes; unlike kopf's they stay in one flat class, so that
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from modeladapter.fsm.backoff import BackoffPolicy
+from modeladapter.operator.kube.manifests import DEFAULT_NAMESPACE
 from modeladapter.store.engine import (
     DEFAULT_DATABASE_URL,
     BadDatabaseParameter,
@@ -46,7 +49,8 @@ ENV_PREFIX: Final = "MODELADAPTER_"
 LogFormat = Literal["json", "text"]
 LOG_FORMATS: Final[tuple[LogFormat, ...]] = ("json", "text")
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-DEFAULT_LEASE_NAMESPACE: Final = "default"
+DEFAULT_LEASE_NAMESPACE: Final = DEFAULT_NAMESPACE
+"""Outside a pod: the namespace `deploy/default` installs the operator in, whose Lease the installed one holds."""
 DEFAULT_PROBE_ADDRESS: Final = "0.0.0.0:8080"
 
 # DNS-1123 label (namespaces) and subdomain (Lease names), as the API server checks them.
@@ -142,7 +146,8 @@ class OperatorSettings:
     """The `coordination.k8s.io/v1` Lease that replicas compete for."""
 
     lease_namespace: str = field(default_factory=_default_lease_namespace)
-    """The Lease's namespace; defaults to the operator's own (`POD_NAMESPACE`), else `default`."""
+    """The Lease's namespace; defaults to the operator's own (`POD_NAMESPACE`), else the install's
+    (`modeladapter-system`): one Lease however the operator was started."""
 
     lease_duration: float = 15.0
     """Seconds a standby waits after the last renewal before it takes the Lease over."""
@@ -360,7 +365,12 @@ OPTIONS: Final[tuple[_Option, ...]] = (
     ),  # fmt: skip
     _Option("leader_election", parse_bool, None, "act only while holding the Lease", boolean=True),
     _Option("lease_name", str, "NAME", "the leader-election Lease"),
-    _Option("lease_namespace", str, "NAMESPACE", "the Lease's namespace (default: $POD_NAMESPACE, else default)"),
+    _Option(
+        "lease_namespace",
+        str,
+        "NAMESPACE",
+        f"the Lease's namespace (default: $POD_NAMESPACE, else {DEFAULT_LEASE_NAMESPACE}, the install's)",
+    ),
     _Option("lease_duration", _SECONDS, "SECONDS", "a standby takes over this long after the last renewal"),
     _Option("renew_deadline", _SECONDS, "SECONDS", "the leader steps down if it cannot renew for this long"),
     _Option("retry_period", _SECONDS, "SECONDS", "time between Lease acquire or renew attempts"),

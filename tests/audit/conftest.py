@@ -665,3 +665,10 @@ def one_line_error(result: Result) -> str:
     assert result.err.endswith("\n") and result.err.count("\n") == 1, result.err
     assert "Traceback" not in result.err
     return result.err.rstrip("\n")
+
+
+@pytest.fixture(autouse=True)
+def no_kubeconfig_of_this_machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Without `-n`, the commands take the kubeconfig context's namespace: hide a developer's own kubeconfig
+    (and a sandbox's in the working directory), so that `default` is the default, as on CI."""
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))

@@ -96,7 +96,7 @@ def test_a_time_or_duration_that_cannot_be_read_says_what_is_accepted(
 @pytest.mark.parametrize(
     "argv, expected",
     [
-        (("events", "-o", "xml"), "-o/--output: must be one of table, json, yaml, got 'xml'"),
+        (("events", "-o", "xml"), "-o/--output: must be one of table, json, yaml, wide, got 'xml'"),
         (("stats", "--output", "csv"), "-o/--output: must be one of table, json, yaml, got 'csv'"),
         (("events", "--limit", "-3"), "--limit: expected a whole number of events, at least 1, got '-3'"),
         (("events", "--limit=-3"), "--limit: expected a whole number of events, at least 1, got '-3'"),

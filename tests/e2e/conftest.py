@@ -9,6 +9,7 @@ documented shape, scaled down) and no stability wait unless a test asks for one.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import subprocess
@@ -280,10 +281,21 @@ class Sandbox:
     # --- the operator ----------------------------------------------------------------------------------
 
     def spawn_operator(
-        self, *arguments: str, identity: str = "operator-a", probe_port: int | None = None
+        self,
+        *arguments: str,
+        identity: str = "operator-a",
+        probe_port: int | None = None,
+        lease_namespace: str | None = "default",
+        pod_namespace: str | None = None,
     ) -> OperatorProcess:
-        """`modeladapter run` as a real process (so that it can be SIGKILLed), with fast test timings."""
+        """`modeladapter run` as a real process (so that it can be SIGKILLed), with fast test timings.
+
+        `lease_namespace=None` leaves `--lease-namespace` out (the default applies); `pod_namespace` is the
+        `POD_NAMESPACE` the Deployment would give it (none, as on a laptop, unless given)."""
         port = probe_port or free_port()
+        environment = {key: value for key, value in os.environ.items() if key != "POD_NAMESPACE"}
+        if pod_namespace is not None:
+            environment["POD_NAMESPACE"] = pod_namespace
         command = [
             str(Path(sys.executable).parent / "modeladapter"),
             "run",
@@ -303,8 +315,7 @@ class Sandbox:
             f"127.0.0.1:{port}",
             "--identity",
             identity,
-            "--lease-namespace",
-            "default",
+            *(["--lease-namespace", lease_namespace] if lease_namespace is not None else []),
             "--lease-duration",
             "3",
             "--renew-deadline",
@@ -317,7 +328,9 @@ class Sandbox:
         ]
         log_file = self.kubeconfig.parent / f"{identity}.log"
         handle = log_file.open("ab")
-        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True, env=environment
+        )
         running = OperatorProcess(process, port, log_file)
         self.processes.append(running)
         return running

@@ -51,7 +51,7 @@ def test_the_defaults_are_the_documented_ones() -> None:
     assert settings.concurrency == 8
     assert settings.enable_runtime_sidecar is False
     assert settings.leader_election is True
-    assert (settings.lease_name, settings.lease_namespace) == ("modeladapter-operator", "default")
+    assert (settings.lease_name, settings.lease_namespace) == ("modeladapter-operator", "modeladapter-system")
     assert (settings.lease_duration, settings.renew_deadline, settings.retry_period) == (15.0, 10.0, 2.0)
     assert (settings.probe_address, settings.probe_host, settings.probe_port) == ("0.0.0.0:8080", "0.0.0.0", 8080)
     assert (settings.log_level, settings.log_format) == ("INFO", "json")
@@ -116,7 +116,7 @@ def test_a_boolean_flag_can_switch_off_what_the_environment_switched_on() -> Non
 
 def test_an_empty_variable_counts_as_unset() -> None:
     settings = parse(environ={"MODELADAPTER_NAMESPACE": "", "MODELADAPTER_CONCURRENCY": "", "POD_NAMESPACE": ""})
-    assert (settings.namespace, settings.concurrency, settings.lease_namespace) == (None, 8, "default")
+    assert (settings.namespace, settings.concurrency, settings.lease_namespace) == (None, 8, "modeladapter-system")
 
 
 def test_an_ipv6_probe_address_is_written_in_brackets() -> None:

@@ -55,6 +55,8 @@ class Visit:
     """The curl lines the sandbox printed, as printed, run through a shell: the command line -> its JSON answer."""
     stopped: Finished
     log_after_first_run: list[RecordedEvent]
+    lease: dict[str, Any]
+    """The leader-election Lease, as kubectl showed it while the sandbox served."""
 
 
 @pytest.fixture(scope="module")
@@ -83,12 +85,20 @@ def visit(workdir: Path, tmp_path_factory: pytest.TempPathFactory) -> Visit:
         pods = json.loads(kubectl("get", "pods", "-o", "json"))
         table = kubectl("get", "ma")
         described = kubectl("describe", "modeladapter", SAMPLE)
+        lease = json.loads(kubectl("-n", "modeladapter-system", "get", "lease", "modeladapter-operator", "-o", "json"))
         curls = {line: _shell_json(line) for line in _printed_curls(sandbox.stdout)}
         stopped = sandbox.interrupt()
     finally:
         sandbox.kill()
     return Visit(
-        adapters, pods, table, described, curls, stopped, read_log(sqlite_url(workdir / ".modeladapter" / "events.db"))
+        adapters,
+        pods,
+        table,
+        described,
+        curls,
+        stopped,
+        read_log(sqlite_url(workdir / ".modeladapter" / "events.db")),
+        lease,
     )
 
 
@@ -130,6 +140,10 @@ class TestKubectlWhileItServes:
         assert header.split()[:4] == ["NAME", "PHASE", "DESIRED", "READY"]
         assert row.split()[:4] == [SAMPLE, "Running", "3", "3"]
         assert f"ModelAdapter default/{SAMPLE} is ready" in visit.described
+
+    def test_the_sandbox_s_operator_holds_the_lease_an_installed_operator_would_and_says_so(self, visit: Visit) -> None:
+        assert visit.lease["spec"]["holderIdentity"].startswith("sandbox-")
+        assert "leader election on (Lease modeladapter-system/modeladapter-operator)" in visit.stopped.stdout
 
 
 class TestTheGatewayWhileItServes:
