@@ -277,7 +277,8 @@ def stuck_document(found: Sequence[StuckAdapter]) -> list[dict[str, Any]]:
     ]
 
 
-def stuck_table(found: Sequence[StuckAdapter], *, longer_than: timedelta) -> str:
+def stuck_table(found: Sequence[StuckAdapter], *, longer_than: timedelta, wide: bool = False) -> str:
+    """The stuck adapters, one row each; `wide` (`-o wide`) adds each adapter's uid."""
     if not found:
         return f"no adapter has been in one phase (other than Running) for longer than {human(longer_than)}\n"
     rows = [
@@ -289,10 +290,12 @@ def stuck_table(found: Sequence[StuckAdapter], *, longer_than: timedelta) -> str
             s.reason,
             one_line(s.message),
             one_line(s.last_error or "-"),
+            *([s.stream_id] if wide else []),
         ]
         for s in found
     ]
-    return table(["ADAPTER", "PHASE", "SINCE", "FOR", "REASON", "MESSAGE", "LAST ERROR"], rows)
+    headers = ["ADAPTER", "PHASE", "SINCE", "FOR", "REASON", "MESSAGE", "LAST ERROR", *(["UID"] if wide else [])]
+    return table(headers, rows)
 
 
 # --- stats ----------------------------------------------------------------------------------------------------

@@ -446,7 +446,7 @@ async def _stuck(args: argparse.Namespace, url: str, out: TextIO) -> int:
         out.write(listing.names([(s.namespace, s.name) for s in found]))
         return 0
     if args.output == "wide":
-        out.write(listing.stuck_wide(found, longer_than=longer_than))
+        out.write(reports.stuck_table(found, longer_than=longer_than, wide=True))
         return 0
     output = _output(args)
     out.write(

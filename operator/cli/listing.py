@@ -18,7 +18,6 @@ Which command takes which (`EXTRA_OUTPUTS`):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Final
 
 from modeladapter.fsm.events import RecordedEvent
@@ -28,13 +27,8 @@ from modeladapter.operator.audit.rendering import (
     EVENT_MIN_WIDTHS,
     event_row,
     format_row,
-    human,
-    one_line,
-    short_instant,
     table,
 )
-from modeladapter.operator.audit.reports import stuck_table
-from modeladapter.store.queries import StuckAdapter
 
 RESOURCE: Final = "modeladapter.model.aibrix.ai"
 """The resource's full name, as `kubectl get modeladapters -o name` prints it."""
@@ -59,25 +53,6 @@ def names(adapters: Sequence[tuple[str, str]]) -> str:
 def drifted(result: Verification) -> list[tuple[str, str]]:
     """The (namespace, name) of each adapter that drifted, in the report's order."""
     return [(drift.namespace, drift.name) for drift in result.drifts]
-
-
-def stuck_wide(found: Sequence[StuckAdapter], *, longer_than: timedelta) -> str:
-    if not found:
-        return stuck_table(found, longer_than=longer_than)
-    rows = [
-        [
-            f"{s.namespace}/{s.name}",
-            s.phase.value,
-            short_instant(s.since),
-            human(s.stuck_for),
-            s.reason,
-            one_line(s.message),
-            one_line(s.last_error or "-"),
-            s.stream_id,
-        ]
-        for s in found
-    ]
-    return table(["ADAPTER", "PHASE", "SINCE", "FOR", "REASON", "MESSAGE", "LAST ERROR", "UID"], rows)
 
 
 def event_wide_row(event: RecordedEvent) -> list[str]:
