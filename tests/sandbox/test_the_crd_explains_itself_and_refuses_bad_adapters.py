@@ -104,6 +104,28 @@ async def test_kubectl_explain_lists_the_fields_of_the_spec_with_their_descripti
     assert re.search(r"^   artifactURL\t<string> -required-$", out, re.MULTILINE), out
 
 
+async def test_a_current_kubectl_explains_too_falling_back_from_openapi_v3(kube: Kube, tmp_path: Path) -> None:
+    """kubectl 1.32 asks for /openapi/v3 first; neither v1.20 nor the emulator serves it, so it reads v2."""
+    current = Path("/usr/bin/kubectl")
+    if not current.exists():
+        pytest.fail("/usr/bin/kubectl (1.32) is missing: it comes with this kind of machine", pytrace=False)
+    process = await asyncio.create_subprocess_exec(
+        str(current),
+        f"--kubeconfig={kube.kubeconfig}",
+        f"--cache-dir={tmp_path / 'kube-cache'}",
+        "explain",
+        "modeladapter.spec.artifactURL",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
+    async with asyncio.timeout(60):
+        out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert "FIELD:    artifactURL <string>" in out.decode()
+    assert description("spec", "artifactURL") in words(out.decode())
+
+
 async def test_kubectl_explain_reaches_nested_fields_of_the_status(kubectl: Kubectl) -> None:
     path = ("status", "placements", "[]", "state")
     out = await kubectl.explain("modeladapter.status.placements.state", expected=description(*path))
