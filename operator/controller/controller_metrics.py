@@ -19,6 +19,7 @@ work, and the leader elector whether it leads. The controller is `modeladapter` 
 | `workqueue_work_duration_seconds` | histogram | `name`, `controller` | from the hand-out to `done` (10 ns to 1000 s) |
 | `workqueue_unfinished_work_seconds` | gauge | `name`, `controller` | the seconds of work in flight so far, summed (at scrape time); 0 on a standby |
 | `workqueue_longest_running_processor_seconds` | gauge | `name`, `controller` | the oldest work in flight (at scrape time); 0 on a standby |
+| `modeladapter_reconcile_rests_total` | counter | | adds held back because the adapter ran several times in a row just before (`Controller`'s `QUICK_RUN_REST`): a steady rate is a reconcile asking to run again at once |
 | `leader_election_master_status` | gauge | `name` | 1 while this replica leads the Lease `name`, 0 while it campaigns |
 
 How this controller maps onto controller-runtime's: a reconcile that raises is `result="error"`, counted in
@@ -128,6 +129,11 @@ class ControllerRuntimeMetrics:
             buckets=WORKQUEUE_BUCKETS,
             registry=registry,
         ).labels(**queue)
+        self._rests = Counter(
+            "modeladapter_reconcile_rests_total",
+            "Adds held back because the adapter had just run several times in a row (a rest between quick runs).",
+            registry=registry,
+        )
         self._leader = Gauge(
             "leader_election_master_status",
             "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates "
@@ -177,6 +183,9 @@ class ControllerRuntimeMetrics:
 
     def finished(self, worked: float) -> None:
         self._work_duration.observe(worked)
+
+    def rested(self) -> None:
+        self._rests.inc()
 
     # --- leader election -----------------------------------------------------------------------------------
 

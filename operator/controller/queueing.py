@@ -5,7 +5,13 @@
 * `add_after(key, s)` runs it `s` seconds from now (at once for `s` <= 0), unless it is due sooner anyway
   (backoff timers, retries, a reconcile's requeue); `add(key, after=s)` is the same for `s` > 0;
 * a key being processed is never handed out again until `done(key)`; if it was added meanwhile, it runs once
-  more right after, so no change is missed (level-triggered reconciles read the world afresh).
+  more right after, so no change is missed (level-triggered reconciles read the world afresh);
+* with a `RestPolicy`, a key that keeps coming back right after its `done` is made to rest: the first few
+  quick runs in a row are free (a new adapter takes a few passes to reach Running, and each should start at
+  once), then each rests twice as long as the one before, up to a second. A reconcile that keeps asking to
+  run again at once (a requeue of 0, or the watch event of its own write) therefore cannot loop without rest,
+  whatever it decides; each add held back is counted (`QueueObserver.rested`), and a key that comes back
+  after a pause starts afresh.
 
 Any number of workers may `await get()`; the queue is the only place keys wait.
 
@@ -26,9 +32,11 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -53,10 +61,50 @@ class QueueObserver(Protocol):
     def finished(self, worked: float) -> None:
         """A key was done with, `worked` seconds after it was handed out."""
 
+    def rested(self) -> None:
+        """A key added soon after its last `done` was made to wait for its rest to end (`RestPolicy`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RestPolicy:
+    """How long a key rests before a run that follows its previous one closely (within `window`)."""
+
+    free_runs: int = 8
+    """Quick runs in a row that start at once: the few passes a new or changed adapter takes."""
+    first: float = 0.005
+    """The first rest, in seconds; each further quick run rests twice as long as the one before."""
+    longest: float = 1.0
+    """No rest is longer: a reconcile that never stops asking runs about once a second."""
+    window: float = 2.0
+    """A run that starts later than this after the previous one ended starts a new streak."""
+
+    def __post_init__(self) -> None:
+        if self.free_runs < 0 or not 0 < self.first <= self.longest < self.window:
+            raise ValueError(f"a rest policy needs free_runs >= 0 and 0 < first <= longest < window, got {self}")
+
+    def rest(self, streak: int) -> float:
+        """Seconds to rest before the `streak`-th quick run in a row (0 for the free ones)."""
+        if streak <= self.free_runs:
+            return 0.0
+        return min(self.longest, self.first * 2.0 ** (streak - self.free_runs - 1))
+
 
 class WorkQueue(Generic[K]):
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic, observer: QueueObserver | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        observer: QueueObserver | None = None,
+        rest: RestPolicy | None = None,
+    ) -> None:
         self._clock = clock
+        self._rest_policy = rest
+        self._finished_at: OrderedDict[K, float] = OrderedDict()
+        """When each key was last done with, oldest first; only the last `rest.window` seconds are kept."""
+        self._streak: dict[K, int] = {}
+        """How many runs in a row each key started within `rest.window` of the previous run's end."""
+        self._add_counted: set[K] = set()
+        """Keys resting after their processing whose add, made during it, was counted already."""
         self._observer = observer
         self._ready: deque[K] = deque()
         self._queued: set[K] = set()
@@ -139,6 +187,7 @@ class WorkQueue(Generic[K]):
                 now = self._clock()
                 added = self._added_at.pop(key, now)
                 self._started_at[key] = now
+                self._count_streak(key, now)
                 if self._observer is not None:
                     self._observer.started(now - added)
                 return key
@@ -154,12 +203,23 @@ class WorkQueue(Generic[K]):
 
     def done(self, key: K) -> None:
         self._processing.discard(key)
+        now = self._clock()
         started = self._started_at.pop(key, None)
         if started is not None and self._observer is not None:
-            self._observer.finished(self._clock() - started)
+            self._observer.finished(now - started)
+        if self._rest_policy is not None:
+            self._forget_rests(now)
+            self._finished_at[key] = now
+            self._finished_at.move_to_end(key)
         if key in self._dirty:
             self._dirty.discard(key)
-            self._enqueue(key)  # counted as an add when it was added during its processing
+            # It was counted as an add when it was added during its processing; it runs once it has rested.
+            rest_ends = self._rest_ends(key)
+            if rest_ends > now:
+                self._add_counted.add(key)
+                self._rest(key, rest_ends)
+            else:
+                self._enqueue(key)
         self._notify()
 
     def reorder_ready(self, reorder: Callable[[list[K]], None]) -> None:
@@ -178,13 +238,50 @@ class WorkQueue(Generic[K]):
         self._due.pop(key, None)
         if key in self._dirty or key in self._queued:
             return
+        rest_ends = self._rest_ends(key)
+        if key not in self._processing and rest_ends > self._clock():
+            self._rest(key, rest_ends)
+            return
         self._added_at.setdefault(key, self._clock())
-        if self._observer is not None:
+        if key in self._add_counted:
+            self._add_counted.discard(key)  # added while it was processed, and counted then
+        elif self._observer is not None:
             self._observer.added()
         if key in self._processing:
             self._dirty.add(key)
         else:
             self._enqueue(key)
+
+    def _rest(self, key: K, until: float) -> None:
+        """Hand the key out when its rest ends (sooner only if a timer already has it due sooner)."""
+        if self._observer is not None:
+            self._observer.rested()
+        if until < self._due.get(key, math.inf):
+            self._due[key] = until
+            heapq.heappush(self._timers, (until, next(self._sequence), key))
+
+    def _rest_ends(self, key: K) -> float:
+        """When the key's next run may start: its last run's end plus the rest its streak has earned."""
+        finished = self._finished_at.get(key)
+        if self._rest_policy is None or finished is None:
+            return -math.inf
+        return finished + self._rest_policy.rest(self._streak.get(key, 0) + 1)
+
+    def _count_streak(self, key: K, started: float) -> None:
+        finished = self._finished_at.get(key)
+        if self._rest_policy is not None and finished is not None and started - finished < self._rest_policy.window:
+            self._streak[key] = self._streak.get(key, 0) + 1
+        else:
+            self._streak.pop(key, None)
+
+    def _forget_rests(self, now: float) -> None:
+        assert self._rest_policy is not None
+        while self._finished_at:
+            key, finished = next(iter(self._finished_at.items()))
+            if finished + self._rest_policy.window > now:
+                break
+            del self._finished_at[key]
+            self._streak.pop(key, None)
 
     def _enqueue(self, key: K) -> None:
         self._queued.add(key)

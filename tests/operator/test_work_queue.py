@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from modeladapter.operator.controller.controller_metrics import ControllerRuntimeMetrics
-from modeladapter.operator.controller.queueing import ShutDown, WorkQueue
+from modeladapter.operator.controller.queueing import RestPolicy, ShutDown, WorkQueue
 
 
 class FakeClock:
@@ -140,17 +140,146 @@ async def test_a_waiting_get_cancelled_as_a_key_arrives_stays_cancelled(with_tim
     assert await next_key(queue) == "a"  # the key it did not take is still there for the next worker
 
 
+# --- rests between runs of one key that follow each other closely ------------------------------------------
+
+EVERY_RUN_RESTS = RestPolicy(free_runs=0, first=0.1, longest=0.1, window=1.0)
+"""Every quick run rests 100 ms: the rest itself, without the streak."""
+
+
+async def test_a_key_added_again_as_soon_as_it_is_done_waits_for_its_rest() -> None:
+    clock = FakeClock()
+    queue: WorkQueue[str] = WorkQueue(clock=clock, rest=EVERY_RUN_RESTS)
+    queue.add("a")
+    assert await next_key(queue) == "a"
+    queue.done("a")
+    queue.add("a")  # a reconcile asking to run again at once
+    with pytest.raises(TimeoutError):
+        await next_key(queue, timeout=0.05)
+    clock.now += 0.1
+    queue.add("poke")
+    assert {await next_key(queue), await next_key(queue)} == {"a", "poke"}
+
+
+async def test_an_add_during_processing_runs_once_after_the_rest_not_at_once() -> None:
+    clock = FakeClock()
+    queue: WorkQueue[str] = WorkQueue(clock=clock, rest=EVERY_RUN_RESTS)
+    queue.add("a")
+    assert await next_key(queue) == "a"
+    queue.add("a")  # e.g. the watch event of the reconcile's own write
+    queue.done("a")
+    with pytest.raises(TimeoutError):
+        await next_key(queue, timeout=0.05)
+    clock.now += 0.1
+    queue.add("poke")
+    assert {await next_key(queue), await next_key(queue)} == {"a", "poke"}
+    assert len(queue) == 0, "it ran once, and nothing of it is left waiting"
+
+
+async def test_one_keys_rest_holds_back_no_other_key() -> None:
+    clock = FakeClock()
+    queue: WorkQueue[str] = WorkQueue(clock=clock, rest=EVERY_RUN_RESTS)
+    queue.add("a")
+    queue.done(await next_key(queue))
+    queue.add("a")
+    queue.add("b")
+    assert await next_key(queue) == "b"
+
+
+async def test_a_longer_delay_is_kept_and_a_rest_long_over_holds_nothing_back() -> None:
+    clock = FakeClock()
+    queue: WorkQueue[str] = WorkQueue(clock=clock, rest=EVERY_RUN_RESTS)
+    queue.add("a")
+    queue.done(await next_key(queue))
+    queue.add_after("a", 30)
+    clock.now += 1
+    queue.add("poke")
+    assert await next_key(queue) == "poke"
+    with pytest.raises(TimeoutError):
+        await next_key(queue, timeout=0.05)
+    clock.now += 30
+    queue.add("poke-again")
+    assert {await next_key(queue), await next_key(queue)} == {"a", "poke-again"}
+    queue.done("a")
+    clock.now += 5
+    queue.add("a")
+    assert await next_key(queue) == "a", "its rest ended long ago"
+
+
+async def run_for(scraped: Scraped, seconds: float, *, key: str = "a") -> int:
+    """Step the fake clock 10 ms at a time for `seconds`; each time `key` runs, it asks to run again at once."""
+    runs = 0
+    for step in range(round(seconds / 0.01)):
+        scraped.clock.now += 0.01
+        scraped.queue.add(f"tick-{step}-{key}")  # has each step looked at the timers
+        while scraped.queue.depth:
+            got = await scraped.queue.get()
+            scraped.queue.done(got)
+            if got == key:
+                runs += 1
+                scraped.queue.add_after(key, 0)  # Result(requeue_after=0), every time
+    return runs
+
+
+def rests_counted(scraped: Scraped) -> float:
+    for family in text_string_to_metric_families(generate_latest(scraped.registry).decode()):
+        for sample in family.samples:
+            if sample.name == "modeladapter_reconcile_rests_total":
+                return sample.value
+    raise AssertionError("modeladapter_reconcile_rests_total is not exported")
+
+
+async def test_a_reconcile_that_always_asks_to_run_again_at_once_slows_to_about_once_a_second() -> None:
+    scraped = Scraped(rest=RestPolicy())
+    scraped.queue.add("a")
+    runs = await run_for(scraped, 20)
+    # 9 at once (the first and 8 free), 8 resting 5 ms doubling to 640 ms, then about one a second.
+    assert 29 <= runs <= 37, f"{runs} runs in 20 s (2,000 without rests)"
+    assert runs - 10 <= rests_counted(scraped) <= runs, "each add held back is counted"
+
+
+async def test_the_first_quick_runs_start_at_once_and_a_pause_starts_a_new_streak() -> None:
+    scraped = Scraped(rest=RestPolicy(free_runs=4, first=0.5, longest=0.5, window=1.0))
+    queue = scraped.queue
+    queue.add("a")
+    for _ in range(5):  # the first run, then 4 free quick runs
+        assert await next_key(queue, timeout=0.05) == "a"
+        queue.done("a")
+        queue.add_after("a", 0)
+    with pytest.raises(TimeoutError):
+        await next_key(queue, timeout=0.05)
+    assert rests_counted(scraped) == 1
+    scraped.clock.now += 0.5
+    queue.add("poke")
+    assert {await next_key(queue), await next_key(queue)} == {"a", "poke"}
+    queue.done("a")
+    queue.done("poke")
+    scraped.clock.now += 1.0  # a pause as long as the window: the streak is over
+    queue.add("a")
+    assert await next_key(queue, timeout=0.05) == "a"
+
+
+def test_a_rest_policy_that_cannot_work_is_refused() -> None:
+    for bad in (
+        {"free_runs": -1},
+        {"first": 0.0},
+        {"first": 2.0, "longest": 1.0},
+        {"longest": 3.0, "window": 2.0},
+    ):
+        with pytest.raises(ValueError, match="rest policy"):
+            RestPolicy(**bad)  # type: ignore[arg-type]
+
+
 # --- what the queue tells the workqueue_* metrics -----------------------------------------------------------
 
 
 class Scraped:
     """A work queue on a fake clock, reporting to controller-runtime's metrics on a registry of its own."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, rest: RestPolicy | None = None) -> None:
         self.clock = FakeClock()
         self.registry = CollectorRegistry()
         self.metrics = ControllerRuntimeMetrics(self.registry)
-        self.queue: WorkQueue[str] = WorkQueue(clock=self.clock, observer=self.metrics)
+        self.queue: WorkQueue[str] = WorkQueue(clock=self.clock, observer=self.metrics, rest=rest)
         self.metrics.watch_queue(self.queue)
 
     def value(self, name: str, **labels: str) -> float:
